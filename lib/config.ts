@@ -1,0 +1,118 @@
+/**
+ * The config file: text in, rules or errors with line numbers out. Pure: the caller reads the
+ * file, so tests and `check` use exactly what the server uses.
+ *
+ * Format (the original's, unchanged): one rule per line, `PATTERN whitespace RESULT`, the result
+ * being the rest of the line; `#` comment lines and blank lines are ignored.
+ *
+ * @module
+ */
+
+import { makeMatcher, type PatternKind, type Rule, type RuleSet } from "./rules.ts";
+
+/** One problem in a config file, Postfix style: where, what, and how to fix it. */
+export interface ConfigError {
+  file: string;
+  /** 1-based line number, or 0 for the file as a whole. */
+  line: number;
+  message: string;
+}
+
+/** The outcome of parsing a config file. */
+export type ConfigResult =
+  | { ok: true; ruleSet: RuleSet }
+  | { ok: false; errors: ConfigError[] };
+
+const KIND_PREFIX = /^([a-z][a-z0-9_-]*):(.*)$/i;
+const KNOWN_KINDS = 'known kinds are "suffix:", "exact:", "/regex/", or a plain substring';
+
+/**
+ * Parses config text into a rule set, or returns every error found (not just the first).
+ *
+ * @example
+ * ```ts
+ * const result = parseConfig("suffix:outlook.com relay:[o365.example]:587\n", "/etc/r.conf");
+ * if (result.ok) console.log(result.ruleSet.rules.length); // 1
+ * ```
+ */
+export function parseConfig(text: string, file: string): ConfigResult {
+  const rules: Rule[] = [];
+  const errors: ConfigError[] = [];
+  const lines = text.split("\n");
+  for (let index = 0; index < lines.length; index++) {
+    const trimmed = lines[index].trim();
+    if (trimmed === "" || trimmed.startsWith("#")) continue;
+    const parsed = parseRuleLine(trimmed, index + 1);
+    if ("message" in parsed) errors.push({ file, line: index + 1, message: parsed.message });
+    else rules.push(parsed);
+  }
+  if (errors.length === 0 && rules.length === 0) {
+    errors.push({
+      file,
+      line: 0,
+      message: 'no rules: add at least one "PATTERN RESULT" line, e.g. ' +
+        '"suffix:mail.protection.outlook.com relay:[office365-relay.example.com]:587"',
+    });
+  }
+  return errors.length > 0 ? { ok: false, errors } : { ok: true, ruleSet: { file, rules } };
+}
+
+function parseRuleLine(line: string, lineNumber: number): Rule | { message: string } {
+  const split = line.search(/\s/);
+  if (split < 0) {
+    return {
+      message: `missing result after pattern "${line}": expected "PATTERN RESULT", ` +
+        'e.g. "suffix:outlook.com relay:[relay.example.com]:587"',
+    };
+  }
+  const pattern = line.slice(0, split);
+  const result = line.slice(split).trim();
+  const kind = patternKind(pattern);
+  if ("message" in kind) return kind;
+  let test: (host: string) => boolean;
+  try {
+    test = makeMatcher(kind.kind, kind.value);
+  } catch (error) {
+    const why = error instanceof Error ? error.message : String(error);
+    return { message: `bad regular expression ${pattern}: ${why}` };
+  }
+  return { line: lineNumber, pattern, kind: kind.kind, value: kind.value, result, test };
+}
+
+function patternKind(pattern: string): { kind: PatternKind; value: string } | { message: string } {
+  if (pattern.startsWith("/")) {
+    if (pattern.length < 3 || !pattern.endsWith("/")) {
+      return {
+        message: `bad regular expression ${pattern}: write it as /REGEX/ with no spaces ` +
+          "(use \\s or [ ] for a space); it is always case-insensitive",
+      };
+    }
+    return { kind: "regex", value: pattern.slice(1, -1) };
+  }
+  const prefixed = KIND_PREFIX.exec(pattern);
+  if (prefixed) {
+    const kind = prefixed[1].toLowerCase();
+    const value = prefixed[2].toLowerCase().replace(/\.$/, "");
+    if (kind !== "suffix" && kind !== "exact") {
+      return { message: `unknown pattern kind "${prefixed[1]}:" in "${pattern}": ${KNOWN_KINDS}` };
+    }
+    if (value === "") return { message: `empty ${kind}: pattern: name a host after "${kind}:"` };
+    return { kind, value };
+  }
+  return { kind: "substring", value: pattern.toLowerCase() };
+}
+
+/**
+ * Formats an error the way Postfix does: `FILE, line N: MESSAGE` (or `FILE: MESSAGE`).
+ *
+ * @example
+ * ```ts
+ * formatConfigError({ file: "/etc/r.conf", line: 3, message: "missing result" });
+ * // "/etc/r.conf, line 3: missing result"
+ * ```
+ */
+export function formatConfigError(error: ConfigError): string {
+  return error.line > 0
+    ? `${error.file}, line ${error.line}: ${error.message}`
+    : `${error.file}: ${error.message}`;
+}

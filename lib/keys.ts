@@ -1,0 +1,68 @@
+/**
+ * From a lookup key (`user@domain` or a bare domain) to the ASCII domain we ask DNS about, or a
+ * reason why no lookup makes sense.
+ *
+ * @module
+ */
+
+import { domainToASCII } from "node:url";
+
+/** The domain of a key, or why the key names no domain worth a DNS lookup. */
+export type KeyDomain =
+  | { ok: true; domain: string }
+  | { ok: false; reason: string };
+
+// One LDH label (underscore tolerated: it appears in real DNS names), 1 to 63 characters.
+const LABEL = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/;
+const ALL_DIGITS = /^[0-9]+$/;
+
+/**
+ * Extracts and normalises the domain of a lookup key.
+ *
+ * The domain is what follows the last `@` (a quoted local part may itself hold `@`); it is
+ * lower-cased, loses one trailing dot, and a UTF-8 name is converted to its ASCII (A-label) form.
+ * Wildcards, parent-domain keys (`.example.com`), address literals, single-label names and
+ * anything that is not a valid DNS name are refused without a DNS query.
+ *
+ * @example
+ * ```ts
+ * domainFromKey("User@Example.COM."); // { ok: true, domain: "example.com" }
+ * domainFromKey("user@[192.0.2.1]"); // { ok: false, reason: "address literal" }
+ * ```
+ */
+export function domainFromKey(key: string): KeyDomain {
+  const at = key.lastIndexOf("@");
+  let domain = at < 0 ? key : key.slice(at + 1);
+  if (domain === "*" || key === "*") return { ok: false, reason: "wildcard key" };
+  if (domain.startsWith("[")) return { ok: false, reason: "address literal" };
+  if (domain.startsWith(".")) return { ok: false, reason: "parent-domain key" };
+  if (domain.endsWith(".")) domain = domain.slice(0, -1);
+  if (domain === "") return { ok: false, reason: "empty domain" };
+  domain = domain.toLowerCase();
+  if (!isAscii(domain)) {
+    const ascii = domainToASCII(domain);
+    if (ascii === "") return { ok: false, reason: "invalid internationalised domain name" };
+    domain = ascii;
+  }
+  return checkDomainName(domain);
+}
+
+function isAscii(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    if (text.charCodeAt(i) > 0x7f) return false;
+  }
+  return true;
+}
+
+function checkDomainName(domain: string): KeyDomain {
+  if (domain.length > 253) return { ok: false, reason: "domain name longer than 253 characters" };
+  const labels = domain.split(".");
+  if (labels.length < 2) return { ok: false, reason: "single-label name" };
+  for (const label of labels) {
+    if (!LABEL.test(label)) return { ok: false, reason: "not a valid DNS name" };
+  }
+  if (ALL_DIGITS.test(labels[labels.length - 1])) {
+    return { ok: false, reason: "numeric top-level label (an IP address?)" };
+  }
+  return { ok: true, domain };
+}

@@ -1,0 +1,86 @@
+/**
+ * Routing rules and the pure match of MX host names against them.
+ *
+ * @module
+ */
+
+/** How a rule's pattern is compared with an MX host name. */
+export type PatternKind = "substring" | "suffix" | "exact" | "regex";
+
+/** One `PATTERN RESULT` line of the config file. */
+export interface Rule {
+  /** 1-based line number in the config file, for logs, `check`, `query` and metrics. */
+  line: number;
+  /** The pattern as written in the file. */
+  pattern: string;
+  /** The kind of comparison. */
+  kind: PatternKind;
+  /** The lower-cased pattern text without its kind prefix (for regex: the source). */
+  value: string;
+  /** The Postfix result to answer, e.g. `relay:[office365-relay.example.com]:587`. */
+  result: string;
+  /** True when the (lower-case, dot-less) host name matches. */
+  test: (host: string) => boolean;
+}
+
+/** Rules of one config file, in file order. Replaced as a whole on reload. */
+export interface RuleSet {
+  /** Path of the file the rules came from. */
+  file: string;
+  /** The rules in file order: the first match wins. */
+  rules: readonly Rule[];
+}
+
+/** Which MX host matched which rule. */
+export interface RuleMatch {
+  rule: Rule;
+  host: string;
+}
+
+/**
+ * Builds the test function of a pattern; the value must already be lower case (regex: source).
+ *
+ * @example
+ * ```ts
+ * makeMatcher("suffix", "outlook.com")("x.mail.protection.outlook.com"); // true
+ * makeMatcher("suffix", "outlook.com")("outlook.com.attacker.example"); // false
+ * ```
+ */
+export function makeMatcher(kind: PatternKind, value: string): (host: string) => boolean {
+  switch (kind) {
+    case "substring":
+      return (host) => host.includes(value);
+    case "exact":
+      return (host) => host === value;
+    case "suffix": {
+      const dotted = "." + value;
+      return (host) => host === value || host.endsWith(dotted);
+    }
+    case "regex": {
+      const regex = new RegExp(value, "i");
+      return (host) => regex.test(host);
+    }
+    default: {
+      const unknown: never = kind;
+      throw new Error(`unknown pattern kind ${unknown}`);
+    }
+  }
+}
+
+/**
+ * Finds the rule for a list of MX hosts: hosts in the order given (lowest preference first),
+ * and for each host the rules in file order; the first match wins.
+ *
+ * @example
+ * ```ts
+ * matchRules(["aspmx.l.google.com"], ruleSet.rules); // { rule, host } or null
+ * ```
+ */
+export function matchRules(hosts: readonly string[], rules: readonly Rule[]): RuleMatch | null {
+  for (const host of hosts) {
+    for (const rule of rules) {
+      if (rule.test(host)) return { rule, host };
+    }
+  }
+  return null;
+}

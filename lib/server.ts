@@ -1,0 +1,267 @@
+/**
+ * Sockets and nothing else: accepts connections, frames requests through a codec, asks the
+ * router, writes replies in request order, and enforces the limits.
+ *
+ * A connection reads one chunk, starts every lookup in it at once (pipelined requests resolve
+ * concurrently), then writes the replies in order, batched into as few writes as possible. It
+ * reads nothing more until those replies are written: a client cannot make us buffer without
+ * bound, whether it pipelines or stops reading.
+ *
+ * @module
+ */
+
+import { FRAME_BAD, FRAME_NEED_MORE, newFrame, type ProtocolCodec } from "./codec.ts";
+import { log } from "./log.ts";
+import type { Decision, Router } from "./router.ts";
+
+/** Read buffer of a connection at first; grows up to the codec's frame limit plus one read. */
+const INITIAL_BUFFER = 8192;
+/** How many reply bytes we gather before a write, when many requests arrive in one read. */
+const WRITE_BATCH = 16384;
+
+/** Connections open across all listeners, and the most allowed (--max-connections). */
+export interface ConnectionLimit {
+  open: number;
+  max: number;
+  /** Connections refused because `max` was reached. */
+  refused: number;
+}
+
+/** Options of {@linkcode TableServer}. */
+export interface TableServerInit {
+  listener: Deno.Listener;
+  codec: ProtocolCodec;
+  /** Read on every request, so a reload takes effect at once. */
+  router: Router;
+  /** Close connections idle this long (--timeout); 0 never. */
+  idleTimeoutMs: number;
+  limit: ConnectionLimit;
+}
+
+interface ConnectionState {
+  conn: Deno.Conn;
+  lastActive: number;
+  /** Between reading a chunk and writing its last reply. */
+  busy: boolean;
+  closed: boolean;
+  done: Promise<void>;
+}
+
+/**
+ * Serves one listener with one protocol until `stop`.
+ *
+ * @example
+ * ```ts
+ * const server = new TableServer({ listener, codec: tcpTableCodec, router, idleTimeoutMs, limit });
+ * const serving = server.serve();
+ * ```
+ */
+export class TableServer {
+  readonly #init: TableServerInit;
+  readonly #connections = new Set<ConnectionState>();
+  #stopping = false;
+  #sweeper: ReturnType<typeof setInterval> | undefined;
+
+  constructor(init: TableServerInit) {
+    this.#init = init;
+  }
+
+  /** Connections open on this listener now. */
+  get connections(): number {
+    return this.#connections.size;
+  }
+
+  /** The protocol served. */
+  get protocol(): string {
+    return this.#init.codec.name;
+  }
+
+  /** Accepts connections until the listener closes. */
+  async serve(): Promise<void> {
+    const idle = this.#init.idleTimeoutMs;
+    if (idle > 0) {
+      const every = Math.min(1000, Math.max(50, idle / 4));
+      this.#sweeper = setInterval(() => this.#closeIdle(idle), every);
+    }
+    try {
+      for await (const conn of this.#init.listener) {
+        const limit = this.#init.limit;
+        if (limit.open >= limit.max || this.#stopping) {
+          limit.refused++;
+          closeQuietly(conn);
+          continue;
+        }
+        this.#track(conn);
+      }
+    } catch (error) {
+      if (!this.#stopping) throw error;
+    } finally {
+      clearInterval(this.#sweeper);
+    }
+  }
+
+  /**
+   * Stops accepting, lets connections finish the requests already read (up to `graceMs`), then
+   * closes every connection.
+   */
+  async stop(graceMs: number): Promise<void> {
+    this.#stopping = true;
+    closeQuietly(this.#init.listener);
+    for (const state of this.#connections) {
+      if (!state.busy) closeState(state);
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<void>((resolve) => timer = setTimeout(resolve, graceMs));
+    await Promise.race([Promise.all([...this.#connections].map((s) => s.done)), deadline]);
+    clearTimeout(timer);
+    for (const state of this.#connections) closeState(state);
+  }
+
+  #track(conn: Deno.Conn): void {
+    const limit = this.#init.limit;
+    limit.open++;
+    const state: ConnectionState = {
+      conn,
+      lastActive: performance.now(),
+      busy: false,
+      closed: false,
+      done: Promise.resolve(),
+    };
+    this.#connections.add(state);
+    state.done = this.#handle(state).finally(() => {
+      closeState(state);
+      this.#connections.delete(state);
+      limit.open--;
+    });
+  }
+
+  #closeIdle(idleMs: number): void {
+    const now = performance.now();
+    for (const state of this.#connections) {
+      if (!state.busy && now - state.lastActive >= idleMs) {
+        log.debug`closing ${this.#init.codec.name} connection idle for ${idleMs} ms`;
+        closeState(state);
+      }
+    }
+  }
+
+  async #handle(state: ConnectionState): Promise<void> {
+    const { codec, router } = this.#init;
+    const conn = state.conn;
+    if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
+    const frame = newFrame();
+    const replies: (Uint8Array | Promise<Uint8Array>)[] = [];
+    const toBytes = (decision: Decision) => decision.replies[codec.slot] ??= codec.encode(decision);
+    let buffer = new Uint8Array(INITIAL_BUFFER);
+    let start = 0;
+    let end = 0;
+    try {
+      while (!state.closed && !this.#stopping) {
+        if (end === buffer.length) {
+          // Room for the next read: move the partial request to the front, or grow for it.
+          if (start > 0) {
+            buffer.copyWithin(0, start, end);
+            end -= start;
+            start = 0;
+          } else {
+            const grown = new Uint8Array(Math.min(buffer.length * 2, codec.maxFrame + 4096));
+            grown.set(buffer);
+            buffer = grown;
+          }
+        }
+        const read = await conn.read(buffer.subarray(end));
+        if (read === null) return;
+        end += read;
+        state.lastActive = performance.now();
+        state.busy = true;
+        let closeAfter = false;
+        for (;;) {
+          const status = codec.frame(buffer, start, end, frame);
+          if (status === FRAME_NEED_MORE) break;
+          start = frame.next;
+          if (status === FRAME_BAD) {
+            replies.push(frame.reply);
+            if (frame.close) {
+              closeAfter = true;
+              break;
+            }
+            continue;
+          }
+          const decision = router.route(frame.key);
+          replies.push(decision instanceof Promise ? decision.then(toBytes) : toBytes(decision));
+        }
+        if (start === end) start = end = 0;
+        await writeInOrder(conn, replies);
+        replies.length = 0;
+        state.busy = false;
+        state.lastActive = performance.now();
+        if (closeAfter) return;
+      }
+    } catch (error) {
+      if (!state.closed) log.debug`${codec.name} connection ended: ${error}`;
+    }
+  }
+}
+
+/** Writes replies in order, gathering ready ones into one write; waits on lookups as needed. */
+async function writeInOrder(
+  conn: Deno.Conn,
+  replies: (Uint8Array | Promise<Uint8Array>)[],
+): Promise<void> {
+  if (replies.length === 1 && replies[0] instanceof Uint8Array) {
+    return writeAll(conn, replies[0]);
+  }
+  let batch: Uint8Array[] = [];
+  let size = 0;
+  for (const reply of replies) {
+    let bytes: Uint8Array;
+    if (reply instanceof Uint8Array) {
+      bytes = reply;
+    } else {
+      if (size > 0) {
+        await writeAll(conn, concat(batch, size));
+        batch = [];
+        size = 0;
+      }
+      bytes = await reply;
+    }
+    batch.push(bytes);
+    size += bytes.length;
+    if (size >= WRITE_BATCH) {
+      await writeAll(conn, concat(batch, size));
+      batch = [];
+      size = 0;
+    }
+  }
+  if (size > 0) await writeAll(conn, concat(batch, size));
+}
+
+function concat(parts: Uint8Array[], size: number): Uint8Array {
+  if (parts.length === 1) return parts[0];
+  const joined = new Uint8Array(size);
+  let offset = 0;
+  for (const part of parts) {
+    joined.set(part, offset);
+    offset += part.length;
+  }
+  return joined;
+}
+
+async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  let offset = 0;
+  while (offset < bytes.length) offset += await conn.write(bytes.subarray(offset));
+}
+
+function closeState(state: ConnectionState): void {
+  if (state.closed) return;
+  state.closed = true;
+  closeQuietly(state.conn);
+}
+
+function closeQuietly(closable: { close(): void }): void {
+  try {
+    closable.close();
+  } catch {
+    // Already closed: nothing to do.
+  }
+}

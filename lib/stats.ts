@@ -1,0 +1,50 @@
+/**
+ * The periodic stats line, as the original router logged it: lookups, cache counters, memory and
+ * open connections, at info every 5 minutes.
+ *
+ * @module
+ */
+
+import type { MxCache } from "./cache.ts";
+import { log } from "./log.ts";
+import type { Memo, Router } from "./router.ts";
+import type { ConnectionLimit } from "./server.ts";
+
+/** How often the stats line is logged. */
+export const STATS_INTERVAL_MS = 5 * 60 * 1000;
+
+/** What the stats line reads. */
+export interface StatsSources {
+  cache: MxCache<Memo>;
+  router: Router;
+  limit: ConnectionLimit;
+}
+
+/**
+ * Formats the stats line from the live counters.
+ *
+ * @example
+ * ```ts
+ * statsLine({ cache, router, limit }); // "stats: lookups match=3 nomatch=1 ... rss=52.1MB"
+ * ```
+ */
+export function statsLine(sources: StatsSources): string {
+  const { match, nomatch, tempfail, invalid } = sources.router.counts;
+  const c = sources.cache.counters;
+  const rssMb = (Deno.memoryUsage().rss / 1048576).toFixed(1);
+  return `stats: lookups match=${match} nomatch=${nomatch} tempfail=${tempfail} ` +
+    `invalid=${invalid}; cache entries=${sources.cache.size} hits=${c.hits} misses=${c.misses} ` +
+    `stale=${c.staleAnswers} prefetches=${c.prefetches} coalesced=${c.coalesced} ` +
+    `failure_hits=${c.failureHits}; dns queries=${c.dnsQueries} failures=${c.failures}; ` +
+    `connections open=${sources.limit.open} refused=${sources.limit.refused}; rss=${rssMb}MB`;
+}
+
+/** Logs the stats line every {@linkcode STATS_INTERVAL_MS}; `stop` ends it. */
+export function startStatsLog(
+  sources: StatsSources,
+  intervalMs = STATS_INTERVAL_MS,
+): { stop(): void } {
+  const timer = setInterval(() => log.info`${statsLine(sources)}`, intervalMs);
+  Deno.unrefTimer(timer);
+  return { stop: () => clearInterval(timer) };
+}
