@@ -1,0 +1,116 @@
+import assert from "node:assert/strict";
+import { DEFAULT_CACHE_OPTIONS, MxCache } from "../lib/cache.ts";
+import { parseConfig } from "../lib/config.ts";
+import type { MxOutcome } from "../lib/dns_types.ts";
+import { decide, type Decision, type LookupReport, type Memo, Router } from "../lib/router.ts";
+import type { RuleSet } from "../lib/rules.ts";
+import { FakeClock, FakeResolver } from "./support/fake_resolver.ts";
+
+function rules(text: string): RuleSet {
+  const parsed = parseConfig(text, "test.conf");
+  if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
+  return parsed.ruleSet;
+}
+
+const RULES = rules(
+  "suffix:mail.protection.outlook.com relay:[o365.example]:587\n" +
+    "exact:mx.implicit.example relay:[implicit]:25\n",
+);
+
+Deno.test("decide follows the DNS outcome table", () => {
+  const cases: [MxOutcome, string, string | null][] = [
+    [
+      { kind: "mx", hosts: ["x.mail.protection.outlook.com"], ttl: 60 },
+      "match",
+      "relay:[o365.example]:587",
+    ],
+    [{ kind: "mx", hosts: ["aspmx.l.google.com"], ttl: 60 }, "nomatch", null],
+    [{ kind: "nullmx", ttl: 60 }, "nomatch", null],
+    [{ kind: "nxdomain", negativeTtl: 60 }, "nomatch", null],
+    [{ kind: "nodata", negativeTtl: 60 }, "match", "relay:[implicit]:25"],
+    [{ kind: "tempfail", reason: "SERVFAIL from x", cause: "servfail" }, "tempfail", null],
+  ];
+  for (const [outcome, label, result] of cases) {
+    const decision = decide("mx.implicit.example", outcome, RULES);
+    assert.equal(decision.label, label, outcome.kind);
+    assert.equal(decision.result, result, outcome.kind);
+  }
+  assert.equal(
+    decide("x.example", { kind: "tempfail", reason: "timeout", cause: "timeout" }, RULES).reason,
+    "timeout",
+  );
+});
+
+Deno.test("decide tries hosts in the given (preference) order", () => {
+  const decision = decide("d.example", {
+    kind: "mx",
+    hosts: ["backup.example", "a.mail.protection.outlook.com"],
+    ttl: 60,
+  }, RULES);
+  assert.equal(decision.label, "match");
+  assert.equal(decision.match?.host, "a.mail.protection.outlook.com");
+  assert.equal(decision.match?.rule.line, 1);
+});
+
+function setup() {
+  const resolver = new FakeResolver();
+  const clock = new FakeClock();
+  const cache = new MxCache<Memo>({ resolver, options: DEFAULT_CACHE_OPTIONS, now: clock.read });
+  const reports: LookupReport[] = [];
+  const router = new Router({
+    cache,
+    ruleSet: RULES,
+    observer: { wants: () => true, report: (r) => reports.push(r) },
+  });
+  return { resolver, router, reports };
+}
+
+Deno.test("invalid keys are answered without DNS", async () => {
+  const { resolver, router, reports } = setup();
+  for (const key of ["*", ".example.com", "user@[192.0.2.1]", "localhost"]) {
+    const decision = await router.route(key);
+    assert.equal(decision.label, "invalid");
+  }
+  assert.equal(resolver.total, 0);
+  assert.equal(router.counts.invalid, 4);
+  assert.equal(reports[0].source, "key");
+});
+
+Deno.test("a hit reuses the memoized decision; a new rule set recomputes it", async () => {
+  const { resolver, router } = setup();
+  resolver.answer("contoso.example", {
+    kind: "mx",
+    hosts: ["c.mail.protection.outlook.com"],
+    ttl: 300,
+  });
+  const first = await router.route("a@contoso.example");
+  const second = router.route("b@CONTOSO.example.");
+  assert.ok(!(second instanceof Promise), "hits are synchronous");
+  assert.equal(second, first);
+  router.ruleSet = rules("suffix:outlook.com relay:[new]:25\n");
+  const third = await router.route("c@contoso.example") as Decision;
+  assert.equal(third.result, "relay:[new]:25");
+  assert.equal(resolver.total, 1);
+  assert.deepEqual(router.counts, { match: 3, nomatch: 0, tempfail: 0, invalid: 0 });
+});
+
+Deno.test("UTF-8 domains are looked up in their ASCII form", async () => {
+  const { resolver, router } = setup();
+  await router.route("jörg@müller.example");
+  assert.deepEqual([...resolver.queries.keys()], ["xn--mller-kva.example"]);
+});
+
+Deno.test("the lookup report says where the answer came from", async () => {
+  const { resolver, router, reports } = setup();
+  resolver.answer("contoso.example", {
+    kind: "mx",
+    hosts: ["c.mail.protection.outlook.com"],
+    ttl: 300,
+  });
+  await router.route("a@contoso.example");
+  await router.route("a@contoso.example");
+  assert.deepEqual(reports.map((r) => [r.domain, r.source, r.decision.label]), [
+    ["contoso.example", "dns", "match"],
+    ["contoso.example", "cache", "match"],
+  ]);
+});

@@ -1,0 +1,166 @@
+import assert from "node:assert/strict";
+import { DEFAULT_CACHE_OPTIONS, MxCache } from "../lib/cache.ts";
+import { parseConfig } from "../lib/config.ts";
+import { type Memo, Router } from "../lib/router.ts";
+import { type ConnectionLimit, TableServer } from "../lib/server.ts";
+import { tcpTableCodec } from "../lib/tcp_table.ts";
+import { FakeResolver } from "./support/fake_resolver.ts";
+import { LineClient } from "./support/tcp_client.ts";
+
+const RULES = "suffix:mail.protection.outlook.com relay:[o365.example]:587\n" +
+  "suffix:google.com smtp:[a.example]:25, [b.example]:25\n";
+
+async function startServer(options: { idleTimeoutMs?: number; maxConnections?: number } = {}) {
+  const parsed = parseConfig(RULES, "test.conf");
+  if (!parsed.ok) throw new Error("bad rules");
+  const resolver = new FakeResolver()
+    .answer("contoso.example", {
+      kind: "mx",
+      hosts: ["contoso.mail.protection.outlook.com"],
+      ttl: 300,
+    })
+    .answer("gmail.example", { kind: "mx", hosts: ["aspmx.l.google.com"], ttl: 300 })
+    .answer("other.example", { kind: "mx", hosts: ["mx.other.example"], ttl: 300 })
+    .answer("broken.example", {
+      kind: "tempfail",
+      reason: "SERVFAIL from test",
+      cause: "servfail",
+    });
+  const cache = new MxCache<Memo>({ resolver, options: DEFAULT_CACHE_OPTIONS });
+  const router = new Router({ cache, ruleSet: parsed.ruleSet });
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const limit: ConnectionLimit = { open: 0, max: options.maxConnections ?? 100, refused: 0 };
+  const server = new TableServer({
+    listener,
+    codec: tcpTableCodec,
+    router,
+    idleTimeoutMs: options.idleTimeoutMs ?? 0,
+    limit,
+  });
+  const serving = server.serve();
+  const port = (listener.addr as Deno.NetAddr).port;
+  const clients: LineClient[] = [];
+  return {
+    port,
+    server,
+    resolver,
+    limit,
+    async client() {
+      const client = await LineClient.connect(port);
+      clients.push(client);
+      return client;
+    },
+    async [Symbol.asyncDispose]() {
+      for (const client of clients) client.close();
+      await server.stop(1000);
+      await serving;
+    },
+  };
+}
+
+Deno.test("answers 200, 500 and 400 as tcp_table(5) says, many requests per connection", async () => {
+  await using s = await startServer();
+  const client = await s.client();
+  assert.equal(await client.get("user@contoso.example"), "200 relay:[o365.example]:587");
+  assert.equal(await client.get("user@gmail.example"), "200 smtp:[a.example]:25,%20[b.example]:25");
+  assert.equal(await client.get("user@other.example"), "500 NO%20RESULT");
+  assert.equal(await client.get("user@broken.example"), "400 SERVFAIL%20from%20test");
+  assert.equal(await client.get("*"), "500 NO%20RESULT");
+});
+
+Deno.test("pipelined requests in one write are answered in order", async () => {
+  await using s = await startServer();
+  const client = await s.client();
+  s.resolver.hold(); // first lookups wait, later ones too: order must still hold
+  await client.send(
+    "get a@contoso.example\nget b@other.example\nget localhost\nget c@broken.example\n" +
+      "get d@gmail.example\n",
+  );
+  setTimeout(() => s.resolver.release(), 50);
+  assert.equal(await client.line(), "200 relay:[o365.example]:587");
+  assert.equal(await client.line(), "500 NO%20RESULT");
+  assert.equal(await client.line(), "500 NO%20RESULT");
+  assert.equal(await client.line(), "400 SERVFAIL%20from%20test");
+  assert.equal(await client.line(), "200 smtp:[a.example]:25,%20[b.example]:25");
+});
+
+Deno.test("a request split across writes is answered once complete", async () => {
+  await using s = await startServer();
+  const client = await s.client();
+  await client.send("ge");
+  await new Promise((resolve) => setTimeout(resolve, 30));
+  await client.send("t user@conto");
+  await new Promise((resolve) => setTimeout(resolve, 30));
+  await client.send("so.example\r\nget user@other.example\n");
+  assert.equal(await client.line(), "200 relay:[o365.example]:587");
+  assert.equal(await client.line(), "500 NO%20RESULT");
+});
+
+Deno.test("an unknown command gets 400 and the connection stays usable", async () => {
+  await using s = await startServer();
+  const client = await s.client();
+  assert.match(await client.get("x") ?? "", /^200|^500/); // "get x": a key, not a command error
+  await client.send("put a b\n");
+  assert.match(await client.line() ?? "", /^400 unknown%20command%20"put"/);
+  await client.send("get user@%ZZ\n");
+  assert.match(await client.line() ?? "", /^400 bad%20%25-encoding/);
+  assert.equal(await client.get("user@contoso.example"), "200 relay:[o365.example]:587");
+});
+
+Deno.test("a line over 4096 bytes gets 400 and the connection is closed", async () => {
+  await using s = await startServer();
+  const client = await s.client();
+  await client.send("get " + "a".repeat(5000));
+  assert.match(await client.line() ?? "", /^400 request%20longer%20than%204096%20bytes$/);
+  assert.equal(await client.line(), null);
+  // The server is fine: a new connection works.
+  const other = await s.client();
+  assert.equal(await other.get("user@contoso.example"), "200 relay:[o365.example]:587");
+});
+
+Deno.test("idle connections are closed after --timeout", async () => {
+  await using s = await startServer({ idleTimeoutMs: 200 });
+  const client = await s.client();
+  assert.equal(await client.get("user@contoso.example"), "200 relay:[o365.example]:587");
+  const started = Date.now();
+  assert.equal(await client.line(3000), null);
+  const waited = Date.now() - started;
+  assert.ok(waited >= 150 && waited < 2000, `closed after ${waited} ms`);
+  assert.equal(s.server.connections, 0);
+});
+
+Deno.test("many concurrent connections are served", async () => {
+  await using s = await startServer();
+  const clients = await Promise.all(Array.from({ length: 50 }, () => s.client()));
+  const replies = await Promise.all(clients.map((c, i) => c.get(`u${i}@contoso.example`)));
+  for (const reply of replies) assert.equal(reply, "200 relay:[o365.example]:587");
+  assert.equal(s.resolver.total, 1);
+});
+
+Deno.test("past --max-connections new connections are closed at once and counted", async () => {
+  await using s = await startServer({ maxConnections: 2 });
+  const a = await s.client();
+  const b = await s.client();
+  assert.equal(await a.get("user@contoso.example"), "200 relay:[o365.example]:587");
+  assert.equal(await b.get("user@contoso.example"), "200 relay:[o365.example]:587");
+  const c = await s.client();
+  await c.send("get user@contoso.example\n").catch(() => {});
+  assert.equal(await c.line().catch(() => null), null);
+  assert.equal(s.limit.refused, 1);
+  assert.equal(await a.get("user@other.example"), "500 NO%20RESULT");
+});
+
+Deno.test("stop answers requests already read, then closes", async () => {
+  const s = await startServer();
+  const client = await s.client();
+  s.resolver.hold();
+  await client.send("get user@contoso.example\n");
+  await new Promise((resolve) => setTimeout(resolve, 30));
+  const stopping = s.server.stop(2000);
+  setTimeout(() => s.resolver.release(), 50);
+  assert.equal(await client.line(), "200 relay:[o365.example]:587");
+  await stopping;
+  assert.equal(await client.line(), null);
+  client.close();
+  await s[Symbol.asyncDispose]();
+});
