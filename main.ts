@@ -6,11 +6,38 @@
  */
 
 import { MxCache } from "./lib/cache.ts";
-import { HELP, parseCommandLine, PROGRAM, type ServeOptions, USAGE, VERSION } from "./lib/cli.ts";
-import { createResolver } from "./lib/dns.ts";
+import { describeRuleSet } from "./lib/check.ts";
+import {
+  type CheckOptions,
+  HELP,
+  parseCommandLine,
+  PROGRAM,
+  type QueryOptions,
+  type ServeOptions,
+  USAGE,
+  VERSION,
+} from "./lib/cli.ts";
+import { explainLookup, formatQueryReport } from "./lib/query.ts";
+import { createResolver, type DnsQueryEvent } from "./lib/dns.ts";
+import type { MxOutcome, MxResolver } from "./lib/dns_types.ts";
+import {
+  combineObservers,
+  createMetrics,
+  type RouterMetrics,
+  serveMetrics,
+} from "./lib/metrics.ts";
 import { log, lookupLogger, setupLogging } from "./lib/log.ts";
 import { type Memo, Router } from "./lib/router.ts";
+import type { ProtocolCodec } from "./lib/codec.ts";
+import {
+  formatListenAddress,
+  groupId,
+  type ListenAddress,
+  openListener,
+  parseListenAddress,
+} from "./lib/listen.ts";
 import { type ConnectionLimit, TableServer } from "./lib/server.ts";
+import { socketmapCodec } from "./lib/socketmap.ts";
 import { formatDnsServer, loadDnsServers, loadRuleSet } from "./lib/setup.ts";
 import { startStatsLog } from "./lib/stats.ts";
 import { tcpTableCodec } from "./lib/tcp_table.ts";
@@ -30,10 +57,14 @@ async function serve(options: ServeOptions): Promise<void> {
   });
   const rules = await loadRuleSet(options.config);
   if (!rules.ok) fail(["fatal: " + rules.errors.join(`\n${PROGRAM}: fatal: `)], 1);
-  const servers = await loadDnsServers(options.dnsServers);
-  if (!servers.ok) fail(servers.errors.map((e) => `fatal: ${e}`), 1);
+  const dnsServers = await loadDnsServers(options.dnsServers);
+  if (!dnsServers.ok) fail(dnsServers.errors.map((e) => `fatal: ${e}`), 1);
 
-  const resolver = createResolver({ servers: servers.value, timeoutMs: options.dnsTimeoutMs });
+  let metrics: RouterMetrics | null = null;
+  const onQuery = (event: DnsQueryEvent) => metrics?.observeDnsQuery(event);
+  const resolver = new SwappableResolver(
+    createResolver({ servers: dnsServers.value, timeoutMs: options.dnsTimeoutMs, onQuery }),
+  );
   const cache = new MxCache<Memo>({
     resolver,
     options: {
@@ -46,8 +77,25 @@ async function serve(options: ServeOptions): Promise<void> {
       maxEntries: options.cacheSize,
     },
   });
-  const router = new Router({ cache, ruleSet: rules.value, observer: lookupLogger("") });
   const limit: ConnectionLimit = { open: 0, max: options.maxConnections, refused: 0 };
+  const servers: TableServer[] = [];
+  const observers = [lookupLogger("")];
+  if (options.metrics !== null) {
+    metrics = createMetrics({
+      lookups: () => router.counts,
+      cache: () => ({ ...cache.counters, entries: cache.size }),
+      connections: () => {
+        const open: Record<string, number> = { tcp_table: 0, socketmap: 0 };
+        for (const server of servers) open[server.protocol] += server.connections;
+        return open;
+      },
+      refusedConnections: () => limit.refused,
+      rules: () => router.ruleSet.rules.length,
+      version: VERSION,
+    });
+    observers.push(metrics.lookupObserver);
+  }
+  const router = new Router({ cache, ruleSet: rules.value, observer: combineObservers(observers) });
 
   let listener: Deno.Listener;
   try {
@@ -84,7 +132,9 @@ async function serve(options: ServeOptions): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info`${signal}: stopping; answering the requests already read`;
-    await server.stop(STOP_GRACE_MS);
+    await Promise.all(servers.map((server) => server.stop(STOP_GRACE_MS)));
+    await removeUnixSockets(endpoints.map((e) => e.address));
+    await metricsServer?.shutdown();
     stats.stop();
     log.info`stopped`;
     flushLog();
@@ -92,7 +142,108 @@ async function serve(options: ServeOptions): Promise<void> {
   };
   Deno.addSignalListener("SIGTERM", () => stop("SIGTERM"));
   Deno.addSignalListener("SIGINT", () => stop("SIGINT"));
-  await server.serve();
+  await Promise.all(servers.map((server) => server.serve()));
+}
+
+/** The resolver in force; replaced when a reload re-reads /etc/resolv.conf. */
+class SwappableResolver implements MxResolver {
+  current: MxResolver;
+  constructor(resolver: MxResolver) {
+    this.current = resolver;
+  }
+  resolveMx(domain: string): Promise<MxOutcome> {
+    return this.current.resolveMx(domain);
+  }
+}
+
+async function check(options: CheckOptions): Promise<number> {
+  const rules = await loadRuleSet(options.config);
+  if (!rules.ok) {
+    for (const error of rules.errors) console.error(error);
+    console.error(`${options.config}: invalid; the router would refuse to start`);
+    return 1;
+  }
+  const report = describeRuleSet(rules.value);
+  console.log(`${options.config}: ${rules.value.rules.length} rules`);
+  for (const line of report.rules) console.log(`  ${line}`);
+  for (const warning of report.warnings) console.error(warning);
+  console.log(`${options.config}: valid`);
+  return 0;
+}
+
+async function query(options: QueryOptions): Promise<number> {
+  const rules = await loadRuleSet(options.config);
+  if (!rules.ok) fail(rules.errors, 2);
+  const dnsServers = await loadDnsServers(options.dnsServers);
+  if (!dnsServers.ok) fail(dnsServers.errors, 2);
+  const resolver = createResolver({ servers: dnsServers.value, timeoutMs: options.dnsTimeoutMs });
+  let exitCode = 0;
+  const reports = [];
+  for (const key of options.keys) {
+    const report = await explainLookup({ key, ruleSet: rules.value, resolver });
+    exitCode = Math.max(exitCode, report.exitCode);
+    if (options.json) reports.push(report);
+    else console.log(formatQueryReport(report) + "\n");
+  }
+  if (options.json) {
+    console.log(JSON.stringify(
+      reports.map(({ decision, ...rest }) => ({
+        ...rest,
+        decision: { label: decision.label, result: decision.result, reason: decision.reason },
+      })),
+      null,
+      2,
+    ));
+  }
+  return exitCode;
+}
+
+interface Endpoint {
+  address: ListenAddress;
+  codec: ProtocolCodec;
+  listener: Deno.Listener;
+}
+
+/** Opens every listener the options ask for, or exits with a message naming the address. */
+async function listenAll(options: ServeOptions): Promise<Endpoint[]> {
+  const wanted: { address: ListenAddress; codec: ProtocolCodec }[] = [];
+  if (options.port !== 0) {
+    wanted.push({
+      address: { transport: "tcp", host: options.host, port: options.port },
+      codec: tcpTableCodec,
+    });
+  }
+  for (const text of options.socketmap) {
+    const address = parseListenAddress(text);
+    if ("error" in address) fail([`option '--socketmap' ${address.error}`], 2);
+    wanted.push({ address, codec: socketmapCodec });
+  }
+  let gid: number | null = null;
+  if (options.socketGroup !== null) {
+    const groups = await Deno.readTextFile("/etc/group").catch(() => "");
+    gid = groupId(groups, options.socketGroup);
+    if (gid === null) {
+      fail([`fatal: option '--socket-group': no group "${options.socketGroup}"`], 1);
+    }
+  }
+  const endpoints: Endpoint[] = [];
+  for (const { address, codec } of wanted) {
+    try {
+      const listener = await openListener(address, { mode: options.socketMode, gid });
+      endpoints.push({ address, codec, listener });
+    } catch (error) {
+      const why = error instanceof Error ? error.message : String(error);
+      fail([`fatal: cannot listen on ${formatListenAddress(address)}: ${why}`], 1);
+    }
+  }
+  return endpoints;
+}
+
+async function removeUnixSockets(addresses: ListenAddress[]): Promise<void> {
+  for (const address of addresses) {
+    if (address.transport !== "unix") continue;
+    await Deno.remove(address.path).catch(() => {});
+  }
 }
 
 if (import.meta.main) {
@@ -110,6 +261,12 @@ if (import.meta.main) {
       break;
     case "serve":
       await serve(command.options);
+      break;
+    case "check":
+      Deno.exit(await check(command.options));
+      break;
+    case "query":
+      Deno.exit(await query(command.options));
       break;
   }
 }

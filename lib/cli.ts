@@ -14,7 +14,9 @@ export const VERSION = "1.0.0";
 
 /** The usage line printed with every command-line error. */
 export const USAGE = `usage: ${PROGRAM} [-c FILE] [-p PORT] [-H HOST] [--cache-ttl SECONDS] ` +
-  "[--timeout SECONDS] [--dns-server ADDR[:PORT]]... [--dns-timeout SECONDS] [-v|-q] [-h] [--version]";
+  "[--timeout SECONDS] [--dns-server ADDR[:PORT]]... [--dns-timeout SECONDS] [-v|-q] [-h] " +
+  `[--version]\n       ${PROGRAM} check [-c FILE]\n` +
+  `       ${PROGRAM} query [-c FILE] [--dns-server ADDR[:PORT]]... [--json] KEY...`;
 
 /** Everything the server needs from the command line. */
 export interface ServeOptions {
@@ -33,12 +35,36 @@ export interface ServeOptions {
   staleAnswerMs: number;
   cacheSize: number;
   maxConnections: number;
+  /** Raw --socketmap values: `HOST:PORT` or `unix:/path`. */
+  socketmap: string[];
+  /** --socket-mode, permission bits of unix sockets. */
+  socketMode: number;
+  /** --socket-group, group name (or number) to own unix sockets; null keeps ours. */
+  socketGroup: string | null;
+  /** --metrics HOST:PORT for Prometheus, or null (off). */
+  metrics: string | null;
   verbosity: "debug" | "info" | "error";
+}
+
+/** Options of `check`. */
+export interface CheckOptions {
+  config: string;
+}
+
+/** Options of `query`. */
+export interface QueryOptions {
+  config: string;
+  dnsServers: string[];
+  dnsTimeoutMs: number;
+  json: boolean;
+  keys: string[];
 }
 
 /** What the command line asks for. */
 export type Command =
   | { kind: "serve"; options: ServeOptions }
+  | { kind: "check"; options: CheckOptions }
+  | { kind: "query"; options: QueryOptions }
   | { kind: "help" }
   | { kind: "version" }
   | { kind: "error"; message: string };
@@ -50,7 +76,7 @@ const HELP_BODY = `
 Serves Postfix tcp_table lookups: routes each recipient domain by the MX hosts DNS gives for it.
 
   -c, --config FILE        rules file (default ${DEFAULT_CONFIG})
-  -p, --port PORT          TCP port to listen on (default 10099)
+  -p, --port PORT          TCP port for tcp_table (default 10099); 0: no tcp_table listener
   -H, --host HOST          address to listen on (default 127.0.0.1)
       --cache-ttl SECONDS  longest any answer is cached; 0 disables caching (default 3600)
       --min-ttl SECONDS    shortest an answer is cached (default 30)
@@ -64,17 +90,28 @@ Serves Postfix tcp_table lookups: routes each recipient domain by the MX hosts D
       --dns-server ADDR[:PORT]  DNS server to ask, repeatable; IPv6 as [::1]:5353
                            (default: nameserver lines of /etc/resolv.conf)
       --dns-timeout SECONDS  the whole time budget of one DNS lookup (default 5)
+      --socketmap ADDR     also serve socketmap_table(5) on HOST:PORT or unix:/path; repeatable
+      --socket-mode MODE   permission bits of unix sockets, octal (default 0660)
+      --socket-group NAME  group to own unix sockets (e.g. postfix)
+      --metrics HOST:PORT  serve Prometheus metrics at http://HOST:PORT/metrics (default off)
   -v, --verbose            log every lookup (debug)
   -q, --quiet              log errors only
   -h, --help               show this help
       --version            show the version
+
+Subcommands:
+  check [-c FILE]          validate the rules file, list the rules, warn about risky patterns;
+                           exit 0 valid, 1 invalid
+  query [-c FILE] [--dns-server ADDR]... [--json] KEY...
+                           look KEY up with real DNS and explain the answer;
+                           exit 0 found, 1 not found, 2 temporary failure
 `;
 
 /** The full --help text. */
 export const HELP = `${USAGE}\n${HELP_BODY}`;
 
 const NUMBER_FLAGS = {
-  "port": { min: 1, max: 65535, integer: true },
+  "port": { min: 0, max: 65535, integer: true },
   "cache-ttl": { min: 0, max: 2 ** 31, integer: false },
   "min-ttl": { min: 0, max: 2 ** 31, integer: false },
   "negative-ttl": { min: 0, max: 2 ** 31, integer: false },
@@ -99,6 +136,8 @@ type NumberFlag = keyof typeof NUMBER_FLAGS;
  * ```
  */
 export function parseCommandLine(args: string[]): Command {
+  if (args[0] === "check") return parseCheck(args.slice(1));
+  if (args[0] === "query") return parseQuery(args.slice(1));
   let values;
   try {
     ({ values } = parseArgs({
@@ -120,6 +159,10 @@ export function parseCommandLine(args: string[]): Command {
         "max-connections": { type: "string" },
         "dns-server": { type: "string", multiple: true },
         "dns-timeout": { type: "string" },
+        socketmap: { type: "string", multiple: true },
+        "socket-mode": { type: "string" },
+        "socket-group": { type: "string" },
+        metrics: { type: "string" },
         verbose: { type: "boolean", short: "v" },
         quiet: { type: "boolean", short: "q" },
         help: { type: "boolean", short: "h" },
@@ -144,6 +187,20 @@ export function parseCommandLine(args: string[]): Command {
   }
   const host = values.host ?? "127.0.0.1";
   if (host === "") return { kind: "error", message: "option '--host' needs an address" };
+  const socketMode = values["socket-mode"] ?? "0660";
+  if (!/^0?[0-7]{3}$/.test(socketMode)) {
+    return {
+      kind: "error",
+      message: `option '--socket-mode' needs octal bits like 0660, not '${socketMode}'`,
+    };
+  }
+  const socketmap = values.socketmap ?? [];
+  if (numbers.port === 0 && socketmap.length === 0) {
+    return {
+      kind: "error",
+      message: "option '--port 0' disables tcp_table: give --socketmap ADDR too",
+    };
+  }
   return {
     kind: "serve",
     options: {
@@ -161,7 +218,61 @@ export function parseCommandLine(args: string[]): Command {
       staleAnswerMs: numbers["stale-answer-ms"] ?? 400,
       cacheSize: numbers["cache-size"] ?? 100_000,
       maxConnections: numbers["max-connections"] ?? 10_000,
+      socketmap,
+      socketMode: parseInt(socketMode, 8),
+      socketGroup: values["socket-group"] ?? null,
+      metrics: values.metrics ?? null,
       verbosity: values.verbose ? "debug" : values.quiet ? "error" : "info",
+    },
+  };
+}
+
+function parseCheck(args: string[]): Command {
+  try {
+    const { values } = parseArgs({
+      args,
+      strict: true,
+      options: { config: { type: "string", short: "c" } },
+    });
+    return { kind: "check", options: { config: values.config ?? DEFAULT_CONFIG } };
+  } catch (error) {
+    return { kind: "error", message: `check: ${describeParseError(error)}` };
+  }
+}
+
+function parseQuery(args: string[]): Command {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: true,
+      options: {
+        config: { type: "string", short: "c" },
+        "dns-server": { type: "string", multiple: true },
+        "dns-timeout": { type: "string" },
+        json: { type: "boolean" },
+      },
+    });
+  } catch (error) {
+    return { kind: "error", message: `query: ${describeParseError(error)}` };
+  }
+  const { values, positionals } = parsed;
+  if (positionals.length === 0) return { kind: "error", message: "query: give at least one KEY" };
+  let dnsTimeout = 5;
+  if (values["dns-timeout"] !== undefined) {
+    const value = parseNumber("dns-timeout", values["dns-timeout"]);
+    if (typeof value === "string") return { kind: "error", message: `query: ${value}` };
+    dnsTimeout = value;
+  }
+  return {
+    kind: "query",
+    options: {
+      config: values.config ?? DEFAULT_CONFIG,
+      dnsServers: values["dns-server"] ?? [],
+      dnsTimeoutMs: dnsTimeout * 1000,
+      json: values.json ?? false,
+      keys: positionals,
     },
   };
 }

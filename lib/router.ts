@@ -81,6 +81,18 @@ function decideHosts(hosts: readonly string[], ruleSet: RuleSet, noMatch: string
   });
 }
 
+/**
+ * The decision for a key that names no domain worth looking up: not found, without DNS.
+ *
+ * @example
+ * ```ts
+ * invalidKeyDecision("wildcard key").label; // "invalid"
+ * ```
+ */
+export function invalidKeyDecision(reason: string): Decision {
+  return makeDecision({ label: "invalid", reason: `invalid key: ${reason}`, hosts: [] });
+}
+
 /** One finished lookup, as logs and `query` see it. */
 export interface LookupReport {
   key: string;
@@ -143,12 +155,12 @@ export class Router {
     const startedAt = this.#observer === undefined ? 0 : performance.now();
     const parsed = domainFromKey(key);
     if (!parsed.ok) {
-      const decision = makeDecision({
-        label: "invalid",
-        reason: `invalid key: ${parsed.reason}`,
-        hosts: [],
+      return this.#finish(invalidKeyDecision(parsed.reason), {
+        key,
+        domain: null,
+        source: "key",
+        startedAt,
       });
-      return this.#finish(decision, { key, domain: null, source: "key", startedAt });
     }
     const domain = parsed.domain;
     const answer = this.#cache.lookup(domain);

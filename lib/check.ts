@@ -1,0 +1,42 @@
+/**
+ * `check`: validates a rules file and describes it for a person, like `postfix check` or
+ * `nginx -t`.
+ *
+ * @module
+ */
+
+import type { RuleSet } from "./rules.ts";
+
+/** What `check` prints for a valid file. */
+export interface CheckReport {
+  /** One line per rule: line number, kind, pattern, result. */
+  rules: string[];
+  /** Advice that does not make the file invalid. */
+  warnings: string[];
+}
+
+/**
+ * Lists the rules and warns about plain substring patterns, which a lookalike MX such as
+ * `protection.outlook.com.attacker.example` also matches.
+ *
+ * @example
+ * ```ts
+ * describeRuleSet(ruleSet).warnings; // ["/etc/r.conf, line 3: ... use suffix:outlook.com"]
+ * ```
+ */
+export function describeRuleSet(ruleSet: RuleSet): CheckReport {
+  const rules: string[] = [];
+  const warnings: string[] = [];
+  for (const rule of ruleSet.rules) {
+    rules.push(`line ${rule.line}: ${rule.kind.padEnd(9)} ${rule.pattern} -> ${rule.result}`);
+    if (rule.kind === "substring") {
+      const suggestion = rule.value.replace(/^\.+/, "");
+      warnings.push(
+        `${ruleSet.file}, line ${rule.line}: warning: substring pattern "${rule.pattern}" also ` +
+          `matches lookalike MX hosts such as ${suggestion}.attacker.example; ` +
+          `use "suffix:${suggestion}" to match that domain and its subdomains only`,
+      );
+    }
+  }
+  return { rules, warnings };
+}

@@ -1,0 +1,226 @@
+/**
+ * Prometheus metrics (prom-client) served at `/metrics` by Deno.serve when --metrics is given.
+ *
+ * Counters the router already keeps are read at scrape time, so the hot path pays nothing for
+ * them; only the two duration histograms are observed per event. Label sets are fixed: no domain
+ * names in labels.
+ *
+ * @module
+ */
+
+import client from "prom-client";
+import type { CacheCounters } from "./cache.ts";
+import type { DecisionLabel, LookupObserver, LookupReport } from "./router.ts";
+
+/** Everything the scrape reads from the running router. */
+export interface MetricSources {
+  lookups: () => Record<DecisionLabel, number>;
+  cache: () => CacheCounters & { entries: number };
+  /** Open connections per protocol. */
+  connections: () => Record<string, number>;
+  refusedConnections: () => number;
+  rules: () => number;
+  version: string;
+}
+
+/** The metrics of one router process. */
+export interface RouterMetrics {
+  registry: client.Registry;
+  /** Observes lookup durations (give it to the router beside the log observer). */
+  lookupObserver: LookupObserver;
+  /** Observes one DNS query (the resolver's onQuery hook). */
+  observeDnsQuery(event: { outcome: string; durationMs: number }): void;
+  /** Counts a reload by outcome. */
+  countReload(outcome: "success" | "failure"): void;
+}
+
+const DNS_OUTCOMES = [
+  "noerror",
+  "nxdomain",
+  "servfail",
+  "refused",
+  "other",
+  "timeout",
+  "malformed",
+  "network",
+];
+
+/**
+ * Creates the registry and metrics.
+ *
+ * @example
+ * ```ts
+ * const metrics = createMetrics(sources);
+ * const text = await metrics.registry.metrics();
+ * ```
+ */
+export function createMetrics(sources: MetricSources): RouterMetrics {
+  const registry = new client.Registry();
+  const counterFrom = (name: string, help: string, read: () => number) =>
+    new client.Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(read());
+      },
+    });
+  new client.Counter({
+    name: "mxrouter_lookups_total",
+    help: "Lookups answered, by result.",
+    labelNames: ["result"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [result, count] of Object.entries(sources.lookups())) this.inc({ result }, count);
+    },
+  });
+  const lookupSeconds = new client.Histogram({
+    name: "mxrouter_lookup_duration_seconds",
+    help: "Time from request to decision.",
+    buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.025, 0.1, 0.5, 1, 2.5, 5],
+    registers: [registry],
+  });
+  const dnsSeconds = new client.Histogram({
+    name: "mxrouter_dns_duration_seconds",
+    help: "Time of one DNS query attempt.",
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [registry],
+  });
+  const dnsQueries = new client.Counter({
+    name: "mxrouter_dns_queries_total",
+    help: "DNS queries sent, by outcome (rcode or failure).",
+    labelNames: ["rcode"],
+    registers: [registry],
+  });
+  for (const rcode of DNS_OUTCOMES) dnsQueries.inc({ rcode }, 0);
+  counterFrom(
+    "mxrouter_cache_hits_total",
+    "Lookups answered from a fresh cache entry.",
+    () => sources.cache().hits,
+  );
+  counterFrom(
+    "mxrouter_cache_misses_total",
+    "Lookups that had to ask DNS.",
+    () => sources.cache().misses,
+  );
+  counterFrom(
+    "mxrouter_cache_stale_answers_total",
+    "Lookups answered from an expired entry.",
+    () => sources.cache().staleAnswers,
+  );
+  counterFrom(
+    "mxrouter_cache_prefetches_total",
+    "Background refreshes of hot entries.",
+    () => sources.cache().prefetches,
+  );
+  counterFrom(
+    "mxrouter_cache_coalesced_total",
+    "Lookups that shared another's DNS query.",
+    () => sources.cache().coalesced,
+  );
+  counterFrom(
+    "mxrouter_cache_failure_answers_total",
+    "Lookups answered 400 from the failure cache.",
+    () => sources.cache().failureHits,
+  );
+  counterFrom(
+    "mxrouter_connections_refused_total",
+    "Connections closed at once past --max-connections.",
+    sources.refusedConnections,
+  );
+  new client.Gauge({
+    name: "mxrouter_cache_entries",
+    help: "Domains in the cache.",
+    registers: [registry],
+    collect() {
+      this.set(sources.cache().entries);
+    },
+  });
+  new client.Gauge({
+    name: "mxrouter_connections_open",
+    help: "Client connections open, by protocol.",
+    labelNames: ["protocol"],
+    registers: [registry],
+    collect() {
+      for (const [protocol, open] of Object.entries(sources.connections())) {
+        this.set({ protocol }, open);
+      }
+    },
+  });
+  new client.Gauge({
+    name: "mxrouter_rules_loaded",
+    help: "Rules in force.",
+    registers: [registry],
+    collect() {
+      this.set(sources.rules());
+    },
+  });
+  const reloads = new client.Counter({
+    name: "mxrouter_reloads_total",
+    help: "Config reloads (SIGHUP), by outcome.",
+    labelNames: ["outcome"],
+    registers: [registry],
+  });
+  reloads.inc({ outcome: "success" }, 0);
+  reloads.inc({ outcome: "failure" }, 0);
+  new client.Gauge({
+    name: "mxrouter_build_info",
+    help: "Version of the running router.",
+    labelNames: ["version"],
+    registers: [registry],
+  }).set({ version: sources.version }, 1);
+
+  return {
+    registry,
+    lookupObserver: {
+      wants: () => true,
+      report: (report: LookupReport) =>
+        lookupSeconds.observe((performance.now() - report.startedAt) / 1000),
+    },
+    observeDnsQuery(event) {
+      dnsQueries.inc({ rcode: DNS_OUTCOMES.includes(event.outcome) ? event.outcome : "other" });
+      dnsSeconds.observe(event.durationMs / 1000);
+    },
+    countReload(outcome) {
+      reloads.inc({ outcome });
+    },
+  };
+}
+
+/**
+ * Serves `GET /metrics` on HOST:PORT; everything else is 404.
+ *
+ * @example
+ * ```ts
+ * const server = serveMetrics({ hostname: "127.0.0.1", port: 9110 }, metrics.registry);
+ * ```
+ */
+export function serveMetrics(
+  address: { hostname: string; port: number },
+  registry: client.Registry,
+): Deno.HttpServer {
+  return Deno.serve({ ...address, onListen: () => {} }, async (request) => {
+    const url = new URL(request.url);
+    if (request.method !== "GET" || url.pathname !== "/metrics") {
+      return new Response("not found: metrics are at /metrics\n", { status: 404 });
+    }
+    return new Response(await registry.metrics(), {
+      headers: { "content-type": registry.contentType },
+    });
+  });
+}
+
+/** Combines observers: each gets the reports it wants. */
+export function combineObservers(observers: LookupObserver[]): LookupObserver {
+  if (observers.length === 1) return observers[0];
+  return {
+    wants: (label) => observers.some((o) => o.wants(label)),
+    report: (report) => {
+      for (const observer of observers) {
+        if (observer.wants(report.decision.label)) observer.report(report);
+      }
+    },
+  };
+}

@@ -1,0 +1,155 @@
+/**
+ * `query`: one lookup with real DNS, explained step by step for a person: the same key parsing,
+ * DNS client and decision as the server, without the cache.
+ *
+ * @module
+ */
+
+import type { MxOutcome, MxResolver } from "./dns_types.ts";
+import { domainFromKey } from "./keys.ts";
+import { decide, type Decision, invalidKeyDecision } from "./router.ts";
+import { matchRules, type RuleSet } from "./rules.ts";
+import { socketmapCodec } from "./socketmap.ts";
+import { tcpTableCodec } from "./tcp_table.ts";
+
+/** Everything `query` found out about one key. */
+export interface QueryReport {
+  key: string;
+  /** The domain as given (after the last @), or null for keys without one. */
+  domain: string | null;
+  /** The ASCII form asked of DNS. */
+  asciiDomain: string | null;
+  /** Why the key needs no DNS lookup, if so. */
+  invalid: string | null;
+  dns: { outcome: string; rcode: string; ttl: number | null; detail: string } | null;
+  /** Each MX host in the order tried, with the rule it matches (file:line) if any. */
+  hosts: { host: string; rule: string | null }[];
+  decision: Decision;
+  /** The exact tcp_table reply line (without newline). */
+  tcpTableReply: string;
+  /** The exact socketmap reply (netstring). */
+  socketmapReply: string;
+  /** 0 found, 1 not found, 2 temporary failure: as postmap. */
+  exitCode: 0 | 1 | 2;
+}
+
+const text = new TextDecoder();
+
+function describeOutcome(outcome: MxOutcome): NonNullable<QueryReport["dns"]> {
+  switch (outcome.kind) {
+    case "mx":
+      return { outcome: "mx", rcode: "NOERROR", ttl: outcome.ttl, detail: "MX records" };
+    case "nullmx":
+      return {
+        outcome: "nullmx",
+        rcode: "NOERROR",
+        ttl: outcome.ttl,
+        detail: "null MX (RFC 7505)",
+      };
+    case "nodata":
+      return {
+        outcome: "nodata",
+        rcode: "NOERROR",
+        ttl: outcome.negativeTtl,
+        detail: "no MX records: the domain itself is the implicit MX",
+      };
+    case "nxdomain":
+      return {
+        outcome: "nxdomain",
+        rcode: "NXDOMAIN",
+        ttl: outcome.negativeTtl,
+        detail: "no such domain",
+      };
+    case "tempfail":
+      return {
+        outcome: "tempfail",
+        rcode: outcome.cause.toUpperCase(),
+        ttl: null,
+        detail: outcome.reason,
+      };
+    default: {
+      const unknown: never = outcome;
+      throw new Error(`unexpected outcome ${JSON.stringify(unknown)}`);
+    }
+  }
+}
+
+/** Options of {@linkcode explainLookup}. */
+export interface ExplainOptions {
+  key: string;
+  ruleSet: RuleSet;
+  resolver: MxResolver;
+}
+
+/**
+ * Looks one key up and explains the answer.
+ *
+ * @example
+ * ```ts
+ * const report = await explainLookup({ key: "user@example.com", ruleSet, resolver });
+ * console.log(report.tcpTableReply); // "500 NO%20RESULT"
+ * ```
+ */
+export async function explainLookup(options: ExplainOptions): Promise<QueryReport> {
+  const { key, ruleSet } = options;
+  const at = key.lastIndexOf("@");
+  const domain = at < 0 ? key : key.slice(at + 1);
+  const parsed = domainFromKey(key);
+  let decision: Decision;
+  let dns: QueryReport["dns"] = null;
+  let asciiDomain: string | null = null;
+  if (!parsed.ok) {
+    decision = invalidKeyDecision(parsed.reason);
+  } else {
+    asciiDomain = parsed.domain;
+    const outcome = await options.resolver.resolveMx(parsed.domain);
+    dns = describeOutcome(outcome);
+    decision = decide(parsed.domain, outcome, ruleSet);
+  }
+  const hosts = decision.hosts.map((host) => {
+    const match = matchRules([host], ruleSet.rules);
+    return {
+      host,
+      rule: match ? `${ruleSet.file}:${match.rule.line} ${match.rule.pattern}` : null,
+    };
+  });
+  return {
+    key,
+    domain,
+    asciiDomain,
+    invalid: parsed.ok ? null : parsed.reason,
+    dns,
+    hosts,
+    decision,
+    tcpTableReply: text.decode(tcpTableCodec.encode(decision)).trimEnd(),
+    socketmapReply: text.decode(socketmapCodec.encode(decision)),
+    exitCode: decision.label === "match" ? 0 : decision.label === "tempfail" ? 2 : 1,
+  };
+}
+
+/** Formats a report as lines for a terminal. */
+export function formatQueryReport(report: QueryReport): string {
+  const lines = [`key:      ${report.key}`];
+  if (report.invalid !== null) {
+    lines.push(`domain:   ${report.domain} (no DNS lookup: ${report.invalid})`);
+  } else {
+    const ascii = report.asciiDomain !== report.domain ? ` (ASCII: ${report.asciiDomain})` : "";
+    lines.push(`domain:   ${report.domain}${ascii}`);
+  }
+  if (report.dns !== null) {
+    const ttl = report.dns.ttl === null ? "" : `, TTL ${report.dns.ttl}s`;
+    lines.push(`dns:      ${report.dns.rcode}${ttl}: ${report.dns.detail}`);
+  }
+  if (report.hosts.length > 0) {
+    lines.push("mx hosts, in the order tried:");
+    report.hosts.forEach(({ host, rule }, index) => {
+      lines.push(
+        `  ${index + 1}. ${host}  ${rule === null ? "no rule matches" : `matches ${rule}`}`,
+      );
+    });
+  }
+  lines.push(`decision: ${report.decision.label}: ${report.decision.reason}`);
+  lines.push(`tcp_table reply: ${report.tcpTableReply}`);
+  lines.push(`socketmap reply: ${report.socketmapReply}`);
+  return lines.join("\n");
+}
