@@ -18,7 +18,7 @@ import {
   VERSION,
 } from "./lib/cli.ts";
 import { explainLookup, formatQueryReport } from "./lib/query.ts";
-import { createResolver, type DnsQueryEvent } from "./lib/dns.ts";
+import { createResolver, type DnsQueryEvent, formatDnsServer } from "./lib/dns.ts";
 import type { MxOutcome, MxResolver } from "./lib/dns_types.ts";
 import {
   combineObservers,
@@ -38,7 +38,7 @@ import {
 } from "./lib/listen.ts";
 import { type ConnectionLimit, TableServer } from "./lib/server.ts";
 import { socketmapCodec } from "./lib/socketmap.ts";
-import { formatDnsServer, loadDnsServers, loadRuleSet } from "./lib/setup.ts";
+import { loadDnsServers, loadRuleSet } from "./lib/setup.ts";
 import { startStatsLog } from "./lib/stats.ts";
 import { tcpTableCodec } from "./lib/tcp_table.ts";
 
@@ -97,35 +97,44 @@ async function serve(options: ServeOptions): Promise<void> {
   }
   const router = new Router({ cache, ruleSet: rules.value, observer: combineObservers(observers) });
 
-  let listener: Deno.Listener;
-  try {
-    listener = Deno.listen({ hostname: options.host, port: options.port });
-  } catch (error) {
-    fail([`fatal: cannot listen on ${options.host}:${options.port}: ${error}`], 1);
+  const endpoints = await listenAll(options);
+  for (const { listener, codec } of endpoints) {
+    servers.push(
+      new TableServer({ listener, codec, router, idleTimeoutMs: options.idleTimeoutMs, limit }),
+    );
   }
-  const server = new TableServer({
-    listener,
-    codec: tcpTableCodec,
-    router,
-    idleTimeoutMs: options.idleTimeoutMs,
-    limit,
-  });
-  log
-    .info`listening on ${options.host}:${options.port} (tcp_table), ${rules.value.rules.length} rules from ${options.config}, DNS servers ${
-    servers.value.map(formatDnsServer).join(", ")
-  }, version ${VERSION}`;
+  const metricsServer = metrics === null ? null : startMetrics(options, metrics);
+  const listening = endpoints.map((e) => `${formatListenAddress(e.address)} (${e.codec.name})`);
+  const dnsList = dnsServers.value.map(formatDnsServer).join(", ");
+  log.info`listening on ${
+    listening.join(", ")
+  }, ${rules.value.rules.length} rules from ${options.config}, DNS servers ${dnsList}, version ${VERSION}`;
 
   const stats = startStatsLog({ cache, router, limit });
   Deno.addSignalListener("SIGHUP", async () => {
     const reloaded = await loadRuleSet(options.config);
     if (!reloaded.ok) {
+      metrics?.countReload("failure");
       for (const error of reloaded.errors) {
         log.error`reload failed, keeping the old rules: ${error}`;
       }
       return;
     }
     router.ruleSet = reloaded.value;
+    metrics?.countReload("success");
     log.info`reloaded ${reloaded.value.rules.length} rules from ${options.config}`;
+    if (options.dnsServers.length > 0) return;
+    const reread = await loadDnsServers([]);
+    if (!reread.ok) {
+      log.error`reload: keeping the DNS servers: ${reread.errors.join("; ")}`;
+      return;
+    }
+    resolver.current = createResolver({
+      servers: reread.value,
+      timeoutMs: options.dnsTimeoutMs,
+      onQuery,
+    });
+    log.info`reload: DNS servers ${reread.value.map(formatDnsServer).join(", ")}`;
   });
   let stopping = false;
   const stop = async (signal: string) => {
@@ -237,6 +246,20 @@ async function listenAll(options: ServeOptions): Promise<Endpoint[]> {
     }
   }
   return endpoints;
+}
+
+function startMetrics(options: ServeOptions, metrics: RouterMetrics): Deno.HttpServer {
+  const address = parseListenAddress(options.metrics ?? "");
+  if ("error" in address || address.transport !== "tcp") {
+    fail([`option '--metrics' needs HOST:PORT, not '${options.metrics}'`], 2);
+  }
+  try {
+    const server = serveMetrics({ hostname: address.host, port: address.port }, metrics.registry);
+    log.info`metrics at http://${formatListenAddress(address)}/metrics`;
+    return server;
+  } catch (error) {
+    fail([`fatal: cannot listen on ${options.metrics} for metrics: ${error}`], 1);
+  }
 }
 
 async function removeUnixSockets(addresses: ListenAddress[]): Promise<void> {

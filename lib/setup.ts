@@ -84,10 +84,3 @@ function describeFileError(error: unknown): string {
   if (error instanceof Deno.errors.IsADirectory) return "is a directory";
   return error instanceof Error ? error.message : String(error);
 }
-
-/** Formats a DNS server for logs: `127.0.0.1:53`, `[::1]:53`. */
-export function formatDnsServer(server: DnsServer): string {
-  return server.host.includes(":")
-    ? `[${server.host}]:${server.port}`
-    : `${server.host}:${server.port}`;
-}

@@ -1,0 +1,277 @@
+/**
+ * DNS wire format for MX lookups: building the query, checking that a packet answers it, and
+ * turning the answer into an {@linkcode MxOutcome}.
+ *
+ * Pure functions without I/O or clock, so hostile packets can be tested byte by byte.
+ *
+ * @module
+ */
+
+// @ts-types="@types/dns-packet"
+import * as dnsPacket from "dns-packet";
+import { Buffer } from "node:buffer";
+import type { MxOutcome, TempFailAnswer } from "./dns_types.ts";
+
+/** The EDNS0 UDP payload size we advertise: 1232 avoids IP fragmentation (DNS Flag Day 2020). */
+export const EDNS_UDP_PAYLOAD_SIZE = 1232;
+
+/** How many CNAMEs an answer may chain before we call it broken. */
+export const MAX_CNAME_HOPS = 8;
+
+const RCODE_NOERROR = 0;
+const RCODE_SERVFAIL = 2;
+const RCODE_NXDOMAIN = 3;
+const RCODE_REFUSED = 5;
+
+/** A decoded reply that answers our query (ID, QR, opcode and question match). */
+export interface DnsReply {
+  /** The full response code, including the EDNS0 extended bits. */
+  rcode: number;
+  /** The TC bit: the answer did not fit, ask again over TCP. */
+  truncated: boolean;
+  /** The decoded message. */
+  packet: dnsPacket.DecodedPacket;
+}
+
+/** What a received packet means for the query we sent. */
+export type ReplyCheck =
+  /** Not an answer to our query (stray, spoofed or mismatched): ignore it and keep waiting. */
+  | { kind: "ignore"; why: string }
+  /** Carries our ID and the QR bit but cannot be decoded: the server is broken. */
+  | { kind: "malformed"; why: string }
+  /** Answers our query. */
+  | { kind: "reply"; reply: DnsReply };
+
+/** Fixed labels for a response code, for metrics. */
+export type RcodeLabel = "noerror" | "nxdomain" | "servfail" | "refused" | "other";
+
+/** The query a reply must match. */
+export interface SentQuery {
+  /** The 16-bit message ID. */
+  id: number;
+  /** The queried name as returned by {@linkcode toQueryName}. */
+  name: string;
+}
+
+/** Lower-cases ASCII letters only: DNS names compare case-insensitively in ASCII (RFC 4343). */
+export function asciiLower(text: string): string {
+  return text.replace(/[A-Z]+/g, (letters) => letters.toLowerCase());
+}
+
+/**
+ * Whether `name` (without trailing dot) is a host name we can query or accept as an MX exchange:
+ * at most 253 characters, labels of 1 to 63 printable ASCII characters without space.
+ */
+export function isDnsName(name: string): boolean {
+  if (name.length === 0 || name.length > 253) return false;
+  return name.split(".").every((label) => /^[\x21-\x7e]{1,63}$/.test(label));
+}
+
+/**
+ * Normalises a domain for an MX query: ASCII lower case, one trailing dot removed.
+ * Returns null when no such name can exist in the DNS (empty, too long, empty or long labels,
+ * non-ASCII, whitespace).
+ */
+export function toQueryName(domain: string): string | null {
+  const name = asciiLower(domain.endsWith(".") ? domain.slice(0, -1) : domain);
+  return isDnsName(name) ? name : null;
+}
+
+/** Encodes an MX/IN query with RD=1 and an EDNS0 OPT record advertising 1232 bytes. */
+export function encodeMxQuery(query: SentQuery): Uint8Array {
+  return dnsPacket.encode({
+    type: "query",
+    id: query.id,
+    flags: dnsPacket.RECURSION_DESIRED,
+    questions: [{ type: "MX", class: "IN", name: query.name }],
+    additionals: [{
+      type: "OPT",
+      name: ".",
+      udpPayloadSize: EDNS_UDP_PAYLOAD_SIZE,
+      extendedRcode: 0,
+      ednsVersion: 0,
+      flags: 0,
+      flag_do: false,
+      options: [],
+    }],
+  });
+}
+
+/** Decodes a packet with dns-packet, which needs a Buffer view of the bytes. */
+function decode(bytes: Uint8Array): dnsPacket.DecodedPacket {
+  return dnsPacket.decode(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+}
+
+/**
+ * Checks that `bytes` is a response to `query`: same ID, QR set, opcode QUERY, and exactly the
+ * question we asked (name case-insensitively, MX, IN). Never throws.
+ */
+export function checkReply(bytes: Uint8Array, query: SentQuery): ReplyCheck {
+  if (bytes.length < 12) return { kind: "ignore", why: "packet shorter than a DNS header" };
+  const id = (bytes[0] << 8) | bytes[1];
+  if (id !== query.id) return { kind: "ignore", why: "wrong ID" };
+  if ((bytes[2] & 0x80) === 0) return { kind: "ignore", why: "not a response" };
+  if (((bytes[2] >> 3) & 0x0f) !== 0) return { kind: "ignore", why: "wrong opcode" };
+  let packet: dnsPacket.DecodedPacket;
+  try {
+    packet = decode(bytes);
+  } catch (error) {
+    // dns-packet throws on compression loops, bad pointers and counts exceeding the packet.
+    return { kind: "malformed", why: error instanceof Error ? error.message : String(error) };
+  }
+  const questions = packet.questions ?? [];
+  const question = questions[0];
+  if (
+    questions.length !== 1 || question.type !== "MX" || question.class !== "IN" ||
+    asciiLower(question.name) !== query.name
+  ) {
+    return { kind: "ignore", why: "wrong question" };
+  }
+  let rcode = bytes[3] & 0x0f;
+  for (const record of packet.additionals ?? []) {
+    // RFC 6891: the OPT record carries the upper 8 bits of a 12-bit rcode.
+    if (record.type === "OPT") rcode |= record.extendedRcode << 4;
+  }
+  return { kind: "reply", reply: { rcode, truncated: (bytes[2] & 0x02) !== 0, packet } };
+}
+
+/** Maps a response code to its metrics label. */
+export function rcodeLabel(rcode: number): RcodeLabel {
+  switch (rcode) {
+    case RCODE_NOERROR:
+      return "noerror";
+    case RCODE_NXDOMAIN:
+      return "nxdomain";
+    case RCODE_SERVFAIL:
+      return "servfail";
+    case RCODE_REFUSED:
+      return "refused";
+    default:
+      return "other";
+  }
+}
+
+const RCODE_NAMES = [
+  "NOERROR",
+  "FORMERR",
+  "SERVFAIL",
+  "NXDOMAIN",
+  "NOTIMP",
+  "REFUSED",
+  "YXDOMAIN",
+  "YXRRSET",
+  "NXRRSET",
+  "NOTAUTH",
+  "NOTZONE",
+];
+
+/** A TTL as a cache may use it: values with the top bit set mean 0 (RFC 2181 §8). */
+export function usableTtl(ttl: number | undefined): number {
+  return ttl === undefined || ttl >= 2 ** 31 ? 0 : ttl;
+}
+
+/** Where a reply came from, for reasons such as "SERVFAIL from 127.0.0.1:53". */
+export interface ReplyContext {
+  /** The queried name as returned by {@linkcode toQueryName}. */
+  name: string;
+  /** The server, formatted as ADDR:PORT. */
+  from: string;
+}
+
+/** A record of the IN class (dns-packet folds the mDNS flush bit out of the class). */
+function isIn(record: dnsPacket.Answer): boolean {
+  return record.type !== "OPT" && record.class === "IN" && record.flush !== true;
+}
+
+/** A lower-cased owner or target name without trailing dot ("." stays the root). */
+function normalName(name: string): string {
+  const lower = asciiLower(name);
+  return lower.length > 1 && lower.endsWith(".") ? lower.slice(0, -1) : lower;
+}
+
+/**
+ * The negative-caching TTL of RFC 2308: min(SOA TTL, SOA MINIMUM) of the first SOA in the
+ * authority section whose owner is `name` or one of its ancestors (others could poison nothing
+ * but are not about this name). Null without such an SOA.
+ */
+function negativeTtl(packet: dnsPacket.DecodedPacket, name: string): number | null {
+  for (const record of packet.authorities ?? []) {
+    if (record.type !== "SOA" || !isIn(record)) continue;
+    const zone = normalName(record.name);
+    if (zone === "." || zone === name || name.endsWith(`.${zone}`)) {
+      return Math.min(usableTtl(record.ttl), usableTtl(record.data.minimum));
+    }
+  }
+  return null;
+}
+
+/**
+ * Turns a reply that answers an MX query for `context.name` into an outcome. Follows CNAME
+ * chains within the answer section and ignores records about any other name. Never throws.
+ */
+export function interpretReply(reply: DnsReply, context: ReplyContext): MxOutcome {
+  const { from } = context;
+  const malformed = (why: string): TempFailAnswer => ({
+    kind: "tempfail",
+    reason: `malformed answer from ${from}: ${why}`,
+    cause: "malformed",
+  });
+  const { rcode, packet } = reply;
+  if (rcode === RCODE_SERVFAIL) {
+    return { kind: "tempfail", reason: `SERVFAIL from ${from}`, cause: "servfail" };
+  }
+  if (rcode === RCODE_REFUSED) {
+    return { kind: "tempfail", reason: `REFUSED from ${from}`, cause: "refused" };
+  }
+  if (rcode !== RCODE_NOERROR && rcode !== RCODE_NXDOMAIN) {
+    const rcodeName = RCODE_NAMES[rcode] ?? `RCODE ${rcode}`;
+    return { kind: "tempfail", reason: `${rcodeName} from ${from}`, cause: "rcode" };
+  }
+
+  const answers = (packet.answers ?? []).filter(isIn);
+  // The CNAME TTLs bound the answer too: the alias may change when they expire.
+  let chainTtl = Infinity;
+  let owner = context.name;
+  const seen = new Set([owner]);
+  for (let hops = 0;; hops++) {
+    const alias = answers.find((record) =>
+      record.type === "CNAME" && normalName(record.name) === owner
+    );
+    if (alias === undefined || alias.type !== "CNAME") break;
+    if (hops === MAX_CNAME_HOPS) return malformed(`more than ${MAX_CNAME_HOPS} CNAMEs`);
+    const target = normalName(alias.data);
+    if (!isDnsName(target)) return malformed("bad CNAME target");
+    if (seen.has(target)) return malformed(`CNAME loop at ${target}`);
+    seen.add(target);
+    owner = target;
+    chainTtl = Math.min(chainTtl, usableTtl(alias.ttl));
+  }
+
+  if (rcode === RCODE_NXDOMAIN) {
+    return { kind: "nxdomain", negativeTtl: negativeTtl(packet, owner) };
+  }
+
+  const exchanges: { preference: number; host: string }[] = [];
+  let ttl = chainTtl;
+  let nullMxTtl: number | null = null;
+  for (const record of answers) {
+    if (record.type !== "MX" || normalName(record.name) !== owner) continue;
+    const host = normalName(record.data.exchange);
+    if (host === "" || host === ".") {
+      nullMxTtl = Math.min(nullMxTtl ?? chainTtl, usableTtl(record.ttl));
+      continue;
+    }
+    if (!isDnsName(host)) return malformed(`bad MX exchange "${host.slice(0, 80)}"`);
+    exchanges.push({ preference: record.data.preference ?? 0, host });
+    ttl = Math.min(ttl, usableTtl(record.ttl));
+  }
+  if (exchanges.length === 0) {
+    // RFC 7505: a null MX says "no mail"; mixed with real exchanges it is ignored.
+    return nullMxTtl === null
+      ? { kind: "nodata", negativeTtl: negativeTtl(packet, owner) }
+      : { kind: "nullmx", ttl: nullMxTtl };
+  }
+  // Array.prototype.sort is stable, so equal preferences keep the answer order.
+  exchanges.sort((a, b) => a.preference - b.preference);
+  return { kind: "mx", hosts: exchanges.map((mx) => mx.host), ttl };
+}
