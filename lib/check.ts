@@ -28,7 +28,8 @@ export function describeRuleSet(ruleSet: RuleSet): CheckReport {
   const rules: string[] = [];
   const warnings: string[] = [];
   for (const rule of ruleSet.rules) {
-    rules.push(`line ${rule.line}: ${rule.kind.padEnd(9)} ${rule.pattern} -> ${rule.result}`);
+    const shown = rule.kind === "regex" ? `/${rule.value}/` : rule.value;
+    rules.push(`line ${rule.line}: ${rule.kind.padEnd(9)} ${shown} -> ${rule.result}`);
     if (rule.kind === "substring") {
       const suggestion = rule.value.replace(/^\.+/, "");
       warnings.push(
