@@ -79,7 +79,7 @@ async function serve(options: ServeOptions): Promise<void> {
   });
   const limit: ConnectionLimit = { open: 0, max: options.maxConnections, refused: 0 };
   const servers: TableServer[] = [];
-  const observers = [lookupLogger("")];
+  const observers = [lookupLogger(options.dryRun ? "dry-run " : "")];
   if (options.metrics !== null) {
     metrics = createMetrics({
       lookups: () => router.counts,
@@ -90,12 +90,17 @@ async function serve(options: ServeOptions): Promise<void> {
         return open;
       },
       refusedConnections: () => limit.refused,
-      rules: () => router.ruleSet.rules.length,
+      ruleSet: () => router.ruleSet,
       version: VERSION,
     });
     observers.push(metrics.lookupObserver);
   }
-  const router = new Router({ cache, ruleSet: rules.value, observer: combineObservers(observers) });
+  const router = new Router({
+    cache,
+    ruleSet: rules.value,
+    observer: combineObservers(observers),
+    dryRun: options.dryRun,
+  });
 
   const endpoints = await listenAll(options);
   for (const { listener, codec } of endpoints) {
@@ -106,7 +111,8 @@ async function serve(options: ServeOptions): Promise<void> {
   const metricsServer = metrics === null ? null : startMetrics(options, metrics);
   const listening = endpoints.map((e) => `${formatListenAddress(e.address)} (${e.codec.name})`);
   const dnsList = dnsServers.value.map(formatDnsServer).join(", ");
-  log.info`listening on ${
+  const mode = options.dryRun ? 'dry-run (every answer is "not found"), ' : "";
+  log.info`${mode}listening on ${
     listening.join(", ")
   }, ${rules.value.rules.length} rules from ${options.config}, DNS servers ${dnsList}, version ${VERSION}`;
 
@@ -175,6 +181,8 @@ async function check(options: CheckOptions): Promise<number> {
   const report = describeRuleSet(rules.value);
   console.log(`${options.config}: ${rules.value.rules.length} rules`);
   for (const line of report.rules) console.log(`  ${line}`);
+  if (report.pools.length > 0) console.log(`${options.config}: ${rules.value.pools.size} pools`);
+  for (const line of report.pools) console.log(`  ${line}`);
   for (const warning of report.warnings) console.error(warning);
   console.log(`${options.config}: valid`);
   return 0;

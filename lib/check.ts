@@ -11,6 +11,8 @@ import type { RuleSet } from "./rules.ts";
 export interface CheckReport {
   /** One line per rule: line number, kind, pattern, result. */
   rules: string[];
+  /** One line per pool member: pool, weight, result. */
+  pools: string[];
   /** Advice that does not make the file invalid. */
   warnings: string[];
 }
@@ -39,5 +41,13 @@ export function describeRuleSet(ruleSet: RuleSet): CheckReport {
       );
     }
   }
-  return { rules, warnings };
+  const pools: string[] = [];
+  for (const pool of ruleSet.pools.values()) {
+    pools.push(`pool ${pool.name} (line ${pool.line}), total weight ${pool.totalWeight}:`);
+    for (const member of pool.members) {
+      const share = Math.round((member.weight / pool.totalWeight) * 100);
+      pools.push(`  weight ${member.weight} (${share} %) -> ${member.result}`);
+    }
+  }
+  return { rules, pools, warnings };
 }

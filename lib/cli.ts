@@ -43,6 +43,8 @@ export interface ServeOptions {
   socketGroup: string | null;
   /** --metrics HOST:PORT for Prometheus, or null (off). */
   metrics: string | null;
+  /** --dry-run: decide and log as usual, answer "not found". */
+  dryRun: boolean;
   verbosity: "debug" | "info" | "error";
 }
 
@@ -94,6 +96,7 @@ Serves Postfix tcp_table lookups: routes each recipient domain by the MX hosts D
       --socket-mode MODE   permission bits of unix sockets, octal (default 0660)
       --socket-group NAME  group to own unix sockets (e.g. postfix)
       --metrics HOST:PORT  serve Prometheus metrics at http://HOST:PORT/metrics (default off)
+      --dry-run            decide, log and count every lookup, but answer "not found"
   -v, --verbose            log every lookup (debug)
   -q, --quiet              log errors only
   -h, --help               show this help
@@ -163,6 +166,7 @@ export function parseCommandLine(args: string[]): Command {
         "socket-mode": { type: "string" },
         "socket-group": { type: "string" },
         metrics: { type: "string" },
+        "dry-run": { type: "boolean" },
         verbose: { type: "boolean", short: "v" },
         quiet: { type: "boolean", short: "q" },
         help: { type: "boolean", short: "h" },
@@ -222,6 +226,7 @@ export function parseCommandLine(args: string[]): Command {
       socketMode: parseInt(socketMode, 8),
       socketGroup: values["socket-group"] ?? null,
       metrics: values.metrics ?? null,
+      dryRun: values["dry-run"] ?? false,
       verbosity: values.verbose ? "debug" : values.quiet ? "error" : "info",
     },
   };

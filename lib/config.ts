@@ -3,12 +3,14 @@
  * file, so tests and `check` use exactly what the server uses.
  *
  * Format (the original's, unchanged): one rule per line, `PATTERN whitespace RESULT`, the result
- * being the rest of the line; `#` comment lines and blank lines are ignored.
+ * being the rest of the line; `#` comment lines and blank lines are ignored. New: a line
+ * `pool:NAME WEIGHT RESULT | WEIGHT RESULT ...` defines a weighted relay pool, and a rule whose
+ * result is `pool:NAME` shares its traffic over the members.
  *
  * @module
  */
 
-import { makeMatcher, type PatternKind, type Rule, type RuleSet } from "./rules.ts";
+import { makeMatcher, type PatternKind, type Pool, type Rule, type RuleSet } from "./rules.ts";
 
 /** One problem in a config file, Postfix style: where, what, and how to fix it. */
 export interface ConfigError {
@@ -37,14 +39,43 @@ const KNOWN_KINDS = 'known kinds are "suffix:", "exact:", "/regex/", or a plain 
  */
 export function parseConfig(text: string, file: string): ConfigResult {
   const rules: Rule[] = [];
+  const pools = new Map<string, Pool>();
   const errors: ConfigError[] = [];
   const lines = text.split("\n");
   for (let index = 0; index < lines.length; index++) {
     const trimmed = lines[index].trim();
     if (trimmed === "" || trimmed.startsWith("#")) continue;
-    const parsed = parseRuleLine(trimmed, index + 1);
-    if ("message" in parsed) errors.push({ file, line: index + 1, message: parsed.message });
+    const line = index + 1;
+    if (POOL_LINE.test(trimmed)) {
+      const pool = parsePoolLine(trimmed, line);
+      if ("message" in pool) errors.push({ file, line, message: pool.message });
+      else if (pools.has(pool.name)) {
+        const first = pools.get(pool.name)?.line;
+        errors.push({
+          file,
+          line,
+          message: `pool "${pool.name}" defined twice (first on line ${first})`,
+        });
+      } else pools.set(pool.name, pool);
+      continue;
+    }
+    const parsed = parseRuleLine(trimmed, line);
+    if ("message" in parsed) errors.push({ file, line, message: parsed.message });
     else rules.push(parsed);
+  }
+  // Pools may be defined after the rules that use them: resolve names at the end.
+  for (const rule of rules) {
+    const name = POOL_RESULT.exec(rule.result)?.[1];
+    if (name === undefined) continue;
+    const pool = pools.get(name.toLowerCase());
+    if (pool === undefined) {
+      errors.push({
+        file,
+        line: rule.line,
+        message:
+          `unknown pool "${name}": define it with "pool:${name} WEIGHT RESULT | WEIGHT RESULT"`,
+      });
+    } else rule.pool = pool;
   }
   if (errors.length === 0 && rules.length === 0) {
     errors.push({
@@ -54,7 +85,45 @@ export function parseConfig(text: string, file: string): ConfigResult {
         '"suffix:mail.protection.outlook.com relay:[office365-relay.example.com]:587"',
     });
   }
-  return errors.length > 0 ? { ok: false, errors } : { ok: true, ruleSet: { file, rules } };
+  if (errors.length > 0) {
+    errors.sort((a, b) => a.line - b.line);
+    return { ok: false, errors };
+  }
+  return { ok: true, ruleSet: { file, rules, pools } };
+}
+
+const POOL_LINE = /^pool:/i;
+const POOL_RESULT = /^pool:([a-z0-9_.-]+)$/i;
+const POOL_NAME = /^[a-z0-9_.-]+$/i;
+
+/** `pool:NAME WEIGHT RESULT | WEIGHT RESULT ...`: a result never contains "|". */
+function parsePoolLine(line: string, lineNumber: number): Pool | { message: string } {
+  const split = line.search(/\s/);
+  const name = (split < 0 ? line : line.slice(0, split)).slice("pool:".length).toLowerCase();
+  if (!POOL_NAME.test(name)) {
+    return { message: `bad pool name "${name}": use letters, digits, ".", "_" or "-"` };
+  }
+  const body = split < 0 ? "" : line.slice(split).trim();
+  if (body === "") {
+    return { message: `empty pool "${name}": list members as "WEIGHT RESULT | WEIGHT RESULT"` };
+  }
+  const members = [];
+  for (const part of body.split("|")) {
+    const member = /^\s*(\S+)\s+(\S.*?)\s*$/.exec(part);
+    if (member === null) {
+      return { message: `pool "${name}": member "${part.trim()}" needs "WEIGHT RESULT"` };
+    }
+    if (!/^[1-9]\d{0,5}$/.test(member[1])) {
+      return {
+        message: `pool "${name}": weight "${
+          member[1]
+        }" is not a positive whole number (1 to 999999)`,
+      };
+    }
+    members.push({ result: member[2], weight: Number(member[1]), current: 0, picks: 0 });
+  }
+  const totalWeight = members.reduce((sum, m) => sum + m.weight, 0);
+  return { name, line: lineNumber, members, totalWeight };
 }
 
 function parseRuleLine(line: string, lineNumber: number): Rule | { message: string } {
@@ -76,7 +145,16 @@ function parseRuleLine(line: string, lineNumber: number): Rule | { message: stri
     const why = error instanceof Error ? error.message : String(error);
     return { message: `bad regular expression ${pattern}: ${why}` };
   }
-  return { line: lineNumber, pattern, kind: kind.kind, value: kind.value, result, test };
+  return {
+    line: lineNumber,
+    pattern,
+    kind: kind.kind,
+    value: kind.value,
+    result,
+    pool: null,
+    matches: 0,
+    test,
+  };
 }
 
 function patternKind(pattern: string): { kind: PatternKind; value: string } | { message: string } {

@@ -11,6 +11,7 @@
 import client from "prom-client";
 import type { CacheCounters } from "./cache.ts";
 import type { DecisionLabel, LookupObserver, LookupReport } from "./router.ts";
+import type { RuleSet } from "./rules.ts";
 
 /** Everything the scrape reads from the running router. */
 export interface MetricSources {
@@ -19,7 +20,8 @@ export interface MetricSources {
   /** Open connections per protocol. */
   connections: () => Record<string, number>;
   refusedConnections: () => number;
-  rules: () => number;
+  /** The rules in force (counts per rule and per pool member live on them). */
+  ruleSet: () => RuleSet;
   version: string;
 }
 
@@ -154,7 +156,33 @@ export function createMetrics(sources: MetricSources): RouterMetrics {
     help: "Rules in force.",
     registers: [registry],
     collect() {
-      this.set(sources.rules());
+      this.set(sources.ruleSet().rules.length);
+    },
+  });
+  new client.Counter({
+    name: "mxrouter_rule_matches_total",
+    help: "Lookups answered by each rule (labelled by its line in the rules file) since load.",
+    labelNames: ["line"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const rule of sources.ruleSet().rules) {
+        this.inc({ line: String(rule.line) }, rule.matches);
+      }
+    },
+  });
+  new client.Counter({
+    name: "mxrouter_pool_picks_total",
+    help: "Lookups given to each pool member (1-based, in file order) since load.",
+    labelNames: ["pool", "member"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const pool of sources.ruleSet().pools.values()) {
+        pool.members.forEach((m, i) =>
+          this.inc({ pool: pool.name, member: String(i + 1) }, m.picks)
+        );
+      }
     },
   });
   const reloads = new client.Counter({

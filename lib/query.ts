@@ -8,7 +8,7 @@
 import type { MxOutcome, MxResolver } from "./dns_types.ts";
 import { domainFromKey } from "./keys.ts";
 import { decide, type Decision, invalidKeyDecision } from "./router.ts";
-import { matchRules, type RuleSet } from "./rules.ts";
+import { matchRules, pickMember, type RuleSet } from "./rules.ts";
 import { socketmapCodec } from "./socketmap.ts";
 import { tcpTableCodec } from "./tcp_table.ts";
 
@@ -105,6 +105,9 @@ export async function explainLookup(options: ExplainOptions): Promise<QueryRepor
     const outcome = await options.resolver.resolveMx(parsed.domain);
     dns = describeOutcome(outcome);
     decision = decide(parsed.domain, outcome, ruleSet);
+    const pool = decision.match?.rule.pool ?? null;
+    // A pool answers with one member per lookup: show the one this lookup gets.
+    if (pool !== null && decision.members !== null) decision = decision.members[pickMember(pool)];
   }
   const hosts = decision.hosts.map((host) => {
     const match = matchRules([host], ruleSet.rules);

@@ -10,7 +10,7 @@
 import type { AnswerSource, CacheAnswer, MxCache } from "./cache.ts";
 import type { MxOutcome } from "./dns_types.ts";
 import { domainFromKey } from "./keys.ts";
-import { matchRules, type RuleMatch, type RuleSet } from "./rules.ts";
+import { matchRules, pickMember, type RuleMatch, type RuleSet } from "./rules.ts";
 
 /** What kind of answer a lookup got; a fixed label set for logs and metrics. */
 export type DecisionLabel = "match" | "nomatch" | "tempfail" | "invalid";
@@ -28,12 +28,14 @@ export interface Decision {
   hosts: readonly string[];
   /** Encoded reply bytes per protocol, built once per decision by the codecs. */
   replies: (Uint8Array | undefined)[];
+  /** For a rule with a `pool:NAME` result: one decision per member, picked per lookup. */
+  members: Decision[] | null;
 }
 
 function makeDecision(
-  fields: Omit<Decision, "replies" | "match" | "result"> & Partial<Decision>,
+  fields: Omit<Decision, "replies" | "match" | "result" | "members"> & Partial<Decision>,
 ): Decision {
-  return { result: null, match: null, ...fields, replies: [] };
+  return { result: null, match: null, members: null, ...fields, replies: [] };
 }
 
 /**
@@ -72,6 +74,26 @@ export function decide(domain: string, outcome: MxOutcome, ruleSet: RuleSet): De
 function decideHosts(hosts: readonly string[], ruleSet: RuleSet, noMatch: string): Decision {
   const match = matchRules(hosts, ruleSet.rules);
   if (match === null) return makeDecision({ label: "nomatch", reason: noMatch, hosts });
+  const pool = match.rule.pool;
+  if (pool !== null) {
+    const reason = `${match.host} matches line ${match.rule.line}, pool ${pool.name}`;
+    return makeDecision({
+      label: "match",
+      result: match.rule.result,
+      reason,
+      match,
+      hosts,
+      members: pool.members.map((member, index) =>
+        makeDecision({
+          label: "match",
+          result: member.result,
+          reason: `${reason} member ${index + 1} (weight ${member.weight})`,
+          match,
+          hosts,
+        })
+      ),
+    });
+  }
   return makeDecision({
     label: "match",
     result: match.rule.result,
@@ -92,6 +114,13 @@ function decideHosts(hosts: readonly string[], ruleSet: RuleSet, noMatch: string
 export function invalidKeyDecision(reason: string): Decision {
   return makeDecision({ label: "invalid", reason: `invalid key: ${reason}`, hosts: [] });
 }
+
+/** What every lookup answers in dry-run mode: "not found", so Postfix routes as before. */
+const DRY_RUN_ANSWER = makeDecision({
+  label: "nomatch",
+  reason: "dry run: decided and logged, answered not found",
+  hosts: [],
+});
 
 /** One finished lookup, as logs and `query` see it. */
 export interface LookupReport {
@@ -118,6 +147,8 @@ export interface RouterInit {
   cache: MxCache<Memo>;
   ruleSet: RuleSet;
   observer?: LookupObserver;
+  /** Decide, log and count as usual, but answer "not found" (safe rollout). */
+  dryRun?: boolean;
 }
 
 /** The decision memoized on a cache entry, valid while the rule set is the same object. */
@@ -143,11 +174,13 @@ export class Router {
   readonly counts: LookupCounts = { match: 0, nomatch: 0, tempfail: 0, invalid: 0 };
   readonly #cache: MxCache<Memo>;
   readonly #observer: LookupObserver | undefined;
+  readonly #dryRun: boolean;
 
   constructor(init: RouterInit) {
     this.#cache = init.cache;
     this.ruleSet = init.ruleSet;
     this.#observer = init.observer;
+    this.#dryRun = init.dryRun ?? false;
   }
 
   /** Decides the answer for one key. */
@@ -187,11 +220,19 @@ export class Router {
     return this.#finish(decision, { ...context, source: answer.source });
   }
 
-  #finish(decision: Decision, context: Omit<LookupReport, "decision">): Decision {
+  #finish(decided: Decision, context: Omit<LookupReport, "decision">): Decision {
+    let decision = decided;
+    if (decision.match !== null) {
+      decision.match.rule.matches++;
+      const pool = decision.match.rule.pool;
+      if (pool !== null && decision.members !== null) {
+        decision = decision.members[pickMember(pool)];
+      }
+    }
     this.counts[decision.label]++;
     if (this.#observer?.wants(decision.label)) {
       this.#observer.report({ ...context, decision });
     }
-    return decision;
+    return this.#dryRun ? DRY_RUN_ANSWER : decision;
   }
 }

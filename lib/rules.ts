@@ -19,8 +19,53 @@ export interface Rule {
   value: string;
   /** The Postfix result to answer, e.g. `relay:[office365-relay.example.com]:587`. */
   result: string;
+  /** The pool named by a `pool:NAME` result, whose members share this rule's traffic. */
+  pool: Pool | null;
+  /** Lookups answered by this rule since the rules were loaded (for metrics and stats). */
+  matches: number;
   /** True when the (lower-case, dot-less) host name matches. */
   test: (host: string) => boolean;
+}
+
+/** One member of a weighted relay pool. */
+export interface PoolMember {
+  /** A full Postfix result; may itself be a failover list. */
+  result: string;
+  /** Positive integer share of the traffic. */
+  weight: number;
+  /** Smooth weighted round-robin state. */
+  current: number;
+  /** Lookups that picked this member. */
+  picks: number;
+}
+
+/** A weighted relay pool: `pool:NAME WEIGHT RESULT | WEIGHT RESULT ...`. */
+export interface Pool {
+  name: string;
+  line: number;
+  members: PoolMember[];
+  totalWeight: number;
+}
+
+/**
+ * Picks the next member, smooth weighted round-robin as nginx does: weights 3:1 give
+ * a a b a, a a b a, ... (spread, not in runs), deterministically.
+ *
+ * @example
+ * ```ts
+ * pool.members[pickMember(pool)].result; // "relay:[r1.example]:587"
+ * ```
+ */
+export function pickMember(pool: Pool): number {
+  const members = pool.members;
+  let best = 0;
+  for (let i = 0; i < members.length; i++) {
+    members[i].current += members[i].weight;
+    if (members[i].current > members[best].current) best = i;
+  }
+  members[best].current -= pool.totalWeight;
+  members[best].picks++;
+  return best;
 }
 
 /** Rules of one config file, in file order. Replaced as a whole on reload. */
@@ -29,6 +74,8 @@ export interface RuleSet {
   file: string;
   /** The rules in file order: the first match wins. */
   rules: readonly Rule[];
+  /** Pools by name. */
+  pools: ReadonlyMap<string, Pool>;
 }
 
 /** Which MX host matched which rule. */

@@ -8,6 +8,7 @@
 import type { MxCache } from "./cache.ts";
 import { log } from "./log.ts";
 import type { Memo, Router } from "./router.ts";
+import type { RuleSet } from "./rules.ts";
 import type { ConnectionLimit } from "./server.ts";
 
 /** How often the stats line is logged. */
@@ -36,7 +37,15 @@ export function statsLine(sources: StatsSources): string {
     `invalid=${invalid}; cache entries=${sources.cache.size} hits=${c.hits} misses=${c.misses} ` +
     `stale=${c.staleAnswers} prefetches=${c.prefetches} coalesced=${c.coalesced} ` +
     `failure_hits=${c.failureHits}; dns queries=${c.dnsQueries} failures=${c.failures}; ` +
-    `connections open=${sources.limit.open} refused=${sources.limit.refused}; rss=${rssMb}MB`;
+    `connections open=${sources.limit.open} refused=${sources.limit.refused}; rss=${rssMb}MB; ` +
+    `top rules: ${topRules(sources.router.ruleSet)}`;
+}
+
+function topRules(ruleSet: RuleSet, count = 3): string {
+  const used = ruleSet.rules.filter((rule) => rule.matches > 0);
+  if (used.length === 0) return "none";
+  return used.sort((a, b) => b.matches - a.matches).slice(0, count)
+    .map((rule) => `line ${rule.line}=${rule.matches}`).join(" ");
 }
 
 /** Logs the stats line every {@linkcode STATS_INTERVAL_MS}; `stop` ends it. */

@@ -59,7 +59,7 @@ Deno.test("unknown and malformed flags give a one-line error naming the flag", (
     [["--bogus"], /^unknown option '--bogus'$/],
     [["-x"], /^unknown option '-x'$/],
     [["-p"], /^option '-p, --port <value>' needs a value$|needs a value/],
-    [["-p", "http"], /^option '--port' needs a whole number from 1 to 65535, not 'http'$/],
+    [["-p", "http"], /^option '--port' needs a whole number from 0 to 65535, not 'http'$/],
     [["-p", "70000"], /^option '--port' is out of range: 70000/],
     [["--cache-ttl", "-5"], /--cache-ttl/],
     [["--timeout", "1e3"], /^option '--timeout' needs a number/],
@@ -74,4 +74,58 @@ Deno.test("unknown and malformed flags give a one-line error naming the flag", (
       assert.ok(!command.message.includes("\n"), "one line");
     }
   }
+});
+
+Deno.test("socketmap, unix socket, metrics and dry-run flags", () => {
+  const command = parseCommandLine([
+    "--port",
+    "0",
+    "--socketmap",
+    "unix:/run/x/mxroute",
+    "--socketmap",
+    "127.0.0.1:10100",
+    "--socket-mode",
+    "0640",
+    "--socket-group",
+    "postfix",
+    "--metrics",
+    "127.0.0.1:9110",
+    "--dry-run",
+  ]);
+  assert.equal(command.kind, "serve");
+  if (command.kind !== "serve") return;
+  const o = command.options;
+  assert.deepEqual(o.socketmap, ["unix:/run/x/mxroute", "127.0.0.1:10100"]);
+  assert.deepEqual([o.port, o.socketMode, o.socketGroup, o.metrics, o.dryRun], [
+    0,
+    0o640,
+    "postfix",
+    "127.0.0.1:9110",
+    true,
+  ]);
+  const noListener = parseCommandLine(["--port", "0"]);
+  assert.ok(noListener.kind === "error" && /give --socketmap/.test(noListener.message));
+  const badMode = parseCommandLine(["--socket-mode", "999"]);
+  assert.ok(badMode.kind === "error" && /--socket-mode/.test(badMode.message));
+});
+
+Deno.test("check and query subcommands", () => {
+  assert.deepEqual(parseCommandLine(["check", "-c", "/etc/r.conf"]), {
+    kind: "check",
+    options: { config: "/etc/r.conf" },
+  });
+  const query = parseCommandLine([
+    "query",
+    "--json",
+    "--dns-server",
+    "127.0.0.1:53",
+    "a@b.example",
+  ]);
+  assert.equal(query.kind, "query");
+  if (query.kind === "query") {
+    assert.deepEqual(query.options.keys, ["a@b.example"]);
+    assert.equal(query.options.json, true);
+  }
+  const empty = parseCommandLine(["query"]);
+  assert.ok(empty.kind === "error" && /at least one KEY/.test(empty.message));
 });

@@ -62,7 +62,7 @@ Deno.test("socketmapCodec answers PERM: malformed framing closes, bad content do
 });
 
 Deno.test("socketmapCodec encodes decisions as OK, NOTFOUND and TEMP", () => {
-  const base = { reason: "", match: null, hosts: [], replies: [] };
+  const base = { reason: "", match: null, hosts: [], replies: [], members: null };
   const match: Decision = { ...base, label: "match", result: "relay:[a]:587" };
   const nomatch: Decision = { ...base, label: "nomatch", result: null };
   const tempfail: Decision = { ...base, label: "tempfail", result: null, reason: "SERVFAIL" };

@@ -1,0 +1,556 @@
+import assert from "node:assert/strict";
+import {
+  createResolver,
+  type DnsQueryEvent,
+  formatDnsServer,
+  nameserversFromResolvConf,
+  parseDnsServer,
+} from "../lib/dns.ts";
+import type { DnsServer, MxOutcome } from "../lib/dns_types.ts";
+import { type FakeDns, type FakeDnsBehaviour, replyTo, startFakeDns } from "./support/fake_dns.ts";
+
+const MX: FakeDnsBehaviour = {
+  kind: "mx",
+  records: [{ preference: 10, exchange: "mx.example.net" }],
+  ttl: 600,
+};
+const MX_ANSWER: MxOutcome = { kind: "mx", hosts: ["mx.example.net"], ttl: 600 };
+
+/** Starts fake servers with these zones, runs `body`, closes them. */
+async function withFakes(
+  zones: Record<string, FakeDnsBehaviour>[],
+  body: (fakes: FakeDns[]) => Promise<void>,
+): Promise<void> {
+  const fakes: FakeDns[] = [];
+  try {
+    for (const zone of zones) fakes.push(await startFakeDns({ zone }));
+    await body(fakes);
+  } finally {
+    await Promise.all(fakes.map((fake) => fake.close()));
+  }
+}
+
+/** Resolves `domain` against one fake server serving `behaviour` for it. */
+async function lookup(
+  behaviour: FakeDnsBehaviour,
+  options: { domain?: string; timeoutMs?: number } = {},
+): Promise<{ outcome: MxOutcome; elapsed: number; events: DnsQueryEvent[]; queries: number }> {
+  const domain = options.domain ?? "example.com";
+  let result: Awaited<ReturnType<typeof lookup>> | undefined;
+  await withFakes([{ [domain]: behaviour }], async ([fake]) => {
+    const events: DnsQueryEvent[] = [];
+    const resolver = createResolver({
+      servers: [fake.server],
+      timeoutMs: options.timeoutMs ?? 2000,
+      onQuery: (event) => events.push(event),
+    });
+    const started = performance.now();
+    const outcome = await resolver.resolveMx(domain);
+    result = {
+      outcome,
+      elapsed: performance.now() - started,
+      events,
+      queries: fake.queriesFor(domain),
+    };
+  });
+  return result!;
+}
+
+Deno.test("MX records: preference order, ties in answer order, lower-cased, min TTL", async () => {
+  const { outcome, events } = await lookup({
+    kind: "mx",
+    ttl: 900,
+    records: [
+      { preference: 20, exchange: "B.Example.NET." },
+      { preference: 10, exchange: "MX1.example.com", ttl: 300 },
+      { preference: 20, exchange: "a.example.net", ttl: 120 },
+      { preference: 5, exchange: "first.example.org." },
+    ],
+  }, { domain: "Example.COM" });
+  assert.deepEqual(outcome, {
+    kind: "mx",
+    hosts: ["first.example.org", "mx1.example.com", "b.example.net", "a.example.net"],
+    ttl: 120,
+  });
+  assert.equal(events.length, 1);
+  assert.equal(events[0].transport, "udp");
+  assert.equal(events[0].outcome, "noerror");
+  assert.match(events[0].server, /^127\.0\.0\.1:\d+$/);
+});
+
+Deno.test("null MX", async () => {
+  assert.deepEqual((await lookup({ kind: "nullmx", ttl: 3600 })).outcome, {
+    kind: "nullmx",
+    ttl: 3600,
+  });
+});
+
+Deno.test("NODATA with SOA (min of TTL and MINIMUM) and without", async () => {
+  assert.deepEqual((await lookup({ kind: "nodata", soa: { ttl: 3600, minimum: 300 } })).outcome, {
+    kind: "nodata",
+    negativeTtl: 300,
+  });
+  assert.deepEqual((await lookup({ kind: "nodata", soa: { ttl: 60, minimum: 300 } })).outcome, {
+    kind: "nodata",
+    negativeTtl: 60,
+  });
+  assert.deepEqual((await lookup({ kind: "nodata" })).outcome, {
+    kind: "nodata",
+    negativeTtl: null,
+  });
+});
+
+Deno.test("NXDOMAIN with SOA", async () => {
+  const { outcome, events } = await lookup({ kind: "nxdomain", soa: { ttl: 900, minimum: 120 } });
+  assert.deepEqual(outcome, { kind: "nxdomain", negativeTtl: 120 });
+  assert.deepEqual(events.map((event) => event.outcome), ["nxdomain"]);
+});
+
+Deno.test("SERVFAIL from the only server: asked twice, then tempfail", async () => {
+  const { outcome, events, queries } = await lookup({ kind: "servfail" });
+  assert.equal(outcome.kind, "tempfail");
+  assert.equal(outcome.kind === "tempfail" && outcome.cause, "servfail");
+  assert.match(
+    outcome.kind === "tempfail" ? outcome.reason : "",
+    /^SERVFAIL from 127\.0\.0\.1:\d+$/,
+  );
+  assert.equal(queries, 2);
+  assert.deepEqual(events.map((event) => event.outcome), ["servfail", "servfail"]);
+});
+
+Deno.test("SERVFAIL once, then the retry of the same server answers", async () => {
+  const { outcome, queries } = await lookup({
+    kind: "perQuery",
+    list: [{ kind: "servfail" }, MX],
+  });
+  assert.deepEqual(outcome, MX_ANSWER);
+  assert.equal(queries, 2);
+});
+
+Deno.test("REFUSED from the first server: the second server's answer is used", async () => {
+  await withFakes(
+    [{ "example.com": { kind: "refused" } }, { "example.com": MX }],
+    async (fakes) => {
+      const events: DnsQueryEvent[] = [];
+      const resolver = createResolver({
+        servers: fakes.map((fake) => fake.server),
+        timeoutMs: 2000,
+        onQuery: (event) => events.push(event),
+      });
+      assert.deepEqual(await resolver.resolveMx("example.com"), MX_ANSWER);
+      assert.deepEqual(events.map((event) => [event.server, event.outcome]), [
+        [formatDnsServer(fakes[0].server), "refused"],
+        [formatDnsServer(fakes[1].server), "noerror"],
+      ]);
+    },
+  );
+});
+
+Deno.test("only bad servers (REFUSED, SERVFAIL): tempfail naming the last one", async () => {
+  const zones = [{ "example.com": { kind: "servfail" } }, { "example.com": { kind: "refused" } }];
+  await withFakes(zones as Record<string, FakeDnsBehaviour>[], async (fakes) => {
+    const resolver = createResolver({ servers: fakes.map((fake) => fake.server), timeoutMs: 2000 });
+    assert.deepEqual(await resolver.resolveMx("example.com"), {
+      kind: "tempfail",
+      reason: `REFUSED from ${formatDnsServer(fakes[1].server)}`,
+      cause: "refused",
+    });
+    assert.equal(fakes[0].queryCount, 1);
+    assert.equal(fakes[1].queryCount, 1);
+  });
+});
+
+Deno.test("silence: tempfail within the budget, the only server asked twice", async () => {
+  const { outcome, elapsed, events, queries } = await lookup({ kind: "silence" }, {
+    timeoutMs: 300,
+  });
+  assert.equal(outcome.kind === "tempfail" && outcome.cause, "timeout");
+  assert.match(
+    outcome.kind === "tempfail" ? outcome.reason : "",
+    /^no answer from 127\.0\.0\.1:\d+ within \d+ ms$/,
+  );
+  assert.ok(elapsed >= 290 && elapsed < 300 + 100, `took ${elapsed} ms`);
+  assert.equal(queries, 2);
+  assert.deepEqual(events.map((event) => event.outcome), ["timeout", "timeout"]);
+});
+
+Deno.test("a silent first server: the second answers within the budget", async () => {
+  await withFakes(
+    [{ "example.com": { kind: "silence" } }, { "example.com": MX }],
+    async (fakes) => {
+      const resolver = createResolver({
+        servers: fakes.map((fake) => fake.server),
+        timeoutMs: 1000,
+      });
+      const started = performance.now();
+      assert.deepEqual(await resolver.resolveMx("example.com"), MX_ANSWER);
+      const elapsed = performance.now() - started;
+      // Half the budget for the first of two servers.
+      assert.ok(elapsed >= 490 && elapsed < 600, `took ${elapsed} ms`);
+    },
+  );
+});
+
+Deno.test("a dead server (nothing listening): tempfail, never throws", async () => {
+  const fake = await startFakeDns();
+  const server: DnsServer = fake.server;
+  await fake.close();
+  const resolver = createResolver({ servers: [server], timeoutMs: 300 });
+  const outcome = await resolver.resolveMx("example.com");
+  assert.equal(outcome.kind, "tempfail");
+  // Loopback reports the closed port (ICMP) as a network error, or nothing arrives at all.
+  assert.ok(
+    outcome.kind === "tempfail" && ["network", "timeout"].includes(outcome.cause),
+    JSON.stringify(outcome),
+  );
+});
+
+Deno.test("delay: an answer within the attempt is used, a late one is not waited for", async () => {
+  const quick = await lookup({ kind: "delay", ms: 100, then: MX }, { timeoutMs: 1000 });
+  assert.deepEqual(quick.outcome, MX_ANSWER);
+  assert.ok(quick.elapsed >= 95 && quick.elapsed < 300, `took ${quick.elapsed} ms`);
+  // Each of the two attempts gets 300 ms; the answers come 400 ms after each query.
+  const late = await lookup({ kind: "delay", ms: 400, then: MX }, { timeoutMs: 600 });
+  assert.equal(late.outcome.kind === "tempfail" && late.outcome.cause, "timeout");
+  assert.ok(late.elapsed >= 590 && late.elapsed < 700, `took ${late.elapsed} ms`);
+  assert.equal(late.queries, 2);
+});
+
+Deno.test("IPv6: UDP and TCP to [::1]", async (t) => {
+  let fake: FakeDns;
+  try {
+    fake = await startFakeDns({
+      hostname: "::1",
+      zone: { "a.test": { kind: "truncate", then: MX } },
+    });
+  } catch {
+    await t.step({ name: "no IPv6 loopback here", ignore: true, fn: () => {} });
+    return;
+  }
+  try {
+    const events: DnsQueryEvent[] = [];
+    const resolver = createResolver({
+      servers: [fake.server],
+      timeoutMs: 1000,
+      onQuery: (event) => events.push(event),
+    });
+    assert.deepEqual(await resolver.resolveMx("a.test"), MX_ANSWER);
+    assert.deepEqual(events.map((event) => [event.server, event.transport]), [
+      [`[::1]:${fake.port}`, "udp"],
+      [`[::1]:${fake.port}`, "tcp"],
+    ]);
+  } finally {
+    await fake.close();
+  }
+});
+
+Deno.test("truncated UDP answer: the TCP answer is used", async () => {
+  const { outcome, events, queries } = await lookup({ kind: "truncate", then: MX });
+  assert.deepEqual(outcome, MX_ANSWER);
+  assert.equal(queries, 2);
+  assert.deepEqual(events.map((event) => [event.transport, event.outcome]), [
+    ["udp", "noerror"],
+    ["tcp", "noerror"],
+  ]);
+});
+
+Deno.test("truncated UDP answer and a TCP server that fails: tempfail", async () => {
+  const { outcome } = await lookup({ kind: "truncate", then: { kind: "silence" } }, {
+    timeoutMs: 300,
+  });
+  assert.equal(outcome.kind === "tempfail" && outcome.cause, "timeout");
+});
+
+Deno.test("wrong ID and wrong question are ignored: tempfail after the budget", async () => {
+  for (const kind of ["wrongId", "wrongQuestion"] as const) {
+    const { outcome, elapsed } = await lookup({ kind, then: MX }, { timeoutMs: 300 });
+    assert.equal(outcome.kind, "tempfail");
+    assert.equal(outcome.kind === "tempfail" && outcome.cause, "malformed");
+    const why = kind === "wrongId" ? "wrong ID" : "wrong question";
+    assert.match(
+      outcome.kind === "tempfail" ? outcome.reason : "",
+      new RegExp(`^mismatched answer from 127\\.0\\.0\\.1:\\d+ \\(${why}\\)$`),
+    );
+    assert.ok(elapsed >= 290 && elapsed < 400, `took ${elapsed} ms`);
+  }
+});
+
+Deno.test("a spoofed answer followed by the real one: the real one is used", async () => {
+  const spoof: FakeDnsBehaviour = {
+    kind: "mx",
+    records: [{ preference: 0, exchange: "attacker.example" }],
+  };
+  const { outcome } = await lookup({
+    kind: "multi",
+    replies: [{ kind: "wrongId", then: spoof }, { kind: "wrongQuestion", then: spoof }, MX],
+  });
+  assert.deepEqual(outcome, MX_ANSWER);
+});
+
+Deno.test("garbage: tempfail, malformed", async () => {
+  for (const keepId of [true, false]) {
+    const { outcome, elapsed } = await lookup({ kind: "garbage", keepId }, { timeoutMs: 300 });
+    assert.equal(
+      outcome.kind === "tempfail" && outcome.cause,
+      "malformed",
+      JSON.stringify(outcome),
+    );
+    assert.ok(elapsed < 400, `took ${elapsed} ms`);
+  }
+});
+
+Deno.test("CNAME chain followed", async () => {
+  await withFakes([{
+    "example.com": { kind: "cname", target: "alias.example.net", ttl: 3600 },
+    "alias.example.net": { kind: "cname", target: "final.example.org", ttl: 7200 },
+    "final.example.org": MX,
+  }], async ([fake]) => {
+    const resolver = createResolver({ servers: [fake.server], timeoutMs: 2000 });
+    assert.deepEqual(await resolver.resolveMx("example.com"), MX_ANSWER);
+    assert.deepEqual(await resolver.resolveMx("alias.example.net"), MX_ANSWER);
+  });
+  const { outcome } = await lookup({ kind: "cname", target: "x.test", ttl: 30, then: MX });
+  assert.deepEqual(outcome, { ...MX_ANSWER, ttl: 30 });
+});
+
+Deno.test("CNAME loop: malformed tempfail", async () => {
+  await withFakes([{
+    "example.com": { kind: "cname", target: "b.example.com" },
+    "b.example.com": { kind: "cname", target: "example.com" },
+  }], async ([fake]) => {
+    const resolver = createResolver({ servers: [fake.server], timeoutMs: 2000 });
+    const outcome = await resolver.resolveMx("example.com");
+    assert.deepEqual(outcome, {
+      kind: "tempfail",
+      reason: `malformed answer from ${formatDnsServer(fake.server)}: CNAME loop at example.com`,
+      cause: "malformed",
+    });
+  });
+});
+
+Deno.test("records about other names are ignored", async () => {
+  const { outcome } = await lookup({
+    kind: "raw",
+    reply: (query) =>
+      replyTo(query, {
+        answers: [
+          {
+            type: "MX",
+            name: "victim.example",
+            ttl: 999,
+            class: "IN",
+            data: { preference: 0, exchange: "attacker.example" },
+          },
+          {
+            type: "MX",
+            name: "example.com",
+            ttl: 60,
+            class: "IN",
+            data: { preference: 10, exchange: "mx.example.com" },
+          },
+        ],
+      }),
+  });
+  assert.deepEqual(outcome, { kind: "mx", hosts: ["mx.example.com"], ttl: 60 });
+});
+
+Deno.test("TTL 0 and 2^31", async () => {
+  assert.deepEqual(
+    (await lookup({ kind: "mx", ttl: 0, records: [{ preference: 1, exchange: "a.test" }] }))
+      .outcome,
+    { kind: "mx", hosts: ["a.test"], ttl: 0 },
+  );
+  assert.deepEqual(
+    (await lookup({
+      kind: "mx",
+      records: [{ preference: 1, exchange: "a.test", ttl: 2 ** 31 }, {
+        preference: 2,
+        exchange: "b.test",
+        ttl: 60,
+      }],
+    })).outcome,
+    { kind: "mx", hosts: ["a.test", "b.test"], ttl: 0 },
+  );
+  assert.deepEqual((await lookup({ kind: "nullmx", ttl: 2 ** 31 + 5 })).outcome, {
+    kind: "nullmx",
+    ttl: 0,
+  });
+});
+
+Deno.test("2000 MX records arrive over TCP after truncation", async () => {
+  const records = Array.from({ length: 2000 }, (_, i) => ({
+    preference: 2000 - i,
+    exchange: `m${i}.t`,
+  }));
+  const { outcome, events } = await lookup({ kind: "mx", records, ttl: 77 }, { domain: "x.t" });
+  assert.equal(outcome.kind, "mx");
+  const hosts = outcome.kind === "mx" ? outcome.hosts : [];
+  assert.equal(hosts.length, 2000);
+  assert.equal(hosts[0], "m1999.t");
+  assert.equal(hosts[1999], "m0.t");
+  assert.equal(outcome.kind === "mx" && outcome.ttl, 77);
+  assert.deepEqual(events.map((event) => event.transport), ["udp", "tcp"]);
+});
+
+Deno.test("300-character exchange: malformed tempfail", async () => {
+  const exchange = `${"a".repeat(59)}.`.repeat(5) + "test";
+  assert.equal(exchange.length, 304);
+  const { outcome, events } = await lookup({
+    kind: "mx",
+    records: [{ preference: 10, exchange }],
+  });
+  assert.equal(outcome.kind === "tempfail" && outcome.cause, "malformed");
+  assert.deepEqual(events.map((event) => event.outcome), ["malformed", "malformed"]);
+});
+
+/** Offset of the first answer record in a reply to a query for example.com. */
+const ANSWER_OFFSET = 12 + "example.com".length + 2 + 4;
+
+function hostile(patch: (bytes: Uint8Array) => void): FakeDnsBehaviour {
+  return {
+    kind: "raw",
+    reply: (query) => {
+      const bytes = replyTo(query, {
+        answers: [{
+          type: "MX",
+          name: "example.com",
+          ttl: 60,
+          class: "IN",
+          data: { preference: 10, exchange: "mx.example.com" },
+        }],
+      });
+      patch(bytes);
+      return bytes;
+    },
+  };
+}
+
+Deno.test("compression pointer loop: malformed tempfail, fast", async () => {
+  const { outcome, elapsed } = await lookup(
+    hostile((bytes) => {
+      bytes[ANSWER_OFFSET] = 0xc0;
+      bytes[ANSWER_OFFSET + 1] = ANSWER_OFFSET;
+    }),
+  );
+  assert.equal(outcome.kind === "tempfail" && outcome.cause, "malformed");
+  assert.match(
+    outcome.kind === "tempfail" ? outcome.reason : "",
+    /^malformed answer from 127\.0\.0\.1:\d+: Cannot decode name \(bad pointer\)$/,
+  );
+  assert.ok(elapsed < 500, `took ${elapsed} ms`);
+});
+
+Deno.test("answer count exceeding the packet: malformed tempfail", async () => {
+  const { outcome } = await lookup(hostile((bytes) => bytes[7] = 50));
+  assert.equal(outcome.kind === "tempfail" && outcome.cause, "malformed");
+});
+
+Deno.test("an invalid domain is NXDOMAIN without asking", async () => {
+  const { outcome, queries } = await lookup(MX, { domain: `${"a".repeat(64)}.com` });
+  assert.deepEqual(outcome, { kind: "nxdomain", negativeTtl: null });
+  assert.equal(queries, 0);
+});
+
+Deno.test("no servers: tempfail", async () => {
+  const resolver = createResolver({ servers: [], timeoutMs: 100 });
+  assert.deepEqual(await resolver.resolveMx("example.com"), {
+    kind: "tempfail",
+    reason: "no DNS servers configured",
+    cause: "network",
+  });
+});
+
+Deno.test("an onQuery callback that throws does not break the lookup", async () => {
+  await withFakes([{ "example.com": MX }], async ([fake]) => {
+    const resolver = createResolver({
+      servers: [fake.server],
+      timeoutMs: 2000,
+      onQuery: () => {
+        throw new Error("metrics broke");
+      },
+    });
+    assert.deepEqual(await resolver.resolveMx("example.com"), MX_ANSWER);
+  });
+});
+
+Deno.test("concurrent lookups use distinct sockets and IDs", async () => {
+  const zone: Record<string, FakeDnsBehaviour> = {};
+  for (let i = 0; i < 50; i++) {
+    zone[`d${i}.test`] = { kind: "mx", records: [{ preference: 1, exchange: `mx${i}.test` }] };
+  }
+  await withFakes([zone], async ([fake]) => {
+    const resolver = createResolver({ servers: [fake.server], timeoutMs: 2000 });
+    const outcomes = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => resolver.resolveMx(`d${i}.test`)),
+    );
+    outcomes.forEach((outcome, i) => {
+      assert.deepEqual(outcome, { kind: "mx", hosts: [`mx${i}.test`], ttl: 300 });
+    });
+    assert.equal(fake.queryCount, 50);
+  });
+});
+
+Deno.test("parseDnsServer: accepted forms", () => {
+  assert.deepEqual(parseDnsServer("1.2.3.4"), { host: "1.2.3.4", port: 53 });
+  assert.deepEqual(parseDnsServer("1.2.3.4:5353"), { host: "1.2.3.4", port: 5353 });
+  assert.deepEqual(parseDnsServer("::1"), { host: "::1", port: 53 });
+  assert.deepEqual(parseDnsServer("[::1]"), { host: "::1", port: 53 });
+  assert.deepEqual(parseDnsServer("[::1]:5353"), { host: "::1", port: 5353 });
+  assert.deepEqual(parseDnsServer("[2001:DB8:0:0::1]:53"), { host: "2001:db8::1", port: 53 });
+  assert.deepEqual(parseDnsServer("2001:db8::53"), { host: "2001:db8::53", port: 53 });
+  assert.deepEqual(parseDnsServer("127.0.0.1:65535"), { host: "127.0.0.1", port: 65535 });
+});
+
+Deno.test("parseDnsServer: rejected forms", () => {
+  for (
+    const text of [
+      "",
+      "x",
+      "localhost",
+      "dns.google:53",
+      "1.2.3",
+      "1.2.3.4.5",
+      "256.1.1.1",
+      "1.2.3.4:",
+      "1.2.3.4:0",
+      "1.2.3.4:65536",
+      "1.2.3.4:53x",
+      " 1.2.3.4",
+      "[::1",
+      "[::1]:",
+      "[1.2.3.4]",
+      "::1:5353:x",
+      "fe80::1%eth0",
+      "[::1]:53:53",
+      "::g",
+    ]
+  ) {
+    assert.deepEqual(parseDnsServer(text), {
+      error: `bad DNS server address "${text}": expected ADDR[:PORT], IPv6 as [::1]:5353`,
+    }, text);
+  }
+});
+
+Deno.test("nameserversFromResolvConf", () => {
+  const text = [
+    "# Generated by NetworkManager",
+    "search example.com",
+    "nameserver 192.0.2.53",
+    "; nameserver 192.0.2.99",
+    "#nameserver 192.0.2.98",
+    "  nameserver\t2001:db8::53  # trailing comment",
+    "nameserver fe80::1%eth0",
+    "nameserver dns.example.com",
+    "nameserver",
+    "nameservers 192.0.2.97",
+    "options edns0 timeout:2\r",
+    "nameserver 192.0.2.54\r",
+  ].join("\n");
+  assert.deepEqual(nameserversFromResolvConf(text), [
+    { host: "192.0.2.53", port: 53 },
+    { host: "2001:db8::53", port: 53 },
+    { host: "fe80::1", port: 53 },
+    { host: "192.0.2.54", port: 53 },
+  ]);
+  assert.deepEqual(nameserversFromResolvConf(""), []);
+});
