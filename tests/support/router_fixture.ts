@@ -48,7 +48,7 @@ export const ZONE: Record<string, FakeDnsBehaviour> = {
   "wrongquestion.test": { kind: "wrongQuestion", then: mx([10, "q.mail.protection.outlook.com"]) },
   "garbage.test": { kind: "garbage" },
   "xn--mller-kva.test": mx([10, "m.mail.protection.outlook.com"]),
-  "slow.test": { kind: "delay", ms: 300, then: mx([10, "s.mail.protection.outlook.com"]) },
+  "slow.test": { kind: "delay", ms: 150, then: mx([10, "s.mail.protection.outlook.com"]) },
 };
 
 /** A running router with its fake DNS and temporary directory. */
@@ -61,7 +61,7 @@ export interface RouterFixture extends AsyncDisposable {
 
 /** Starts fake DNS and the router process (compile-task permissions) with RULES. */
 export async function startRouterFixture(
-  options: { args?: string[]; rules?: string } = {},
+  options: { args?: string[] | ((tmpDir: string) => string[]); rules?: string } = {},
 ): Promise<RouterFixture> {
   const tmpDir = await Deno.makeTempDir({ prefix: "mxrouter-it-" });
   const configPath = `${tmpDir}/rules.conf`;
@@ -74,7 +74,7 @@ export async function startRouterFixture(
       tmpDir,
       dnsServers: [`127.0.0.1:${dns.port}`],
       dnsTimeoutSeconds: 0.6,
-      args: options.args,
+      args: typeof options.args === "function" ? options.args(tmpDir) : options.args,
     });
   } catch (error) {
     await dns.close();

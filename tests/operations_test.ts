@@ -1,0 +1,332 @@
+/**
+ * Running the router for years: socketmap over TCP and unix sockets, reload, clean stop, the
+ * check and query subcommands, metrics, and the systemd unit's exposure.
+ */
+
+import assert from "node:assert/strict";
+import { findBinary, freePort, run } from "./support/e2e_util.ts";
+import { isCi } from "./support/e2e_env.ts";
+import { postmapQuery } from "./support/postfix.ts";
+import { O365, postmapTest, RULES, startRouterFixture } from "./support/router_fixture.ts";
+import { compilePermissionFlags, PROJECT_ROOT, withExtraPaths } from "./support/router_process.ts";
+import { LineClient } from "./support/tcp_client.ts";
+import { startFakeDns } from "./support/fake_dns.ts";
+
+const encoder = new TextEncoder();
+const netstring = (text: string) => `${encoder.encode(text).length}:${text},`;
+
+async function readUntil(conn: Deno.Conn, done: (text: string) => boolean): Promise<string> {
+  const buffer = new Uint8Array(65536);
+  let text = "";
+  const deadline = Date.now() + 5000;
+  while (!done(text)) {
+    if (Date.now() > deadline) throw new Error(`timed out; got ${JSON.stringify(text)}`);
+    const read = await conn.read(buffer);
+    if (read === null) break;
+    text += new TextDecoder().decode(buffer.subarray(0, read));
+  }
+  return text;
+}
+
+Deno.test("socketmap over TCP and over a unix socket, with the socket mode asked for", async () => {
+  const socketPort = await freePort();
+  let socketPath = "";
+  await assert.rejects(
+    startRouterFixture({
+      args: (tmp) => {
+        Deno.writeTextFileSync(`${tmp}/taken`, ""); // not a socket: must be refused, not deleted
+        return ["--socketmap", `unix:${tmp}/taken`];
+      },
+    }),
+    /taken exists and is not a socket/,
+  );
+  await using fixture = await startRouterFixture({
+    args: (tmp) => {
+      socketPath = `${tmp}/mxroute.sock`;
+      return [
+        "--socketmap",
+        `127.0.0.1:${socketPort}`,
+        "--socketmap",
+        `unix:${socketPath}`,
+        "--socket-mode",
+        "0640",
+      ];
+    },
+  });
+  const stat = await Deno.stat(socketPath);
+  assert.equal(stat.isSocket, true);
+  assert.equal(stat.mode! & 0o777, 0o640);
+  for (
+    const conn of [
+      await Deno.connect({ hostname: "127.0.0.1", port: socketPort }),
+      await Deno.connect({ transport: "unix", path: socketPath }),
+    ]
+  ) {
+    await conn.write(encoder.encode(
+      netstring("mxroute a@contoso.test") + netstring("mxroute a@other.test") +
+        netstring("mxroute a@servfail.test") + netstring("mxroute"),
+    ));
+    const replies = await readUntil(conn, (t) => (t.match(/,/g) ?? []).length >= 4);
+    assert.match(
+      replies,
+      /^27:OK relay:\[o365\.example\]:587,9:NOTFOUND ,\d+:TEMP SERVFAIL from 127\.0\.0\.1:\d+,\d+:PERM malformed request: expected "NAME KEY",$/,
+    );
+    await conn.write(encoder.encode("9x:garbage,"));
+    assert.match(
+      await readUntil(conn, (t) => t.endsWith(",")),
+      /^\d+:PERM malformed netstring length,$/,
+    );
+    assert.equal(await conn.read(new Uint8Array(10)), null, "closed after a framing error");
+    conn.close();
+  }
+  await fixture.router.stop();
+  await assert.rejects(Deno.lstat(socketPath), Deno.errors.NotFound, "socket removed at stop");
+});
+
+postmapTest("postmap -q socketmap:inet and socketmap:unix", async (configDir) => {
+  const socketPort = await freePort();
+  let socketPath = "";
+  await using fixture = await startRouterFixture({
+    args: (tmp) => {
+      socketPath = `${tmp}/mxroute.sock`;
+      return ["--socketmap", `127.0.0.1:${socketPort}`, "--socketmap", `unix:${socketPath}`];
+    },
+  });
+  for (
+    const table of [
+      `socketmap:inet:127.0.0.1:${socketPort}:mxroute`,
+      `socketmap:unix:${socketPath}:mxroute`,
+    ]
+  ) {
+    const found = await postmapQuery({ configDir, table, key: "x@contoso.test" });
+    assert.deepEqual([found.code, found.value], [0, O365], table);
+    const missing = await postmapQuery({ configDir, table, key: "x@other.test" });
+    assert.deepEqual([missing.code, missing.value], [1, null], table);
+  }
+});
+
+Deno.test("reload with a good and a broken file while a client keeps querying", async () => {
+  await using fixture = await startRouterFixture();
+  const client = await LineClient.connect(fixture.router.port);
+  let stop = false;
+  const replies: string[] = [];
+  const querying = (async () => {
+    while (!stop) replies.push(await client.get("a@other.test") ?? "closed");
+  })();
+  try {
+    await new Promise((r) => setTimeout(r, 100));
+    await Deno.writeTextFile(
+      fixture.configPath,
+      RULES + "suffix:other.test relay:[new.example]:25\n",
+    );
+    fixture.router.kill("SIGHUP");
+    await waitForLog(fixture.router.stderr, /reloaded 4 rules/);
+    await new Promise((r) => setTimeout(r, 100));
+    await Deno.writeTextFile(fixture.configPath, "no-result-here\n");
+    fixture.router.kill("SIGHUP");
+    await waitForLog(
+      fixture.router.stderr,
+      /reload failed, keeping the old rules: .*rules\.conf, line 1: missing result/,
+    );
+    await new Promise((r) => setTimeout(r, 100));
+  } finally {
+    stop = true;
+    await querying;
+    client.close();
+  }
+  assert.ok(replies.length > 10, `${replies.length} replies`);
+  const kinds = new Set(replies);
+  assert.deepEqual([...kinds].sort(), ["200 relay:[new.example]:25", "500 NO%20RESULT"].sort());
+  // Before the reload not found, after it the new rule, and the broken file changed nothing.
+  const firstNew = replies.indexOf("200 relay:[new.example]:25");
+  assert.ok(replies.slice(firstNew).every((r) => r === "200 relay:[new.example]:25"));
+});
+
+async function waitForLog(stderr: () => string, pattern: RegExp): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!pattern.test(stderr())) {
+    if (Date.now() > deadline) throw new Error(`log never matched ${pattern}:\n${stderr()}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+Deno.test("SIGTERM with requests in flight: all answered, exit 0", async () => {
+  await using fixture = await startRouterFixture();
+  const clients = await Promise.all([1, 2, 3].map(() => LineClient.connect(fixture.router.port)));
+  try {
+    // slow.test answers after 150 ms: these are in flight when SIGTERM arrives.
+    for (const [i, client] of clients.entries()) {
+      await client.send(`get u${i}@slow.test\nget u${i}@contoso.test\n`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    const exit = fixture.router.stop({ timeoutMs: 8000 });
+    for (const client of clients) {
+      assert.equal(await client.line(), "200 relay:[o365.example]:587");
+      assert.equal(await client.line(), "200 relay:[o365.example]:587");
+    }
+    assert.equal(await exit, 0);
+    assert.match(fixture.router.stderr(), /SIGTERM: stopping/);
+  } finally {
+    for (const client of clients) client.close();
+  }
+});
+
+async function runMain(args: string[], tmpDir: string) {
+  const flags = withExtraPaths(await compilePermissionFlags(), [tmpDir]);
+  return await run(Deno.execPath(), {
+    args: ["run", "--no-prompt", ...flags, `${PROJECT_ROOT}/main.ts`, ...args],
+  });
+}
+
+Deno.test("check: lists rules and pools, warns about substrings, exit 0 valid and 1 invalid", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "mxrouter-check-" });
+  try {
+    const good = `${tmp}/good.conf`;
+    await Deno.writeTextFile(
+      good,
+      RULES + "outlook.com pool:o365\npool:o365 3 relay:[r1]:587 | 1 relay:[r2]:587\n",
+    );
+    const ok = await runMain(["check", "-c", good], tmp);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, /good\.conf: 4 rules/);
+    assert.match(
+      ok.stdout,
+      /line 2: suffix    mail\.protection\.outlook\.com -> relay:\[o365\.example\]:587/,
+    );
+    assert.match(
+      ok.stdout,
+      /pool o365 \(line 6\), total weight 4:\n {4}weight 3 \(75 %\) -> relay:\[r1\]:587\n {4}weight 1 \(25 %\) -> relay:\[r2\]:587/,
+    );
+    assert.match(ok.stdout, /good\.conf: valid/);
+    assert.match(
+      ok.stderr,
+      /good\.conf, line 5: warning: substring pattern "outlook\.com".*suffix:outlook\.com/,
+    );
+    const bad = `${tmp}/bad.conf`;
+    await Deno.writeTextFile(bad, "suffix:a.example relay:x\nnope\n/(/ relay:y\n");
+    const failed = await runMain(["check", "-c", bad], tmp);
+    assert.equal(failed.code, 1);
+    assert.match(failed.stderr, /bad\.conf, line 2: missing result/);
+    assert.match(failed.stderr, /bad\.conf, line 3: bad regular expression/);
+    const missing = await runMain(["check", "-c", `${tmp}/absent.conf`], tmp);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /absent\.conf: cannot read the rules file: no such file/);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("query: explains the lookup; exit 0 found, 1 not found, 2 temporary failure", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "mxrouter-query-" });
+  const { ZONE } = await import("./support/router_fixture.ts");
+  const dns = await startFakeDns({ zone: ZONE });
+  try {
+    const config = `${tmp}/rules.conf`;
+    await Deno.writeTextFile(config, RULES);
+    const base = [
+      "query",
+      "-c",
+      config,
+      "--dns-server",
+      `127.0.0.1:${dns.port}`,
+      "--dns-timeout",
+      "0.5",
+    ];
+    const found = await runMain([...base, "a@contoso.test"], tmp);
+    assert.equal(found.code, 0, found.stderr);
+    assert.match(found.stdout, /dns: {6}NOERROR, TTL 300s: MX records/);
+    assert.match(
+      found.stdout,
+      /1\. contoso-test\.mail\.protection\.outlook\.com {2}matches .*rules\.conf:2 suffix:mail\.protection\.outlook\.com/,
+    );
+    assert.match(found.stdout, /2\. backup\.other\.test {2}no rule matches/);
+    assert.match(found.stdout, /tcp_table reply: 200 relay:\[o365\.example\]:587/);
+    const utf8 = await runMain([...base, "jörg@müller.test"], tmp);
+    assert.match(utf8.stdout, /domain: {3}müller\.test \(ASCII: xn--mller-kva\.test\)/);
+    const missing = await runMain([...base, "a@gone.test"], tmp);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stdout, /NXDOMAIN, TTL 60s/);
+    assert.match(missing.stdout, /tcp_table reply: 500 NO%20RESULT/);
+    const failed = await runMain([...base, "--json", "a@servfail.test"], tmp);
+    assert.equal(failed.code, 2);
+    const report = JSON.parse(failed.stdout)[0];
+    assert.equal(report.decision.label, "tempfail");
+    assert.match(report.tcpTableReply, /^400 SERVFAIL/);
+  } finally {
+    await dns.close();
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("metrics: a scrape's counters match the lookups made; 404 elsewhere", async () => {
+  const metricsPort = await freePort();
+  await using fixture = await startRouterFixture({
+    args: ["--metrics", `127.0.0.1:${metricsPort}`],
+  });
+  const client = await LineClient.connect(fixture.router.port);
+  try {
+    for (
+      const key of [
+        "a@contoso.test",
+        "b@contoso.test",
+        "a@other.test",
+        "a@servfail.test",
+        "localhost",
+      ]
+    ) {
+      await client.get(key);
+    }
+  } finally {
+    client.close();
+  }
+  const response = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+  const text = await response.text();
+  assert.equal(response.status, 200);
+  const value = (series: string) => {
+    const line = text.split("\n").find((l) => l.startsWith(series + " "));
+    return line === undefined ? undefined : Number(line.slice(series.length + 1));
+  };
+  assert.equal(value('mxrouter_lookups_total{result="match"}'), 2);
+  assert.equal(value('mxrouter_lookups_total{result="nomatch"}'), 1);
+  assert.equal(value('mxrouter_lookups_total{result="tempfail"}'), 1);
+  assert.equal(value('mxrouter_lookups_total{result="invalid"}'), 1);
+  assert.equal(value("mxrouter_cache_hits_total"), 1);
+  assert.equal(value("mxrouter_cache_misses_total"), 3);
+  assert.equal(value("mxrouter_cache_entries"), 2);
+  assert.equal(value('mxrouter_dns_queries_total{rcode="noerror"}'), 2);
+  assert.ok((value('mxrouter_dns_queries_total{rcode="servfail"}') ?? 0) >= 1);
+  assert.equal(value('mxrouter_rule_matches_total{line="2"}'), 2);
+  assert.equal(value("mxrouter_rules_loaded"), 3);
+  assert.equal(value('mxrouter_build_info{version="1.0.0"}'), 1);
+  assert.equal(value("mxrouter_lookup_duration_seconds_count"), 5);
+  assert.ok(!/contoso/.test(text), "no domain names in labels");
+  const other = await fetch(`http://127.0.0.1:${metricsPort}/other`);
+  assert.equal(other.status, 404);
+  await other.body?.cancel();
+});
+
+Deno.test("systemd unit: systemd-analyze security rates exposure 1.0 or less", async (t) => {
+  const analyze = findBinary("systemd-analyze");
+  if (analyze === null) {
+    if (isCi()) throw new Error("CI=true and systemd-analyze is missing: apt-get install systemd");
+    await t.step({ name: "skipped: apt-get install systemd", ignore: true, fn() {} });
+    return;
+  }
+  const unit = `${PROJECT_ROOT}/systemd/postfix-mx-pattern-router.service`;
+  const result = await run(analyze, { args: ["security", "--offline=true", unit] });
+  const exposure = /Overall exposure level for .*: ([\d.]+)/.exec(result.stdout + result.stderr);
+  assert.ok(exposure, result.stdout + result.stderr);
+  assert.ok(Number(exposure[1]) <= 1.0, `exposure ${exposure[1]}`);
+  const unitText = await Deno.readTextFile(unit);
+  for (
+    const setting of [
+      "ExecReload=/bin/kill -HUP $MAINPID",
+      "Restart=on-failure",
+      "DynamicUser=yes",
+      "RuntimeDirectory=",
+      "IPAddressAllow=localhost",
+    ]
+  ) {
+    assert.ok(unitText.includes(setting), setting);
+  }
+});
