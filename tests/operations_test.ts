@@ -330,3 +330,22 @@ Deno.test("systemd unit: systemd-analyze security rates exposure 1.0 or less", a
     assert.ok(unitText.includes(setting), setting);
   }
 });
+
+Deno.test("--dry-run: answers not found, logs the real decision, survives a reload", async () => {
+  await using fixture = await startRouterFixture({ args: ["--dry-run"] });
+  const client = await LineClient.connect(fixture.router.port);
+  try {
+    assert.match(fixture.router.stderr(), /dry-run \(every answer is "not found"\), listening on/);
+    assert.equal(await client.get("a@contoso.test"), "500 NO%20RESULT");
+    await waitForLog(
+      fixture.router.stderr,
+      /dry-run lookup a@contoso\.test .*reply="200 relay:\[o365\.example\]:587"/,
+    );
+    fixture.router.kill("SIGHUP");
+    await waitForLog(fixture.router.stderr, /reloaded 3 rules/);
+    assert.equal(await client.get("b@contoso.test"), "500 NO%20RESULT");
+    await waitForLog(fixture.router.stderr, /dry-run lookup b@contoso\.test .*reply="200 /);
+  } finally {
+    client.close();
+  }
+});
