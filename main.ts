@@ -36,7 +36,7 @@ import {
   openListener,
   parseListenAddress,
 } from "./lib/listen.ts";
-import { type ConnectionLimit, TableServer } from "./lib/server.ts";
+import { type ConnectionLimit, REQUEST_TIMEOUT_MS, TableServer } from "./lib/server.ts";
 import { socketmapCodec } from "./lib/socketmap.ts";
 import { loadDnsServers, loadRuleSet } from "./lib/setup.ts";
 import { startStatsLog } from "./lib/stats.ts";
@@ -63,7 +63,12 @@ async function serve(options: ServeOptions): Promise<void> {
   let metrics: RouterMetrics | null = null;
   const onQuery = (event: DnsQueryEvent) => metrics?.observeDnsQuery(event);
   const resolver = new SwappableResolver(
-    createResolver({ servers: dnsServers.value, timeoutMs: options.dnsTimeoutMs, onQuery }),
+    createResolver({
+      servers: dnsServers.value,
+      timeoutMs: options.dnsTimeoutMs,
+      onQuery,
+      maxInflight: options.maxDnsInflight,
+    }),
   );
   const cache = new MxCache<Memo>({
     resolver,
@@ -105,7 +110,14 @@ async function serve(options: ServeOptions): Promise<void> {
   const endpoints = await listenAll(options);
   for (const { listener, codec } of endpoints) {
     servers.push(
-      new TableServer({ listener, codec, router, idleTimeoutMs: options.idleTimeoutMs, limit }),
+      new TableServer({
+        listener,
+        codec,
+        router,
+        idleTimeoutMs: options.idleTimeoutMs,
+        stuckTimeoutMs: options.dnsTimeoutMs + REQUEST_TIMEOUT_MS,
+        limit,
+      }),
     );
   }
   const metricsServer = metrics === null ? null : startMetrics(options, metrics);
@@ -139,6 +151,7 @@ async function serve(options: ServeOptions): Promise<void> {
       servers: reread.value,
       timeoutMs: options.dnsTimeoutMs,
       onQuery,
+      maxInflight: options.maxDnsInflight,
     });
     log.info`reload: DNS servers ${reread.value.map(formatDnsServer).join(", ")}`;
   });

@@ -35,6 +35,8 @@ export interface ServeOptions {
   staleAnswerMs: number;
   cacheSize: number;
   maxConnections: number;
+  /** --max-dns-inflight: DNS lookups at once; more wait in order, within --dns-timeout. */
+  maxDnsInflight: number;
   /** Raw --socketmap values: `HOST:PORT` or `unix:/path`. */
   socketmap: string[];
   /** --socket-mode, permission bits of unix sockets. */
@@ -89,6 +91,7 @@ Serves Postfix tcp_table lookups: routes each recipient domain by the MX hosts D
       --cache-size N       most domains cached (default 100000)
       --timeout SECONDS    close client connections idle this long; 0: never (default 600)
       --max-connections N  most client connections at once (default 10000)
+      --max-dns-inflight N most DNS lookups at once; more wait in order (default 256)
       --dns-server ADDR[:PORT]  DNS server to ask, repeatable; IPv6 as [::1]:5353
                            (default: nameserver lines of /etc/resolv.conf)
       --dns-timeout SECONDS  the whole time budget of one DNS lookup (default 5)
@@ -124,6 +127,7 @@ const NUMBER_FLAGS = {
   "cache-size": { min: 1, max: 100_000_000, integer: true },
   "timeout": { min: 0, max: 2 ** 31, integer: false },
   "max-connections": { min: 1, max: 1_000_000, integer: true },
+  "max-dns-inflight": { min: 1, max: 100_000, integer: true },
   "dns-timeout": { min: 0.01, max: 600, integer: false },
 } as const;
 
@@ -160,6 +164,7 @@ export function parseCommandLine(args: string[]): Command {
         "cache-size": { type: "string" },
         timeout: { type: "string" },
         "max-connections": { type: "string" },
+        "max-dns-inflight": { type: "string" },
         "dns-server": { type: "string", multiple: true },
         "dns-timeout": { type: "string" },
         socketmap: { type: "string", multiple: true },
@@ -222,6 +227,7 @@ export function parseCommandLine(args: string[]): Command {
       staleAnswerMs: numbers["stale-answer-ms"] ?? 400,
       cacheSize: numbers["cache-size"] ?? 100_000,
       maxConnections: numbers["max-connections"] ?? 10_000,
+      maxDnsInflight: numbers["max-dns-inflight"] ?? 256,
       socketmap,
       socketMode: parseInt(socketMode, 8),
       socketGroup: values["socket-group"] ?? null,

@@ -10,6 +10,7 @@
 
 import dgram from "node:dgram";
 import type { DnsServer, MxOutcome, MxResolver, TempFailAnswer } from "./dns_types.ts";
+import { Limiter } from "./limiter.ts";
 import {
   checkReply,
   type DnsReply,
@@ -51,6 +52,11 @@ export interface ResolverOptions {
   timeoutMs: number;
   /** Called once per query sent; exceptions it throws are ignored. */
   onQuery?: (event: DnsQueryEvent) => void;
+  /**
+   * Most lookups talking to DNS at once (--max-dns-inflight); more wait in arrival order, and a
+   * wait counts against the lookup's budget. Default: no limit.
+   */
+  maxInflight?: number;
 }
 
 /** The least time worth giving one attempt while the budget allows it. */
@@ -268,6 +274,7 @@ async function exchangeTcp({ server, query, deadline }: ExchangeRequest): Promis
  */
 export function createResolver(options: ResolverOptions): MxResolver {
   const { servers, timeoutMs, onQuery } = options;
+  const limiter = options.maxInflight === undefined ? null : new Limiter(options.maxInflight);
 
   function report(event: DnsQueryEvent): void {
     try {
@@ -319,6 +326,27 @@ export function createResolver(options: ResolverOptions): MxResolver {
       return { kind: "tempfail", reason: "no DNS servers configured", cause: "network" };
     }
     const budgetEnd = performance.now() + timeoutMs;
+    if (limiter !== null) {
+      // Waiting is worth it only while a minimal attempt would still fit in the budget.
+      const slot = limiter.acquire(timeoutMs - MIN_ATTEMPT_MS);
+      if (!(slot === true || await slot)) {
+        return {
+          kind: "tempfail",
+          reason:
+            `${limiter.active} DNS lookups in flight (--max-dns-inflight): none ended in time`,
+          cause: "overload",
+        };
+      }
+      try {
+        return await lookup(name, budgetEnd);
+      } finally {
+        limiter.release();
+      }
+    }
+    return await lookup(name, budgetEnd);
+  }
+
+  async function lookup(name: string, budgetEnd: number): Promise<MxOutcome> {
     const attempts = Math.max(2, servers.length);
     let last: TempFailAnswer = {
       kind: "tempfail",

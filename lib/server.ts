@@ -14,8 +14,13 @@ import { FRAME_BAD, FRAME_NEED_MORE, newFrame, type ProtocolCodec } from "./code
 import { log } from "./log.ts";
 import type { Decision, Router } from "./router.ts";
 
-/** Read buffer of a connection at first; grows up to the codec's frame limit plus one read. */
-const INITIAL_BUFFER = 8192;
+/**
+ * Read buffer of a connection at first: small, so thousands of idle connections cost little;
+ * it grows (up to the codec's frame limit plus one read) only for long or pipelined requests.
+ */
+const INITIAL_BUFFER = 1024;
+/** A request must arrive whole within this long (Postfix's own limit for a send or receive). */
+export const REQUEST_TIMEOUT_MS = 100_000;
 /** How many reply bytes we gather before a write, when many requests arrive in one read. */
 const WRITE_BATCH = 16384;
 
@@ -35,6 +40,11 @@ export interface TableServerInit {
   router: Router;
   /** Close connections idle this long (--timeout); 0 never. */
   idleTimeoutMs: number;
+  /**
+   * Close a connection whose replies have not all been written this long after its request was
+   * read (a client that never reads); lookups themselves end within --dns-timeout.
+   */
+  stuckTimeoutMs: number;
   limit: ConnectionLimit;
 }
 
@@ -43,6 +53,10 @@ interface ConnectionState {
   lastActive: number;
   /** Between reading a chunk and writing its last reply. */
   busy: boolean;
+  /** When the current chunk was read (meaningful while busy). */
+  busySince: number;
+  /** When the unfinished request now in the buffer began arriving; 0 when there is none. */
+  partialSince: number;
   closed: boolean;
   done: Promise<void>;
 }
@@ -79,10 +93,8 @@ export class TableServer {
   /** Accepts connections until the listener closes. */
   async serve(): Promise<void> {
     const idle = this.#init.idleTimeoutMs;
-    if (idle > 0) {
-      const every = Math.min(1000, Math.max(50, idle / 4));
-      this.#sweeper = setInterval(() => this.#closeIdle(idle), every);
-    }
+    const every = idle > 0 ? Math.min(1000, Math.max(50, idle / 4)) : 1000;
+    this.#sweeper = setInterval(() => this.#sweep(), every);
     try {
       for await (const conn of this.#init.listener) {
         const limit = this.#init.limit;
@@ -124,6 +136,8 @@ export class TableServer {
       conn,
       lastActive: performance.now(),
       busy: false,
+      busySince: 0,
+      partialSince: 0,
       closed: false,
       done: Promise.resolve(),
     };
@@ -135,11 +149,24 @@ export class TableServer {
     });
   }
 
-  #closeIdle(idleMs: number): void {
+  /** Closes connections that are idle, drip-feeding a request, or not reading their replies. */
+  #sweep(): void {
+    const { idleTimeoutMs, stuckTimeoutMs, codec } = this.#init;
+    const requestMs = idleTimeoutMs > 0
+      ? Math.min(idleTimeoutMs, REQUEST_TIMEOUT_MS)
+      : REQUEST_TIMEOUT_MS;
     const now = performance.now();
     for (const state of this.#connections) {
-      if (!state.busy && now - state.lastActive >= idleMs) {
-        log.debug`closing ${this.#init.codec.name} connection idle for ${idleMs} ms`;
+      let why: string | null = null;
+      if (state.busy) {
+        if (now - state.busySince >= stuckTimeoutMs) why = "not reading its replies";
+      } else if (state.partialSince > 0 && now - state.partialSince >= requestMs) {
+        why = `no complete request within ${requestMs} ms`;
+      } else if (idleTimeoutMs > 0 && now - state.lastActive >= idleTimeoutMs) {
+        why = `idle for ${idleTimeoutMs} ms`;
+      }
+      if (why !== null) {
+        log.debug`closing ${codec.name} connection: ${why}`;
         closeState(state);
       }
     }
@@ -173,6 +200,7 @@ export class TableServer {
         if (read === null) return;
         end += read;
         state.lastActive = performance.now();
+        state.busySince = state.lastActive;
         state.busy = true;
         let closeAfter = false;
         for (;;) {
@@ -190,7 +218,12 @@ export class TableServer {
           const decision = router.route(frame.key);
           replies.push(decision instanceof Promise ? decision.then(toBytes) : toBytes(decision));
         }
-        if (start === end) start = end = 0;
+        if (start === end) {
+          start = end = 0;
+          state.partialSince = 0;
+        } else if (state.partialSince === 0) {
+          state.partialSince = state.lastActive;
+        }
         await writeInOrder(conn, replies);
         replies.length = 0;
         state.busy = false;

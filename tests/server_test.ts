@@ -10,7 +10,9 @@ import { LineClient } from "./support/tcp_client.ts";
 const RULES = "suffix:mail.protection.outlook.com relay:[o365.example]:587\n" +
   "suffix:google.com smtp:[a.example]:25, [b.example]:25\n";
 
-async function startServer(options: { idleTimeoutMs?: number; maxConnections?: number } = {}) {
+async function startServer(
+  options: { idleTimeoutMs?: number; maxConnections?: number; stuckTimeoutMs?: number } = {},
+) {
   const parsed = parseConfig(RULES, "test.conf");
   if (!parsed.ok) throw new Error("bad rules");
   const resolver = new FakeResolver()
@@ -35,6 +37,7 @@ async function startServer(options: { idleTimeoutMs?: number; maxConnections?: n
     codec: tcpTableCodec,
     router,
     idleTimeoutMs: options.idleTimeoutMs ?? 0,
+    stuckTimeoutMs: options.stuckTimeoutMs ?? 10_000,
     limit,
   });
   const serving = server.serve();
@@ -163,4 +166,54 @@ Deno.test("stop answers requests already read, then closes", async () => {
   assert.equal(await client.line(), null);
   client.close();
   await s[Symbol.asyncDispose]();
+});
+
+Deno.test("a request dripped byte by byte is cut off after the request timeout", async () => {
+  await using s = await startServer({ idleTimeoutMs: 300 });
+  const client = await s.client();
+  const started = Date.now();
+  let closed = false;
+  for (const byte of "get user@contoso.example-never-ending") {
+    try {
+      await client.send(byte);
+    } catch {
+      closed = true;
+      break;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    if (s.server.connections === 0) {
+      closed = true;
+      break;
+    }
+  }
+  assert.ok(closed, "the dripping connection was closed");
+  const waited = Date.now() - started;
+  assert.ok(waited >= 250 && waited < 2000, `closed after ${waited} ms`);
+});
+
+Deno.test("a client that never reads its replies cannot make the server buffer without bound", async () => {
+  await using s = await startServer({ stuckTimeoutMs: 300 });
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: s.port });
+  const chunk = new TextEncoder().encode("get user@contoso.example\n".repeat(4000));
+  const flooding = (async () => {
+    try {
+      for (let i = 0; i < 200; i++) await conn.write(chunk); // 20 MB of requests, never reading
+    } catch {
+      // the server closed us: expected
+    }
+  })();
+  const deadline = Date.now() + 10_000;
+  while (s.server.connections === 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  assert.equal(s.server.connections, 1, "accepted, flooding");
+  while (s.server.connections > 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  assert.equal(s.server.connections, 0, "the stuck connection was closed");
+  conn.close();
+  await flooding;
+  const other = await s.client();
+  assert.equal(await other.get("user@contoso.example"), "200 relay:[o365.example]:587");
 });
