@@ -38,7 +38,7 @@ import {
 } from "./lib/listen.ts";
 import { type ConnectionLimit, REQUEST_TIMEOUT_MS, TableServer } from "./lib/server.ts";
 import { socketmapCodec } from "./lib/socketmap.ts";
-import { loadDnsServers, loadRuleSet } from "./lib/setup.ts";
+import { loadDnsServers, loadRuleSet, regexTimings } from "./lib/setup.ts";
 import { startStatsLog } from "./lib/stats.ts";
 import { tcpTableCodec } from "./lib/tcp_table.ts";
 
@@ -194,6 +194,11 @@ async function check(options: CheckOptions): Promise<number> {
   const report = describeRuleSet(rules.value);
   console.log(`${options.config}: ${rules.value.rules.length} rules`);
   for (const line of report.rules) console.log(`  ${line}`);
+  for (const { rule, worstMs } of regexTimings(rules.value)) {
+    console.log(
+      `  line ${rule.line}: regex worst case ${worstMs.toFixed(3)} ms on a 253-character name`,
+    );
+  }
   if (report.pools.length > 0) console.log(`${options.config}: ${rules.value.pools.size} pools`);
   for (const line of report.pools) console.log(`  ${line}`);
   for (const warning of report.warnings) console.error(warning);

@@ -10,6 +10,7 @@
  * @module
  */
 
+import { regexHazard } from "./regex_safety.ts";
 import { makeMatcher, type PatternKind, type Pool, type Rule, type RuleSet } from "./rules.ts";
 
 /** One problem in a config file, Postfix style: where, what, and how to fix it. */
@@ -138,6 +139,8 @@ function parseRuleLine(line: string, lineNumber: number): Rule | { message: stri
   const result = line.slice(split).trim();
   const kind = patternKind(pattern);
   if ("message" in kind) return kind;
+  const hazard = kind.kind === "regex" ? regexHazard(kind.value) : null;
+  if (hazard !== null) return { message: `unsafe regular expression ${pattern}: ${hazard}` };
   let test: (host: string) => boolean;
   try {
     test = makeMatcher(kind.kind, kind.value);

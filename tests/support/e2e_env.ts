@@ -187,7 +187,7 @@ let skipNoticePrinted = false;
  * ```ts
  * e2eTest("a Microsoft-MX domain routes to the relay", {}, async (env) => {
  *   const reply = await env.postmap(`a@${DOMAINS.microsoft}`);
- *   assertEquals(reply.value, env.relayResult);
+ *   assert.equal(reply.value, env.relayResult);
  * });
  * ```
  */

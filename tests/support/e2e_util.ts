@@ -65,6 +65,7 @@ export interface WaitForOptions {
 
 /** Thrown by a {@linkcode waitFor} check to stop waiting at once (the wait cannot succeed). */
 export class WaitAborted extends Error {
+  /** Always "WaitAborted". */
   override name = "WaitAborted";
 }
 
