@@ -5,6 +5,7 @@
  * @module
  */
 
+import { errorMessage } from "./lib/errors.ts";
 import { MxCache } from "./lib/cache.ts";
 import { describeRuleSet } from "./lib/check.ts";
 import {
@@ -18,7 +19,8 @@ import {
   VERSION,
 } from "./lib/cli.ts";
 import { explainLookup, formatQueryReport } from "./lib/query.ts";
-import { createResolver, type DnsQueryEvent, formatDnsServer } from "./lib/dns.ts";
+import { createResolver, type DnsQueryEvent } from "./lib/dns.ts";
+import { formatHostPort } from "./lib/dns_servers.ts";
 import type { MxOutcome, MxResolver } from "./lib/dns_types.ts";
 import {
   combineObservers,
@@ -27,7 +29,7 @@ import {
   serveMetrics,
 } from "./lib/metrics.ts";
 import { log, lookupLogger, setupLogging } from "./lib/log.ts";
-import { type Memo, Router } from "./lib/router.ts";
+import { type Decision, Router } from "./lib/router.ts";
 import type { ProtocolCodec } from "./lib/codec.ts";
 import {
   formatListenAddress,
@@ -70,7 +72,7 @@ async function serve(options: ServeOptions): Promise<void> {
       maxInflight: options.maxDnsInflight,
     }),
   );
-  const cache = new MxCache<Memo>({
+  const cache = new MxCache<Decision>({
     resolver,
     options: {
       maxTtl: options.cacheTtl,
@@ -122,7 +124,7 @@ async function serve(options: ServeOptions): Promise<void> {
   }
   const metricsServer = metrics === null ? null : startMetrics(options, metrics);
   const listening = endpoints.map((e) => `${formatListenAddress(e.address)} (${e.codec.name})`);
-  const dnsList = dnsServers.value.map(formatDnsServer).join(", ");
+  const dnsList = dnsServers.value.map(formatHostPort).join(", ");
   const mode = options.dryRun ? 'dry-run (every answer is "not found"), ' : "";
   log.info`${mode}listening on ${
     listening.join(", ")
@@ -153,7 +155,7 @@ async function serve(options: ServeOptions): Promise<void> {
       onQuery,
       maxInflight: options.maxDnsInflight,
     });
-    log.info`reload: DNS servers ${reread.value.map(formatDnsServer).join(", ")}`;
+    log.info`reload: DNS servers ${reread.value.map(formatHostPort).join(", ")}`;
   });
   let stopping = false;
   const stop = async (signal: string) => {
@@ -222,9 +224,10 @@ async function query(options: QueryOptions): Promise<number> {
   }
   if (options.json) {
     console.log(JSON.stringify(
-      reports.map(({ decision, ...rest }) => ({
+      reports.map(({ decision, answer, ...rest }) => ({
         ...rest,
         decision: { label: decision.label, result: decision.result, reason: decision.reason },
+        answer: answer.result,
       })),
       null,
       2,
@@ -267,7 +270,7 @@ async function listenAll(options: ServeOptions): Promise<Endpoint[]> {
       const listener = await openListener(address, { mode: options.socketMode, gid });
       endpoints.push({ address, codec, listener });
     } catch (error) {
-      const why = error instanceof Error ? error.message : String(error);
+      const why = errorMessage(error);
       fail([`fatal: cannot listen on ${formatListenAddress(address)}: ${why}`], 1);
     }
   }

@@ -133,15 +133,13 @@ export class MxCache<M = unknown> {
     return this.#entries?.size ?? 0;
   }
 
-  /** DNS lookups under way now. */
-  get inflight(): number {
-    return this.#inflight.size;
-  }
-
   /** Answers for one ASCII domain: from memory when possible, else from DNS (coalesced). */
   lookup(domain: string): CacheAnswer<M> | Promise<CacheAnswer<M>> {
     const entries = this.#entries;
-    if (entries === null) return this.#fromDns(domain);
+    if (entries === null) {
+      this.counters.misses++;
+      return this.#fromDns(domain);
+    }
     const now = this.#now();
     const entry = entries.get(domain);
     if (entry !== undefined) {
@@ -194,6 +192,7 @@ export class MxCache<M = unknown> {
     ]);
     clearTimeout(timer);
     if (outcome !== null && outcome.kind !== "tempfail") {
+      this.counters.misses++; // refreshed in time: answered from DNS
       const entry = this.#entries?.peek(domain) ?? this.#newEntry(outcome);
       return { entry, outcome, source: "dns" };
     }
@@ -234,8 +233,10 @@ export class MxCache<M = unknown> {
 
   #store(domain: string, outcome: MxOutcome): void {
     if (outcome.kind === "tempfail") {
-      // A failure never replaces a usable entry: the stale one keeps answering.
+      // A failure never replaces a usable entry: the stale one keeps answering. Our own
+      // overload (--max-dns-inflight) says nothing about the domain: not remembered.
       this.counters.failures++;
+      if (outcome.cause === "overload") return;
       this.#failures?.set(domain, {
         outcome,
         until: this.#now() + this.#options.failureTtl * 1000,

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { errorMessage } from "./errors.ts";
 import { parseArgs } from "node:util";
 
 /** Program name in messages. */
@@ -302,7 +303,7 @@ function parseNumber(flag: NumberFlag, raw: string): number | string {
 }
 
 function describeParseError(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
+  const message = errorMessage(error);
   const code = (error as { code?: string }).code;
   const flag = /'(-[^']*)'/.exec(message)?.[1] ?? /"(-[^"]*)"/.exec(message)?.[1];
   switch (code) {

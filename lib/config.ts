@@ -10,7 +10,9 @@
  * @module
  */
 
+import { errorMessage } from "./errors.ts";
 import { regexHazard } from "./regex_safety.ts";
+import { encodeTcpTable, MAX_TCP_TABLE_LINE } from "./tcp_table.ts";
 import { makeMatcher, type PatternKind, type Pool, type Rule, type RuleSet } from "./rules.ts";
 
 /** One problem in a config file, Postfix style: where, what, and how to fix it. */
@@ -93,6 +95,17 @@ export function parseConfig(text: string, file: string): ConfigResult {
   return { ok: true, ruleSet: { file, rules, pools } };
 }
 
+/** The longest encoded result that fits a tcp_table reply line (`200 `, result, newline). */
+const MAX_RESULT = MAX_TCP_TABLE_LINE - 5;
+
+/** A result Postfix could only receive cut short is refused here, never truncated later. */
+function resultTooLong(result: string): string | null {
+  const length = encodeTcpTable(result).length;
+  return length > MAX_RESULT
+    ? `result is ${length} bytes once encoded; a tcp_table reply holds at most ${MAX_RESULT}`
+    : null;
+}
+
 const POOL_LINE = /^pool:/i;
 const POOL_RESULT = /^pool:([a-z0-9_.-]+)$/i;
 const POOL_NAME = /^[a-z0-9_.-]+$/i;
@@ -121,7 +134,15 @@ function parsePoolLine(line: string, lineNumber: number): Pool | { message: stri
         }" is not a positive whole number (1 to 999999)`,
       };
     }
-    members.push({ result: member[2], weight: Number(member[1]), current: 0, picks: 0 });
+    const tooLong = resultTooLong(member[2]);
+    if (tooLong !== null) return { message: `pool "${name}": ${tooLong}` };
+    members.push({
+      result: member[2],
+      weight: Number(member[1]),
+      current: 0,
+      picks: 0,
+      replies: [],
+    });
   }
   const totalWeight = members.reduce((sum, m) => sum + m.weight, 0);
   return { name, line: lineNumber, members, totalWeight };
@@ -137,6 +158,8 @@ function parseRuleLine(line: string, lineNumber: number): Rule | { message: stri
   }
   const pattern = line.slice(0, split);
   const result = line.slice(split).trim();
+  const tooLong = resultTooLong(result);
+  if (tooLong !== null) return { message: tooLong };
   const kind = patternKind(pattern);
   if ("message" in kind) return kind;
   const hazard = kind.kind === "regex" ? regexHazard(kind.value) : null;
@@ -145,7 +168,7 @@ function parseRuleLine(line: string, lineNumber: number): Rule | { message: stri
   try {
     test = makeMatcher(kind.kind, kind.value);
   } catch (error) {
-    const why = error instanceof Error ? error.message : String(error);
+    const why = errorMessage(error);
     return { message: `bad regular expression ${pattern}: ${why}` };
   }
   return {
@@ -156,6 +179,7 @@ function parseRuleLine(line: string, lineNumber: number): Rule | { message: stri
     result,
     pool: null,
     matches: 0,
+    replies: [],
     test,
   };
 }

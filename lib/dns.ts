@@ -10,6 +10,8 @@
 
 import dgram from "node:dgram";
 import type { DnsServer, MxOutcome, MxResolver, TempFailAnswer } from "./dns_types.ts";
+import { formatHostPort } from "./dns_servers.ts";
+import { closeQuietly, errorMessage } from "./errors.ts";
 import { Limiter } from "./limiter.ts";
 import {
   checkReply,
@@ -62,74 +64,6 @@ export interface ResolverOptions {
 /** The least time worth giving one attempt while the budget allows it. */
 const MIN_ATTEMPT_MS = 200;
 
-/** Formats a server as ADDR:PORT, IPv6 as [ADDR]:PORT. */
-export function formatDnsServer(server: DnsServer): string {
-  return server.host.includes(":")
-    ? `[${server.host}]:${server.port}`
-    : `${server.host}:${server.port}`;
-}
-
-/** A canonical IPv4 address, or null. */
-function parseIpv4(text: string): string | null {
-  const match = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
-  if (match === null) return null;
-  const octets = match.slice(1).map(Number);
-  return octets.every((octet) => octet <= 255) ? octets.join(".") : null;
-}
-
-/** A canonical IPv6 address (as node:dgram reports senders), or null. */
-function parseIpv6(text: string): string | null {
-  if (!/^[0-9A-Fa-f:.]+$/.test(text) || !text.includes(":")) return null;
-  try {
-    // The WHATWG URL parser validates and canonicalises IPv6 ("0:0::1" becomes "::1").
-    return new URL(`http://[${text}]/`).hostname.slice(1, -1);
-  } catch {
-    return null;
-  }
-}
-
-/**
- * Parses `ADDR[:PORT]`: `1.2.3.4`, `1.2.3.4:5353`, `::1`, `[::1]`, `[::1]:5353`. The port
- * defaults to 53. Returns an error message for anything else (host names included).
- */
-export function parseDnsServer(text: string): DnsServer | { error: string } {
-  const bad = {
-    error: `bad DNS server address "${text}": expected ADDR[:PORT], IPv6 as [::1]:5353`,
-  };
-  const bracketed = /^\[([^\]]*)\](?::(\d{1,5}))?$/.exec(text);
-  const plain = /^([^:]*)(?::(\d{1,5}))?$/.exec(text);
-  let host: string | null;
-  let portText: string | undefined;
-  if (bracketed !== null) {
-    host = parseIpv6(bracketed[1]);
-    portText = bracketed[2];
-  } else if (plain !== null) {
-    host = parseIpv4(plain[1]);
-    portText = plain[2];
-  } else {
-    host = parseIpv6(text);
-  }
-  const port = portText === undefined ? 53 : Number(portText);
-  if (host === null || port < 1 || port > 65535) return bad;
-  return { host, port };
-}
-
-/**
- * The `nameserver` lines of a resolv.conf, each on port 53. Comments and invalid addresses are
- * skipped; an IPv6 zone id (`fe80::1%eth0`) is dropped, since a DnsServer cannot carry it.
- */
-export function nameserversFromResolvConf(text: string): DnsServer[] {
-  const servers: DnsServer[] = [];
-  for (const line of text.split("\n")) {
-    const [keyword, address] = line.replace(/[#;].*/, "").trim().split(/\s+/);
-    if (keyword !== "nameserver" || address === undefined) continue;
-    const bare = address.replace(/%.*/, "");
-    const host = parseIpv4(bare) ?? parseIpv6(bare);
-    if (host !== null) servers.push({ host, port: 53 });
-  }
-  return servers;
-}
-
 /** How one exchange with a server ended before interpretation. */
 type Exchange =
   | { kind: "reply"; reply: DnsReply }
@@ -154,13 +88,9 @@ function randomId(): number {
   return crypto.getRandomValues(new Uint16Array(1))[0];
 }
 
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
 /** Sends the query over UDP from a fresh socket and waits for a matching reply. */
 async function exchangeUdp({ server, query, deadline }: ExchangeRequest): Promise<Exchange> {
-  const from = formatDnsServer(server);
+  const from = formatHostPort(server);
   const waitMs = Math.max(0, deadline - performance.now());
   const socket = dgram.createSocket(server.host.includes(":") ? "udp6" : "udp4");
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -175,7 +105,7 @@ async function exchangeUdp({ server, query, deadline }: ExchangeRequest): Promis
             : fail("malformed", `mismatched answer from ${from} (${ignored})`),
         );
       }, waitMs);
-      socket.on("error", (error) => resolve(fail("network", `${from}: ${errorText(error)}`)));
+      socket.on("error", (error) => resolve(fail("network", `${from}: ${errorMessage(error)}`)));
       socket.on("message", (message: Uint8Array, sender: dgram.RemoteInfo) => {
         // Packets from elsewhere are spoofing attempts or strays: not even the server's fault.
         if (sender.address !== server.host || sender.port !== server.port) return;
@@ -189,10 +119,10 @@ async function exchangeUdp({ server, query, deadline }: ExchangeRequest): Promis
       socket.bind(0, () => {
         try {
           socket.send(encodeMxQuery(query), server.port, server.host, (error) => {
-            if (error) resolve(fail("network", `${from}: ${errorText(error)}`));
+            if (error) resolve(fail("network", `${from}: ${errorMessage(error)}`));
           });
         } catch (error) {
-          resolve(fail("network", `${from}: ${errorText(error)}`));
+          resolve(fail("network", `${from}: ${errorMessage(error)}`));
         }
       });
     });
@@ -218,17 +148,9 @@ async function readExactly(conn: Deno.Conn, length: number): Promise<Uint8Array>
   return buffer;
 }
 
-function closeQuietly(conn: Deno.Conn | undefined): void {
-  try {
-    conn?.close();
-  } catch {
-    // Closed already (by the timer or the server).
-  }
-}
-
 /** Sends the query over TCP with the 2-byte length prefix of RFC 7766 and reads one answer. */
 async function exchangeTcp({ server, query, deadline }: ExchangeRequest): Promise<Exchange> {
-  const from = formatDnsServer(server);
+  const from = formatHostPort(server);
   const waitMs = Math.max(0, deadline - performance.now());
   const abort = new AbortController();
   let conn: Deno.Conn | undefined;
@@ -259,7 +181,7 @@ async function exchangeTcp({ server, query, deadline }: ExchangeRequest): Promis
   } catch (error) {
     return timedOut
       ? fail("timeout", `no answer from ${from} over TCP within ${Math.round(waitMs)} ms`)
-      : fail("network", `${from} over TCP: ${errorText(error)}`);
+      : fail("network", `${from} over TCP: ${errorMessage(error)}`);
   } finally {
     clearTimeout(timer);
     closeQuietly(conn);
@@ -288,7 +210,7 @@ export function createResolver(options: ResolverOptions): MxResolver {
   async function ask(transport: "udp" | "tcp", request: ExchangeRequest) {
     const started = performance.now();
     const result = await (transport === "udp" ? exchangeUdp(request) : exchangeTcp(request));
-    const from = formatDnsServer(request.server);
+    const from = formatHostPort(request.server);
     const outcome = result.kind === "fail"
       ? result.failure
       : interpretReply(result.reply, { name: request.query.name, from });
@@ -374,7 +296,7 @@ export function createResolver(options: ResolverOptions): MxResolver {
         // Nothing above should throw; if something does, defer rather than crash the router.
         return {
           kind: "tempfail",
-          reason: `resolver error: ${errorText(error)}`,
+          reason: `resolver error: ${errorMessage(error)}`,
           cause: "network",
         };
       }

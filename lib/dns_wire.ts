@@ -7,10 +7,18 @@
  * @module
  */
 
+import { errorMessage } from "./errors.ts";
 // @ts-types="@types/dns-packet"
 import * as dnsPacket from "dns-packet";
 import { Buffer } from "node:buffer";
 import type { MxOutcome, TempFailAnswer } from "./dns_types.ts";
+
+/**
+ * The most MX hosts kept per domain, lowest preference first. The domain's owner chooses how
+ * many records to publish: thousands would cost memory in the cache and time in every rule
+ * match, while real domains have a handful and the first ones decide.
+ */
+export const MAX_MX_HOSTS = 16;
 
 /** The EDNS0 UDP payload size we advertise: 1232 avoids IP fragmentation (DNS Flag Day 2020). */
 export const EDNS_UDP_PAYLOAD_SIZE = 1232;
@@ -117,7 +125,7 @@ export function checkReply(bytes: Uint8Array, query: SentQuery): ReplyCheck {
     packet = decode(bytes);
   } catch (error) {
     // dns-packet throws on compression loops, bad pointers and counts exceeding the packet.
-    return { kind: "malformed", why: error instanceof Error ? error.message : String(error) };
+    return { kind: "malformed", why: errorMessage(error) };
   }
   const questions = packet.questions ?? [];
   const question = questions[0];
@@ -273,5 +281,6 @@ export function interpretReply(reply: DnsReply, context: ReplyContext): MxOutcom
   }
   // Array.prototype.sort is stable, so equal preferences keep the answer order.
   exchanges.sort((a, b) => a.preference - b.preference);
-  return { kind: "mx", hosts: exchanges.map((mx) => mx.host), ttl };
+  const hosts = exchanges.slice(0, MAX_MX_HOSTS).map((mx) => mx.host);
+  return { kind: "mx", hosts, ttl };
 }

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { formatHostPort } from "./dns_servers.ts";
+
 /** Where to listen. */
 export type ListenAddress =
   | { transport: "tcp"; host: string; port: number }
@@ -35,10 +37,7 @@ export function parseListenAddress(text: string): ListenAddress | { error: strin
 
 /** Formats an address for logs. */
 export function formatListenAddress(address: ListenAddress): string {
-  if (address.transport === "unix") return `unix:${address.path}`;
-  return address.host.includes(":")
-    ? `[${address.host}]:${address.port}`
-    : `${address.host}:${address.port}`;
+  return address.transport === "unix" ? `unix:${address.path}` : formatHostPort(address);
 }
 
 /** Options for unix sockets. */

@@ -7,8 +7,8 @@
 
 import type { MxOutcome, MxResolver } from "./dns_types.ts";
 import { domainFromKey } from "./keys.ts";
-import { decide, type Decision, invalidKeyDecision } from "./router.ts";
-import { matchRules, pickMember, type RuleSet } from "./rules.ts";
+import { answerFor, decide, type Decision, invalidKeyDecision } from "./router.ts";
+import { matchRules, type RuleSet } from "./rules.ts";
 import { socketmapCodec } from "./socketmap.ts";
 import { tcpTableCodec } from "./tcp_table.ts";
 
@@ -25,6 +25,8 @@ export interface QueryReport {
   /** Each MX host in the order tried, with the rule it matches (file:line) if any. */
   hosts: { host: string; rule: string | null }[];
   decision: Decision;
+  /** What the lookup answers: for a pool rule, the member this lookup gets. */
+  answer: Decision;
   /** The exact tcp_table reply line (without newline). */
   tcpTableReply: string;
   /** The exact socketmap reply (netstring). */
@@ -105,10 +107,9 @@ export async function explainLookup(options: ExplainOptions): Promise<QueryRepor
     const outcome = await options.resolver.resolveMx(parsed.domain);
     dns = describeOutcome(outcome);
     decision = decide(parsed.domain, outcome, ruleSet);
-    const pool = decision.match?.rule.pool ?? null;
-    // A pool answers with one member per lookup: show the one this lookup gets.
-    if (pool !== null && decision.members !== null) decision = decision.members[pickMember(pool)];
   }
+  // A pool answers with one member per lookup: show the one this lookup gets.
+  const answer = answerFor(decision);
   const hosts = decision.hosts.map((host) => {
     const match = matchRules([host], ruleSet.rules);
     return {
@@ -124,8 +125,9 @@ export async function explainLookup(options: ExplainOptions): Promise<QueryRepor
     dns,
     hosts,
     decision,
-    tcpTableReply: text.decode(tcpTableCodec.encode(decision)).trimEnd(),
-    socketmapReply: text.decode(socketmapCodec.encode(decision)),
+    answer,
+    tcpTableReply: text.decode(tcpTableCodec.encode(answer)).trimEnd(),
+    socketmapReply: text.decode(socketmapCodec.encode(answer)),
     exitCode: decision.label === "match" ? 0 : decision.label === "tempfail" ? 2 : 1,
   };
 }
@@ -151,7 +153,12 @@ export function formatQueryReport(report: QueryReport): string {
       );
     });
   }
-  lines.push(`decision: ${report.decision.label}: ${report.decision.reason}`);
+  const pool = report.decision.match?.rule.pool;
+  const why = report.decision.label === "match"
+    ? `${report.decision.match?.host} matches line ${report.decision.match?.rule.line}`
+    : report.decision.reason;
+  lines.push(`decision: ${report.decision.label}: ${why}`);
+  if (pool) lines.push(`pool:     ${pool.name}: this lookup gets ${report.answer.reason}`);
   lines.push(`tcp_table reply: ${report.tcpTableReply}`);
   lines.push(`socketmap reply: ${report.socketmapReply}`);
   return lines.join("\n");

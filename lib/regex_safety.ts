@@ -6,8 +6,9 @@
  * A static check refuses the constructions that backtrack exponentially or with a high
  * polynomial degree: a repeat inside a repeat (`(a+)+`), alternatives inside a repeat
  * (`(a|aa)*`), backreferences, and more than {@linkcode MAX_UNBOUNDED_REPEATS} unbounded repeats.
- * What is left costs at most O(n^3) on an n-character name (n ≤ 253, an unanchored search adds
- * one factor); {@linkcode worstMatchMs} measures it on hostile names for `check` to report. The
+ * What is left costs at most O(n^2) on an n-character name (n ≤ 253; an unanchored search adds
+ * one factor to the single repeat); {@linkcode worstMatchMs} measures it on hostile names for
+ * `check` to report. The
  * check is static on purpose: a file must not be valid on an idle machine and invalid on a busy
  * one.
  *
@@ -15,7 +16,7 @@
  */
 
 /** The most unbounded repeats (`*`, `+`, `{n,}`) one regex may have: cost is O(n^repeats). */
-export const MAX_UNBOUNDED_REPEATS = 2;
+export const MAX_UNBOUNDED_REPEATS = 1;
 /** The longest name a match ever sees: MX hosts are valid DNS names. */
 export const MAX_NAME = 253;
 

@@ -10,7 +10,14 @@
 import type { AnswerSource, CacheAnswer, MxCache } from "./cache.ts";
 import type { MxOutcome } from "./dns_types.ts";
 import { domainFromKey } from "./keys.ts";
-import { matchRules, pickMember, type RuleMatch, type RuleSet } from "./rules.ts";
+import {
+  matchRules,
+  pickMember,
+  type Pool,
+  type PoolMember,
+  type RuleMatch,
+  type RuleSet,
+} from "./rules.ts";
 
 /** What kind of answer a lookup got; a fixed label set for logs and metrics. */
 export type DecisionLabel = "match" | "nomatch" | "tempfail" | "invalid";
@@ -18,7 +25,7 @@ export type DecisionLabel = "match" | "nomatch" | "tempfail" | "invalid";
 /** The answer to one lookup, protocol-neutral. */
 export interface Decision {
   label: DecisionLabel;
-  /** The Postfix result when a rule matched, else null. */
+  /** The Postfix result when a rule matched (for a pool rule: `pool:NAME`), else null. */
   result: string | null;
   /** Why there is no result (for logs, and the text of a temporary failure). */
   reason: string;
@@ -26,16 +33,32 @@ export interface Decision {
   match: RuleMatch | null;
   /** The MX hosts in the order they were tried (the domain itself for NODATA). */
   hosts: readonly string[];
-  /** Encoded reply bytes per protocol, built once per decision by the codecs. */
+  /**
+   * Encoded reply bytes per protocol, filled by the server on first use. Shared by every
+   * decision with the same answer (one array per rule, pool member or outcome), so a hundred
+   * thousand cached domains do not each hold a copy of the same bytes.
+   */
   replies: (Uint8Array | undefined)[];
-  /** For a rule with a `pool:NAME` result: one decision per member, picked per lookup. */
-  members: Decision[] | null;
+  /** The rules this decision was made with: a memoized decision is valid while they are. */
+  ruleSet: RuleSet | null;
+  /** The constant part of this decision's log line, memoized by the log observer. */
+  logText: string | undefined;
 }
 
+/** Reply memo shared by every "not found" decision. */
+const NOT_FOUND_REPLIES: (Uint8Array | undefined)[] = [];
+
 function makeDecision(
-  fields: Omit<Decision, "replies" | "match" | "result" | "members"> & Partial<Decision>,
+  fields: Pick<Decision, "label" | "reason" | "hosts"> & Partial<Decision>,
 ): Decision {
-  return { result: null, match: null, members: null, ...fields, replies: [] };
+  return {
+    result: null,
+    match: null,
+    replies: fields.label === "tempfail" ? [] : NOT_FOUND_REPLIES,
+    ruleSet: null,
+    logText: undefined,
+    ...fields,
+  };
 }
 
 /**
@@ -59,11 +82,17 @@ export function decide(domain: string, outcome: MxOutcome, ruleSet: RuleSet): De
         label: "nomatch",
         reason: "null MX: the domain takes no mail",
         hosts: [],
+        ruleSet,
       });
     case "nxdomain":
-      return makeDecision({ label: "nomatch", reason: "NXDOMAIN: no such domain", hosts: [] });
+      return makeDecision({
+        label: "nomatch",
+        reason: "NXDOMAIN: no such domain",
+        hosts: [],
+        ruleSet,
+      });
     case "tempfail":
-      return makeDecision({ label: "tempfail", reason: outcome.reason, hosts: [] });
+      return makeDecision({ label: "tempfail", reason: outcome.reason, hosts: [], ruleSet });
     default: {
       const unknown: never = outcome;
       throw new Error(`unexpected DNS outcome ${JSON.stringify(unknown)}`);
@@ -73,34 +102,49 @@ export function decide(domain: string, outcome: MxOutcome, ruleSet: RuleSet): De
 
 function decideHosts(hosts: readonly string[], ruleSet: RuleSet, noMatch: string): Decision {
   const match = matchRules(hosts, ruleSet.rules);
-  if (match === null) return makeDecision({ label: "nomatch", reason: noMatch, hosts });
-  const pool = match.rule.pool;
-  if (pool !== null) {
-    const reason = `${match.host} matches line ${match.rule.line}, pool ${pool.name}`;
-    return makeDecision({
-      label: "match",
-      result: match.rule.result,
-      reason,
-      match,
-      hosts,
-      members: pool.members.map((member, index) =>
-        makeDecision({
-          label: "match",
-          result: member.result,
-          reason: `${reason} member ${index + 1} (weight ${member.weight})`,
-          match,
-          hosts,
-        })
-      ),
-    });
-  }
+  if (match === null) return makeDecision({ label: "nomatch", reason: noMatch, hosts, ruleSet });
   return makeDecision({
     label: "match",
     result: match.rule.result,
-    reason: `${match.host} matches line ${match.rule.line}`,
+    reason: "a rule matches",
     match,
     hosts,
+    replies: match.rule.replies,
+    ruleSet,
   });
+}
+
+// The answer of each pool member, shared by every lookup that picks it.
+const memberAnswers = new WeakMap<PoolMember, Decision>();
+
+function memberAnswer(pool: Pool, index: number): Decision {
+  const member = pool.members[index];
+  let answer = memberAnswers.get(member);
+  if (answer === undefined) {
+    answer = makeDecision({
+      label: "match",
+      result: member.result,
+      reason: `pool ${pool.name} member ${index + 1} (weight ${member.weight})`,
+      hosts: [],
+      replies: member.replies,
+    });
+    memberAnswers.set(member, answer);
+  }
+  return answer;
+}
+
+/**
+ * What a decision answers: for a pool rule, the next member by smooth weighted round-robin
+ * (a pick per call); otherwise the decision itself.
+ *
+ * @example
+ * ```ts
+ * answerFor(decision).result; // "relay:[r1.example]:587"
+ * ```
+ */
+export function answerFor(decision: Decision): Decision {
+  const pool = decision.match?.rule.pool ?? null;
+  return pool === null ? decision : memberAnswer(pool, pickMember(pool));
 }
 
 /**
@@ -127,7 +171,10 @@ export interface LookupReport {
   key: string;
   /** The ASCII domain, or null when the key names no domain. */
   domain: string | null;
+  /** The decision for the domain. */
   decision: Decision;
+  /** What it answers (a pool member for a pool rule; the decision itself otherwise). */
+  answer: Decision;
   source: AnswerSource | "key";
   /** When the lookup started, from `performance.now()`. */
   startedAt: number;
@@ -144,17 +191,11 @@ export type LookupCounts = Record<DecisionLabel, number>;
 
 /** Options of {@linkcode Router}. */
 export interface RouterInit {
-  cache: MxCache<Memo>;
+  cache: MxCache<Decision>;
   ruleSet: RuleSet;
   observer?: LookupObserver;
   /** Decide, log and count as usual, but answer "not found" (safe rollout). */
   dryRun?: boolean;
-}
-
-/** The decision memoized on a cache entry, valid while the rule set is the same object. */
-export interface Memo {
-  ruleSet: RuleSet;
-  decision: Decision;
 }
 
 /**
@@ -172,7 +213,7 @@ export class Router {
   ruleSet: RuleSet;
   /** Lookup counts by label. */
   readonly counts: LookupCounts = { match: 0, nomatch: 0, tempfail: 0, invalid: 0 };
-  readonly #cache: MxCache<Memo>;
+  readonly #cache: MxCache<Decision>;
   readonly #observer: LookupObserver | undefined;
   readonly #dryRun: boolean;
 
@@ -204,7 +245,7 @@ export class Router {
   }
 
   #answer(
-    answer: CacheAnswer<Memo>,
+    answer: CacheAnswer<Decision>,
     context: { key: string; domain: string; startedAt: number },
   ): Decision {
     const entry = answer.entry;
@@ -212,27 +253,21 @@ export class Router {
     if (entry === null) {
       decision = decide(context.domain, answer.outcome, this.ruleSet);
     } else if (entry.memo !== undefined && entry.memo.ruleSet === this.ruleSet) {
-      decision = entry.memo.decision;
+      decision = entry.memo;
     } else {
       decision = decide(context.domain, entry.outcome, this.ruleSet);
-      entry.memo = { ruleSet: this.ruleSet, decision };
+      entry.memo = decision;
     }
     return this.#finish(decision, { ...context, source: answer.source });
   }
 
-  #finish(decided: Decision, context: Omit<LookupReport, "decision">): Decision {
-    let decision = decided;
-    if (decision.match !== null) {
-      decision.match.rule.matches++;
-      const pool = decision.match.rule.pool;
-      if (pool !== null && decision.members !== null) {
-        decision = decision.members[pickMember(pool)];
-      }
-    }
+  #finish(decision: Decision, context: Omit<LookupReport, "decision" | "answer">): Decision {
+    const answer = answerFor(decision);
+    if (decision.match !== null) decision.match.rule.matches++;
     this.counts[decision.label]++;
     if (this.#observer?.wants(decision.label)) {
-      this.#observer.report({ ...context, decision });
+      this.#observer.report({ ...context, decision, answer });
     }
-    return this.#dryRun ? DRY_RUN_ANSWER : decision;
+    return this.#dryRun ? DRY_RUN_ANSWER : answer;
   }
 }

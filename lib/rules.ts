@@ -23,6 +23,8 @@ export interface Rule {
   pool: Pool | null;
   /** Lookups answered by this rule since the rules were loaded (for metrics and stats). */
   matches: number;
+  /** Encoded replies per protocol, shared by every decision this rule makes. */
+  replies: (Uint8Array | undefined)[];
   /** True when the (lower-case, dot-less) host name matches. */
   test: (host: string) => boolean;
 }
@@ -37,6 +39,8 @@ export interface PoolMember {
   current: number;
   /** Lookups that picked this member. */
   picks: number;
+  /** Encoded replies per protocol, shared by every lookup that picks this member. */
+  replies: (Uint8Array | undefined)[];
 }
 
 /** A weighted relay pool: `pool:NAME WEIGHT RESULT | WEIGHT RESULT ...`. */

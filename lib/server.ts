@@ -10,6 +10,7 @@
  * @module
  */
 
+import { closeQuietly, errorMessage } from "./errors.ts";
 import { FRAME_BAD, FRAME_NEED_MORE, newFrame, type ProtocolCodec } from "./codec.ts";
 import { log } from "./log.ts";
 import type { Decision, Router } from "./router.ts";
@@ -19,6 +20,8 @@ import type { Decision, Router } from "./router.ts";
  * it grows (up to the codec's frame limit plus one read) only for long or pipelined requests.
  */
 const INITIAL_BUFFER = 1024;
+/** Pause after a failed accept (e.g. out of file descriptors) before trying again. */
+const ACCEPT_RETRY_MS = 100;
 /** A request must arrive whole within this long (Postfix's own limit for a send or receive). */
 export const REQUEST_TIMEOUT_MS = 100_000;
 /** How many reply bytes we gather before a write, when many requests arrive in one read. */
@@ -96,7 +99,17 @@ export class TableServer {
     const every = idle > 0 ? Math.min(1000, Math.max(50, idle / 4)) : 1000;
     this.#sweeper = setInterval(() => this.#sweep(), every);
     try {
-      for await (const conn of this.#init.listener) {
+      while (!this.#stopping) {
+        let conn: Deno.Conn;
+        try {
+          conn = await this.#init.listener.accept();
+        } catch (error) {
+          if (this.#stopping || error instanceof Deno.errors.BadResource) break;
+          // Out of file descriptors, or a connection reset before accept: keep serving.
+          log.error`${this.#init.codec.name}: accept failed: ${errorMessage(error)}; retrying`;
+          await new Promise((resolve) => setTimeout(resolve, ACCEPT_RETRY_MS));
+          continue;
+        }
         const limit = this.#init.limit;
         if (limit.open >= limit.max || this.#stopping) {
           limit.refused++;
@@ -105,8 +118,6 @@ export class TableServer {
         }
         this.#track(conn);
       }
-    } catch (error) {
-      if (!this.#stopping) throw error;
     } finally {
       clearInterval(this.#sweeper);
     }
@@ -190,6 +201,10 @@ export class TableServer {
             buffer.copyWithin(0, start, end);
             end -= start;
             start = 0;
+          } else if (buffer.length >= codec.maxFrame + 4096) {
+            // The codec should have refused a frame this long; never spin on a full buffer.
+            log.warning`${codec.name} request over ${codec.maxFrame} bytes not refused: closing`;
+            return;
           } else {
             const grown = new Uint8Array(Math.min(buffer.length * 2, codec.maxFrame + 4096));
             grown.set(buffer);
@@ -289,12 +304,4 @@ function closeState(state: ConnectionState): void {
   if (state.closed) return;
   state.closed = true;
   closeQuietly(state.conn);
-}
-
-function closeQuietly(closable: { close(): void }): void {
-  try {
-    closable.close();
-  } catch {
-    // Already closed: nothing to do.
-  }
 }

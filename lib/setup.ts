@@ -5,8 +5,9 @@
  * @module
  */
 
+import { errorMessage } from "./errors.ts";
 import { formatConfigError, parseConfig } from "./config.ts";
-import { nameserversFromResolvConf, parseDnsServer } from "./dns.ts";
+import { nameserversFromResolvConf, parseDnsServer } from "./dns_servers.ts";
 import type { DnsServer } from "./dns_types.ts";
 import { worstMatchMs } from "./regex_safety.ts";
 import type { Rule, RuleSet } from "./rules.ts";
@@ -91,5 +92,5 @@ function describeFileError(error: unknown): string {
   }
   if (error instanceof Deno.errors.PermissionDenied) return "permission denied";
   if (error instanceof Deno.errors.IsADirectory) return "is a directory";
-  return error instanceof Error ? error.message : String(error);
+  return errorMessage(error);
 }

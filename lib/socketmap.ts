@@ -64,14 +64,19 @@ export function scanNetstring(buffer: Uint8Array, start: number, end: number): N
   for (; index < end; index++) {
     const c = buffer[index];
     if (c === COLON) break;
-    if (c < 0x30 || c > 0x39) return { kind: "bad", reason: "malformed netstring length" };
+    if (c < 0x30 || c > 0x39 || (index > start && buffer[start] === 0x30)) {
+      return { kind: "bad", reason: "malformed netstring length" };
+    }
     length = length * 10 + (c - 0x30);
     if (length > MAX_NETSTRING) {
       return { kind: "bad", reason: `netstring longer than ${MAX_NETSTRING} bytes` };
     }
   }
   if (index === end) return { kind: "need-more" };
-  if (index === start) return { kind: "bad", reason: "malformed netstring length" };
+  // Leading zeros would let a length field grow without bound while its value stays 0.
+  if (index === start || (buffer[start] === 0x30 && index > start + 1)) {
+    return { kind: "bad", reason: "malformed netstring length" };
+  }
   const dataStart = index + 1;
   const comma = dataStart + length;
   if (comma >= end) return { kind: "need-more" };

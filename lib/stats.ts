@@ -7,7 +7,7 @@
 
 import type { MxCache } from "./cache.ts";
 import { log } from "./log.ts";
-import type { Memo, Router } from "./router.ts";
+import type { Decision, Router } from "./router.ts";
 import type { RuleSet } from "./rules.ts";
 import type { ConnectionLimit } from "./server.ts";
 
@@ -16,7 +16,7 @@ export const STATS_INTERVAL_MS = 5 * 60 * 1000;
 
 /** What the stats line reads. */
 export interface StatsSources {
-  cache: MxCache<Memo>;
+  cache: MxCache<Decision>;
   router: Router;
   limit: ConnectionLimit;
 }

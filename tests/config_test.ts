@@ -59,3 +59,17 @@ Deno.test("empty suffix and unterminated regex are errors", () => {
     assert.deepEqual(parsed.errors.map((e) => e.line), [1, 2]);
   }
 });
+
+Deno.test("a result too long for a tcp_table reply is refused, never cut short", () => {
+  const relays = Array.from({ length: 160 }, (_, i) => `[relay${i}.example.com]:25`).join(", ");
+  const parsed = parseConfig(`outlook.com smtp:${relays}\n`, "r.conf");
+  assert.equal(parsed.ok, false);
+  if (!parsed.ok) {
+    assert.match(
+      formatConfigError(parsed.errors[0]),
+      /^r\.conf, line 1: result is \d+ bytes once encoded; a tcp_table reply holds at most 4091$/,
+    );
+  }
+  const fits = parseConfig(`outlook.com smtp:${relays.slice(0, 3000)}\n`, "r.conf");
+  assert.equal(fits.ok, true);
+});

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { DEFAULT_CACHE_OPTIONS, MxCache } from "../lib/cache.ts";
 import { formatConfigError, parseConfig } from "../lib/config.ts";
-import { type Decision, type LookupReport, type Memo, Router } from "../lib/router.ts";
+import { type Decision, type LookupReport, Router } from "../lib/router.ts";
 import { pickMember, type RuleSet } from "../lib/rules.ts";
 import { FakeResolver } from "./support/fake_resolver.ts";
 
@@ -80,7 +80,7 @@ function setup(ruleSet: RuleSet, dryRun = false) {
     .answer("contoso.example", { kind: "mx", hosts: ["c.mail.protection.outlook.com"], ttl: 300 })
     .answer("fabrikam.example", { kind: "mx", hosts: ["f.mail.protection.outlook.com"], ttl: 300 })
     .answer("gmail.example", { kind: "mx", hosts: ["aspmx.l.google.com"], ttl: 300 });
-  const cache = new MxCache<Memo>({ resolver, options: DEFAULT_CACHE_OPTIONS });
+  const cache = new MxCache<Decision>({ resolver, options: DEFAULT_CACHE_OPTIONS });
   const reports: LookupReport[] = [];
   const router = new Router({
     cache,
@@ -126,7 +126,7 @@ Deno.test("dry run: decided, logged and counted as usual, answered not found", a
     await router.route("a@unknown.example"),
   ];
   for (const answer of answers) assert.equal(answer.label, "nomatch");
-  assert.deepEqual(reports.map((r) => [r.decision.label, r.decision.result]), [
+  assert.deepEqual(reports.map((r) => [r.decision.label, r.answer.result]), [
     ["match", "relay:[r1.example]:587"],
     ["match", "relay:[g.example]:25"],
     ["nomatch", null],

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { DEFAULT_CACHE_OPTIONS, MxCache } from "../lib/cache.ts";
 import { parseConfig } from "../lib/config.ts";
 import type { MxOutcome } from "../lib/dns_types.ts";
-import { decide, type Decision, type LookupReport, type Memo, Router } from "../lib/router.ts";
+import { decide, type Decision, type LookupReport, Router } from "../lib/router.ts";
 import type { RuleSet } from "../lib/rules.ts";
 import { FakeClock, FakeResolver } from "./support/fake_resolver.ts";
 
@@ -55,7 +55,11 @@ Deno.test("decide tries hosts in the given (preference) order", () => {
 function setup() {
   const resolver = new FakeResolver();
   const clock = new FakeClock();
-  const cache = new MxCache<Memo>({ resolver, options: DEFAULT_CACHE_OPTIONS, now: clock.read });
+  const cache = new MxCache<Decision>({
+    resolver,
+    options: DEFAULT_CACHE_OPTIONS,
+    now: clock.read,
+  });
   const reports: LookupReport[] = [];
   const router = new Router({
     cache,

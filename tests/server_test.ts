@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { DEFAULT_CACHE_OPTIONS, MxCache } from "../lib/cache.ts";
 import { parseConfig } from "../lib/config.ts";
-import { type Memo, Router } from "../lib/router.ts";
+import { type Decision, Router } from "../lib/router.ts";
 import { type ConnectionLimit, TableServer } from "../lib/server.ts";
 import { tcpTableCodec } from "../lib/tcp_table.ts";
 import { FakeResolver } from "./support/fake_resolver.ts";
@@ -10,7 +10,7 @@ import { LineClient } from "./support/tcp_client.ts";
 const RULES = "suffix:mail.protection.outlook.com relay:[o365.example]:587\n" +
   "suffix:google.com smtp:[a.example]:25, [b.example]:25\n";
 
-async function startServer(
+function startServer(
   options: { idleTimeoutMs?: number; maxConnections?: number; stuckTimeoutMs?: number } = {},
 ) {
   const parsed = parseConfig(RULES, "test.conf");
@@ -28,7 +28,7 @@ async function startServer(
       reason: "SERVFAIL from test",
       cause: "servfail",
     });
-  const cache = new MxCache<Memo>({ resolver, options: DEFAULT_CACHE_OPTIONS });
+  const cache = new MxCache<Decision>({ resolver, options: DEFAULT_CACHE_OPTIONS });
   const router = new Router({ cache, ruleSet: parsed.ruleSet });
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const limit: ConnectionLimit = { open: 0, max: options.maxConnections ?? 100, refused: 0 };

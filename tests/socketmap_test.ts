@@ -62,11 +62,24 @@ Deno.test("socketmapCodec answers PERM: malformed framing closes, bad content do
 });
 
 Deno.test("socketmapCodec encodes decisions as OK, NOTFOUND and TEMP", () => {
-  const base = { reason: "", match: null, hosts: [], replies: [], members: null };
+  const base = {
+    reason: "",
+    match: null,
+    hosts: [],
+    replies: [],
+    ruleSet: null,
+    logText: undefined,
+  };
   const match: Decision = { ...base, label: "match", result: "relay:[a]:587" };
   const nomatch: Decision = { ...base, label: "nomatch", result: null };
   const tempfail: Decision = { ...base, label: "tempfail", result: null, reason: "SERVFAIL" };
   assert.equal(text(socketmapCodec.encode(match)), "16:OK relay:[a]:587,");
   assert.equal(text(socketmapCodec.encode(nomatch)), "9:NOTFOUND ,");
   assert.equal(text(socketmapCodec.encode(tempfail)), "13:TEMP SERVFAIL,");
+});
+
+Deno.test("netstring lengths with leading zeros are refused (they could grow forever)", () => {
+  assert.equal(scanNetstring(bytes("03:abc,"), 0, 7).kind, "bad");
+  assert.equal(scanNetstring(bytes("0000000000"), 0, 10).kind, "bad");
+  assert.equal(scanNetstring(bytes("0:,"), 0, 3).kind, "ok");
 });
