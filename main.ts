@@ -20,6 +20,7 @@ import {
 } from "./lib/cli.ts";
 import { explainLookup, formatQueryReport } from "./lib/query.ts";
 import { createResolver, type DnsQueryEvent } from "./lib/dns.ts";
+import { Limiter } from "./lib/limiter.ts";
 import { formatHostPort } from "./lib/dns_servers.ts";
 import type { MxOutcome, MxResolver } from "./lib/dns_types.ts";
 import {
@@ -64,13 +65,14 @@ async function serve(options: ServeOptions): Promise<void> {
 
   let metrics: RouterMetrics | null = null;
   const onQuery = (event: DnsQueryEvent) => metrics?.observeDnsQuery(event);
+  const resolverOptions = {
+    timeoutMs: options.dnsTimeoutMs,
+    onQuery,
+    // One limiter for the life of the process: a reload must not double the bound.
+    limiter: new Limiter(options.maxDnsInflight),
+  };
   const resolver = new SwappableResolver(
-    createResolver({
-      servers: dnsServers.value,
-      timeoutMs: options.dnsTimeoutMs,
-      onQuery,
-      maxInflight: options.maxDnsInflight,
-    }),
+    createResolver({ ...resolverOptions, servers: dnsServers.value }),
   );
   const cache = new MxCache<Decision>({
     resolver,
@@ -131,30 +133,31 @@ async function serve(options: ServeOptions): Promise<void> {
   }, ${rules.value.rules.length} rules from ${options.config}, DNS servers ${dnsList}, version ${VERSION}`;
 
   const stats = startStatsLog({ cache, router, limit });
+  let reloads = 0;
   Deno.addSignalListener("SIGHUP", async () => {
-    const reloaded = await loadRuleSet(options.config);
+    // Two quick SIGHUPs: only the newest reload may install what it read.
+    const reload = ++reloads;
+    const [reloaded, reread] = await Promise.all([
+      loadRuleSet(options.config),
+      options.dnsServers.length > 0 ? null : loadDnsServers([]),
+    ]);
+    if (reload !== reloads) return;
     if (!reloaded.ok) {
       metrics?.countReload("failure");
       for (const error of reloaded.errors) {
         log.error`reload failed, keeping the old rules: ${error}`;
       }
-      return;
+    } else {
+      router.ruleSet = reloaded.value;
+      metrics?.countReload("success");
+      log.info`reloaded ${reloaded.value.rules.length} rules from ${options.config}`;
     }
-    router.ruleSet = reloaded.value;
-    metrics?.countReload("success");
-    log.info`reloaded ${reloaded.value.rules.length} rules from ${options.config}`;
-    if (options.dnsServers.length > 0) return;
-    const reread = await loadDnsServers([]);
+    if (reread === null) return;
     if (!reread.ok) {
       log.error`reload: keeping the DNS servers: ${reread.errors.join("; ")}`;
       return;
     }
-    resolver.current = createResolver({
-      servers: reread.value,
-      timeoutMs: options.dnsTimeoutMs,
-      onQuery,
-      maxInflight: options.maxDnsInflight,
-    });
+    resolver.current = createResolver({ ...resolverOptions, servers: reread.value });
     log.info`reload: DNS servers ${reread.value.map(formatHostPort).join(", ")}`;
   });
   let stopping = false;

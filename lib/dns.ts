@@ -59,6 +59,8 @@ export interface ResolverOptions {
    * wait counts against the lookup's budget. Default: no limit.
    */
   maxInflight?: number;
+  /** A limiter to share instead (e.g. across resolvers replaced by a reload). */
+  limiter?: Limiter;
 }
 
 /** The least time worth giving one attempt while the budget allows it. */
@@ -196,7 +198,8 @@ async function exchangeTcp({ server, query, deadline }: ExchangeRequest): Promis
  */
 export function createResolver(options: ResolverOptions): MxResolver {
   const { servers, timeoutMs, onQuery } = options;
-  const limiter = options.maxInflight === undefined ? null : new Limiter(options.maxInflight);
+  const limiter = options.limiter ??
+    (options.maxInflight === undefined ? null : new Limiter(options.maxInflight));
 
   function report(event: DnsQueryEvent): void {
     try {

@@ -31,8 +31,7 @@ const ALL_DIGITS = /^[0-9]+$/;
  * ```
  */
 export function domainFromKey(key: string): KeyDomain {
-  const at = key.lastIndexOf("@");
-  let domain = at < 0 ? key : key.slice(at + 1);
+  let domain = domainPart(key);
   if (domain === "*" || key === "*") return { ok: false, reason: "wildcard key" };
   if (domain.startsWith("[")) return { ok: false, reason: "address literal" };
   if (domain.startsWith(".")) return { ok: false, reason: "parent-domain key" };
@@ -45,6 +44,20 @@ export function domainFromKey(key: string): KeyDomain {
     domain = ascii;
   }
   return checkDomainName(domain);
+}
+
+/**
+ * The domain part of a key as written: what follows the last `@` (a quoted local part may hold
+ * `@` itself), or the whole key.
+ *
+ * @example
+ * ```ts
+ * domainPart('"a@b"@Example.COM'); // "Example.COM"
+ * ```
+ */
+export function domainPart(key: string): string {
+  const at = key.lastIndexOf("@");
+  return at < 0 ? key : key.slice(at + 1);
 }
 
 function isAscii(text: string): boolean {

@@ -6,7 +6,7 @@
  */
 
 import type { MxOutcome, MxResolver } from "./dns_types.ts";
-import { domainFromKey } from "./keys.ts";
+import { domainFromKey, domainPart } from "./keys.ts";
 import { answerFor, decide, type Decision, invalidKeyDecision } from "./router.ts";
 import { matchRules, type RuleSet } from "./rules.ts";
 import { socketmapCodec } from "./socketmap.ts";
@@ -94,8 +94,7 @@ export interface ExplainOptions {
  */
 export async function explainLookup(options: ExplainOptions): Promise<QueryReport> {
   const { key, ruleSet } = options;
-  const at = key.lastIndexOf("@");
-  const domain = at < 0 ? key : key.slice(at + 1);
+  const domain = domainPart(key);
   const parsed = domainFromKey(key);
   let decision: Decision;
   let dns: QueryReport["dns"] = null;
