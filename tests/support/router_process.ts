@@ -39,7 +39,10 @@ export async function compilePermissionFlags(
   if (!words.includes("compile")) {
     throw new Error(`the compile task does not run "deno compile": ${command}`);
   }
-  const flags = words.filter((w) => /^--(allow|deny)-[a-z-]+(=.*)?$/.test(w) || w === "-A");
+  // Permissions, and the V8 flags the binary runs with (memory tuning).
+  const flags = words.filter((w) =>
+    /^--(allow|deny)-[a-z-]+(=.*)?$/.test(w) || w === "-A" || w.startsWith("--v8-flags=")
+  );
   if (flags.length === 0) throw new Error(`the compile task has no permission flags: ${command}`);
   return flags;
 }
