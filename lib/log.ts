@@ -178,9 +178,11 @@ export function lookupLogger(modeTag: string): LookupObserver {
       const ms = (performance.now() - report.startedAt).toFixed(2);
       const text = `${modeTag}lookup ${report.key} domain=${report.domain ?? "-"} ${detail} ` +
         `source=${report.source} ms=${ms}`;
-      // Tagged templates: braces in a key must not be read as LogTape placeholders.
-      if (decision.label === "match") log.info`${text}`;
-      else log.debug`${text}`;
+      // A plain message costs a seventh of a tagged template in LogTape (0.5 vs 3.3 µs here);
+      // braces, which LogTape reads as placeholders, are doubled to stay literal.
+      const message = /[{}]/.test(text) ? text.replace(/[{}]/g, "$&$&") : text;
+      if (decision.label === "match") log.info(message);
+      else log.debug(message);
     },
   };
 }

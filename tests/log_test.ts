@@ -1,0 +1,97 @@
+import assert from "node:assert/strict";
+import { configureSync, getLogger, resetSync } from "@logtape/logtape";
+import { createStderrSink, LOG_CATEGORY, lookupLogger } from "../lib/log.ts";
+import { parseConfig } from "../lib/config.ts";
+import { decide } from "../lib/router.ts";
+
+function capture(journal: boolean) {
+  const chunks: string[] = [];
+  const sink = createStderrSink({
+    journal,
+    write: (bytes) => chunks.push(new TextDecoder().decode(bytes)),
+  });
+  resetSync();
+  configureSync({
+    sinks: { test: sink },
+    loggers: [
+      { category: LOG_CATEGORY, lowestLevel: "debug", sinks: ["test"] },
+      { category: ["logtape", "meta"], lowestLevel: "error", sinks: ["test"] },
+    ],
+  });
+  return { chunks, flush: sink.flush };
+}
+
+Deno.test("journal lines carry syslog priorities; terminal lines a timestamp and level", () => {
+  const journal = capture(true);
+  const log = getLogger(LOG_CATEGORY);
+  log.error("bad thing");
+  log.info("good thing");
+  log.debug("detail");
+  journal.flush();
+  assert.equal(journal.chunks.join(""), "<3>bad thing\n<6>good thing\n<7>detail\n");
+  const terminal = capture(false);
+  log.warning("careful");
+  terminal.flush();
+  assert.match(
+    terminal.chunks.join(""),
+    /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z WARNING careful\n$/,
+  );
+  resetSync();
+});
+
+Deno.test("lines are batched: one write for a burst; errors are written at once", () => {
+  const out = capture(true);
+  const log = getLogger(LOG_CATEGORY);
+  for (let i = 0; i < 100; i++) log.info("line");
+  assert.equal(out.chunks.length, 0, "nothing written yet");
+  log.error("now");
+  assert.equal(out.chunks.length, 1, "an error flushes everything pending in one write");
+  assert.equal(out.chunks[0].split("\n").length, 102);
+  resetSync();
+});
+
+Deno.test("a lookup line keeps braces in keys literal and says what was decided", () => {
+  const out = capture(true);
+  const parsed = parseConfig("suffix:outlook.com relay:[a.example]:587\n", "r.conf");
+  assert.ok(parsed.ok);
+  const decision = decide(
+    "x.example",
+    { kind: "mx", hosts: ["m.outlook.com"], ttl: 60 },
+    parsed.ruleSet,
+  );
+  lookupLogger("").report({
+    key: "{user}@x.example",
+    domain: "x.example",
+    decision,
+    answer: decision,
+    source: "cache",
+    startedAt: performance.now(),
+  });
+  out.flush();
+  assert.match(
+    out.chunks.join(""),
+    /^<6>lookup \{user\}@x\.example domain=x\.example mx=m\.outlook\.com matched=m\.outlook\.com rule=line 1 suffix:outlook\.com reply="200 relay:\[a\.example\]:587" source=cache ms=\d+\.\d\d\n$/,
+  );
+  resetSync();
+});
+
+Deno.test("a failing stderr loses lines, never the router", () => {
+  const sink = createStderrSink({
+    journal: true,
+    write: () => {
+      throw new Error("EPIPE");
+    },
+  });
+  resetSync();
+  configureSync({
+    sinks: { broken: sink },
+    loggers: [{ category: LOG_CATEGORY, lowestLevel: "info", sinks: ["broken"] }, {
+      category: ["logtape", "meta"],
+      lowestLevel: "fatal",
+      sinks: [],
+    }],
+  });
+  getLogger(LOG_CATEGORY).error("x");
+  sink.flush();
+  resetSync();
+});
