@@ -1,0 +1,114 @@
+/**
+ * Entry of `deno task bench`.
+ *
+ * ```sh
+ * deno task bench                      # the benchmark (under 3 minutes on 2 cores)
+ * deno task bench --soak               # 5 minutes of mixed load with DNS outages
+ * deno task bench --soak --soak-seconds 60
+ * deno task bench --profile            # the router's hit path under the CPU profiler
+ * deno task bench --profile --profile-phase cold   # the cold pass under the CPU profiler
+ * ```
+ *
+ * Other flags: `--seconds N` and `--rounds N` (each hit figure is the median of N interleaved
+ * rounds of that many seconds; default 3 and 3), `--deno-loadgen` (skip the C
+ * load generator), `--keep` (keep the temporary directory with logs and inputs),
+ * `--profile-seconds N`, `--profile-conns N`, `--router-deno-flag FLAG` (repeatable: a `deno run`
+ * flag for the router, e.g. `--router-deno-flag=--v8-flags=--max-semi-space-size=1`, to try one).
+ *
+ * The markdown table goes to stdout, progress to stderr; results go to bench/results.json.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { formatBench, runBench } from "./bench.ts";
+import { formatProfile, runProfile } from "./profile.ts";
+import { writeResults } from "./setup.ts";
+import { formatSoak, runSoak } from "./soak.ts";
+
+const USAGE = "usage: deno task bench [--seconds N] [--rounds N] [--deno-loadgen] [--keep] " +
+  "[--router-deno-flag FLAG]...\n" +
+  "       deno task bench --soak [--soak-seconds N]\n" +
+  "       deno task bench --profile [--profile-seconds N] [--profile-conns N] " +
+  "[--profile-phase hits|cold]";
+
+function positive(text: string | undefined, fallback: number, flag: string): number {
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (!Number.isFinite(value) || value <= 0) {
+    console.error(`bench: ${flag} needs a positive number, not "${text}"\n${USAGE}`);
+    Deno.exit(2);
+  }
+  return value;
+}
+
+async function main(): Promise<void> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: Deno.args,
+      strict: true,
+      options: {
+        soak: { type: "boolean" },
+        "soak-seconds": { type: "string" },
+        profile: { type: "boolean" },
+        "profile-seconds": { type: "string" },
+        "profile-conns": { type: "string" },
+        "profile-phase": { type: "string" },
+        seconds: { type: "string" },
+        rounds: { type: "string" },
+        "deno-loadgen": { type: "boolean" },
+        keep: { type: "boolean" },
+        "router-deno-flag": { type: "string", multiple: true },
+        help: { type: "boolean", short: "h" },
+      },
+    }));
+  } catch (error) {
+    console.error(`bench: ${error instanceof Error ? error.message : error}\n${USAGE}`);
+    Deno.exit(2);
+  }
+  if (values.help) {
+    console.log(USAGE);
+    return;
+  }
+  const keep = values.keep ?? false;
+  const routerDenoFlags = values["router-deno-flag"] ?? [];
+  const denoLoadgen = values["deno-loadgen"] ?? false;
+  if (values.profile) {
+    const output = new URL("./router.cpuprofile", import.meta.url).pathname;
+    const entries = await runProfile({
+      seconds: positive(values["profile-seconds"], 10, "--profile-seconds"),
+      conns: positive(values["profile-conns"], 8, "--profile-conns"),
+      phase: values["profile-phase"] === "cold" ? "cold" : "hits",
+      keep,
+      denoLoadgen,
+      routerDenoFlags,
+      output,
+    });
+    console.log(formatProfile(entries));
+    console.error(`profile: ${output} (open in Chrome DevTools, Performance tab)`);
+    return;
+  }
+  if (values.soak || values["soak-seconds"] !== undefined) {
+    const results = await runSoak({
+      seconds: positive(values["soak-seconds"], 300, "--soak-seconds"),
+      keep,
+      denoLoadgen,
+      routerDenoFlags,
+    });
+    console.log(formatSoak(results));
+    console.error(`soak: results in ${await writeResults("soak", results)}`);
+    return;
+  }
+  const results = await runBench({
+    seconds: positive(values.seconds, 3, "--seconds"),
+    rounds: Math.round(positive(values.rounds, 3, "--rounds")),
+    denoLoadgen,
+    keep,
+    routerDenoFlags,
+  });
+  console.log(formatBench(results));
+  console.error(`bench: results in ${await writeResults("bench", results)}`);
+}
+
+if (import.meta.main) await main();

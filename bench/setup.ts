@@ -1,0 +1,153 @@
+/**
+ * What every benchmark mode shares: a temporary directory with the zone, the keys and the rules,
+ * the machine's facts, and the choice of load generator.
+ *
+ * @module
+ */
+
+import { buildCTools, type CTools, type LoadgenTool } from "./processes.ts";
+import {
+  BENCH_RULES,
+  generateWorkload,
+  generateZone,
+  type TtlProfile,
+  type Workload,
+  type ZoneDomain,
+  zoneFile,
+} from "./workload.ts";
+import type { FakeDnsBehaviour } from "../tests/support/fake_dns.ts";
+
+/** The seed of every generated input: same seed, same zone, same keys. */
+export const SEED = 20250601;
+
+/** A name in the zone with the shortest TTL the router keeps (30 s), to test serve-stale. */
+export const STALE_PROBE_DOMAIN = "stale-probe.bench.example";
+
+/** The machine a run happened on. */
+export interface MachineFacts {
+  cpu: string;
+  cores: number;
+  memoryGiB: number;
+  kernel: string;
+  deno: string;
+  /** The router's code: `git describe`-like commit, with "+dirty" for uncommitted lib/ or main.ts. */
+  revision: string;
+  v8: string;
+  typescript: string;
+  date: string;
+}
+
+/** Reads the machine's facts. */
+export async function machineFacts(): Promise<MachineFacts> {
+  const cpuinfo = await Deno.readTextFile("/proc/cpuinfo").catch(() => "");
+  const model = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1] ?? "unknown";
+  return {
+    cpu: model,
+    cores: navigator.hardwareConcurrency,
+    memoryGiB: Math.round(Deno.systemMemoryInfo().total / 2 ** 30),
+    kernel: Deno.osRelease(),
+    deno: Deno.version.deno,
+    revision: await revision(),
+    v8: Deno.version.v8,
+    typescript: Deno.version.typescript,
+    date: new Date().toISOString(),
+  };
+}
+
+async function git(args: string[]): Promise<string | null> {
+  try {
+    const output = await new Deno.Command("git", {
+      args,
+      cwd: new URL("..", import.meta.url).pathname,
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    return output.success ? new TextDecoder().decode(output.stdout).trim() : null;
+  } catch {
+    return null;
+  }
+}
+
+async function revision(): Promise<string> {
+  const commit = await git(["rev-parse", "--short", "HEAD"]);
+  if (commit === null) return "unknown";
+  const dirty = await git(["status", "--porcelain", "--", "lib", "main.ts", "deno.json"]);
+  return dirty ? `${commit}+dirty` : commit;
+}
+
+/** The generated inputs, written to files in `dir`. */
+export interface BenchInputs {
+  dir: string;
+  zone: ZoneDomain[];
+  workload: Workload;
+  zonePath: string;
+  rulesPath: string;
+  /** The workload's keys, one per line, for the load generators. */
+  keysPath: string;
+  /** `KEY TAB CODE` lines, for the soak client. */
+  expectedPath: string;
+}
+
+/** Generates the zone and workload for `profile` and writes them into `dir`. */
+export async function writeInputs(dir: string, profile: TtlProfile): Promise<BenchInputs> {
+  const zone = generateZone({ domains: 20_000, seed: SEED, ttl: profile });
+  const workload = generateWorkload(zone, { keys: 100_000, seed: SEED });
+  const file = zoneFile(zone, profile);
+  const probe: FakeDnsBehaviour = {
+    kind: "mx",
+    records: [{ preference: 0, exchange: "stale-probe.mail.protection.outlook.com" }],
+    ttl: 30,
+  };
+  file.zone[STALE_PROBE_DOMAIN] = probe;
+  const inputs: BenchInputs = {
+    dir,
+    zone,
+    workload,
+    zonePath: `${dir}/zone.json`,
+    rulesPath: `${dir}/rules.conf`,
+    keysPath: `${dir}/keys.txt`,
+    expectedPath: `${dir}/expected.tsv`,
+  };
+  await Deno.writeTextFile(inputs.zonePath, JSON.stringify(file));
+  await Deno.writeTextFile(inputs.rulesPath, BENCH_RULES);
+  await Deno.writeTextFile(inputs.keysPath, workload.keys.join("\n") + "\n");
+  await Deno.writeTextFile(
+    inputs.expectedPath,
+    workload.keys.map((key, i) => `${key}\t${workload.expected[i]}`).join("\n") + "\n",
+  );
+  return inputs;
+}
+
+/** Chooses the load generator: the C one when gcc builds it (unless `forceDeno`). */
+export async function chooseLoadgen(
+  dir: string,
+  forceDeno: boolean,
+): Promise<{ tool: LoadgenTool; cTools: CTools | null; note: string }> {
+  const built = await buildCTools(dir);
+  if (built.tools === null) {
+    return { tool: { kind: "deno" }, cTools: null, note: `Deno loadgen (C tools: ${built.why})` };
+  }
+  if (forceDeno) {
+    return { tool: { kind: "deno" }, cTools: built.tools, note: "Deno loadgen (--deno-loadgen)" };
+  }
+  return {
+    tool: { kind: "c", binary: built.tools.loadgen },
+    cTools: built.tools,
+    note: "C loadgen (../shared/bench/loadgen.c, gcc -O2)",
+  };
+}
+
+/** Writes `section` into bench/results.json, keeping the other sections. */
+export async function writeResults(section: string, value: unknown): Promise<string> {
+  const path = new URL("./results.json", import.meta.url).pathname;
+  let all: Record<string, unknown> = {};
+  try {
+    all = JSON.parse(await Deno.readTextFile(path));
+  } catch {
+    // First run, or an unreadable file: start afresh.
+  }
+  all[section] = value;
+  await Deno.writeTextFile(`${path}.tmp`, JSON.stringify(all, null, 2) + "\n");
+  await Deno.rename(`${path}.tmp`, path);
+  return path;
+}
