@@ -54,7 +54,7 @@ function fail(lines: string[], code: number): never {
 }
 
 async function serve(options: ServeOptions): Promise<void> {
-  const flushLog = setupLogging({
+  const logSink = setupLogging({
     verbosity: options.verbosity,
     journal: Deno.env.get("JOURNAL_STREAM") !== undefined,
   });
@@ -88,7 +88,7 @@ async function serve(options: ServeOptions): Promise<void> {
   });
   const limit: ConnectionLimit = { open: 0, max: options.maxConnections, refused: 0 };
   const servers: TableServer[] = [];
-  const observers = [lookupLogger(options.dryRun ? "dry-run " : "")];
+  const observers = [lookupLogger({ sink: logSink, modeTag: options.dryRun ? "dry-run " : "" })];
   if (options.metrics !== null) {
     metrics = createMetrics({
       lookups: () => router.counts,
@@ -170,7 +170,7 @@ async function serve(options: ServeOptions): Promise<void> {
     await metricsServer?.shutdown();
     stats.stop();
     log.info`stopped`;
-    flushLog();
+    logSink.flush();
     Deno.exit(0);
   };
   Deno.addSignalListener("SIGTERM", () => stop("SIGTERM"));

@@ -133,6 +133,12 @@ export class MxCache<M = unknown> {
     return this.#entries?.size ?? 0;
   }
 
+  /** True when the domain has an entry or a failure cached (and so was valid when stored). */
+  knows(domain: string): boolean {
+    return this.#entries !== null &&
+      (this.#entries.has(domain) || this.#failures?.has(domain) === true);
+  }
+
   /** Answers for one ASCII domain: from memory when possible, else from DNS (coalesced). */
   lookup(domain: string): CacheAnswer<M> | Promise<CacheAnswer<M>> {
     const entries = this.#entries;

@@ -67,7 +67,7 @@ const FLUSH_BYTES = 65536;
  * const sink = createStderrSink({ journal: Deno.env.get("JOURNAL_STREAM") !== undefined });
  * ```
  */
-export function createStderrSink(options: StderrSinkOptions): Sink & { flush(): void } {
+export function createStderrSink(options: StderrSinkOptions): StderrSink {
   const encoder = new TextEncoder();
   const write = options.write ?? ((bytes: Uint8Array) => writeAllSync(Deno.stderr, bytes));
   let pending = "";
@@ -88,27 +88,44 @@ export function createStderrSink(options: StderrSinkOptions): Sink & { flush(): 
       // the router answering Postfix.
     }
   };
-  const sink = (record: LogRecord) => {
-    let line: string;
+  const appendLine = (level: LogLevel, text: string, timestamp: number) => {
     if (options.journal) {
-      line = `${PRIORITY[record.level]}${renderMessage(record)}\n`;
+      pending += `${PRIORITY[level]}${text}\n`;
     } else {
-      if (record.timestamp !== stampMs) {
-        stampMs = record.timestamp;
+      if (timestamp !== stampMs) {
+        stampMs = timestamp;
         stamp = new Date(stampMs).toISOString();
       }
-      line = `${stamp} ${record.level.toUpperCase()} ${renderMessage(record)}\n`;
+      pending += `${stamp} ${LEVEL_NAME[level]} ${text}\n`;
     }
-    pending += line;
-    if (pending.length >= FLUSH_BYTES || record.level === "error" || record.level === "fatal") {
+    if (pending.length >= FLUSH_BYTES || level === "error" || level === "fatal") {
       flush();
     } else if (timer === undefined) {
       timer = setTimeout(flush, FLUSH_INTERVAL_MS);
       Deno.unrefTimer(timer);
     }
   };
-  return Object.assign(sink, { flush });
+  const sink = (record: LogRecord) =>
+    appendLine(record.level, renderMessage(record), record.timestamp);
+  return Object.assign(sink, { flush, appendLine });
 }
+
+/** The stderr sink: a LogTape sink, plus direct appends for the per-lookup lines. */
+export type StderrSink = Sink & {
+  /** Writes what is pending now. */
+  flush(): void;
+  /** Adds one line, formatted like a record's; for the hot path, see {@linkcode lookupLogger}. */
+  appendLine(level: LogLevel, text: string, timestamp: number): void;
+};
+
+const LEVEL_NAME: Record<LogLevel, string> = {
+  trace: "TRACE",
+  debug: "DEBUG",
+  info: "INFO",
+  warning: "WARNING",
+  error: "ERROR",
+  fatal: "FATAL",
+};
 
 function writeAllSync(file: { writeSync(bytes: Uint8Array): number }, bytes: Uint8Array): void {
   let offset = 0;
@@ -123,10 +140,10 @@ export interface LoggingOptions {
 }
 
 /**
- * Configures LogTape for the process; returns a function that flushes pending lines (call it
- * before exiting).
+ * Configures LogTape for the process; returns the sink (call its `flush` before exiting, and
+ * give it to {@linkcode lookupLogger}).
  */
-export function setupLogging(options: LoggingOptions): () => void {
+export function setupLogging(options: LoggingOptions): StderrSink {
   const sink = createStderrSink({ journal: options.journal });
   resetSync();
   configureSync({
@@ -136,7 +153,7 @@ export function setupLogging(options: LoggingOptions): () => void {
       { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["stderr"] },
     ],
   });
-  return sink.flush;
+  return sink;
 }
 
 /** Formats the reply a decision gives, as Postfix would see it in tcp_table terms. */
@@ -161,28 +178,31 @@ function decisionText(decision: Decision, answer: Decision): string {
  * It builds nothing when the level is off, and the decision's part of the line once per cached
  * decision.
  *
+ * The levels come from LogTape's configuration, but the lines go straight to the sink: LogTape
+ * costs about 0.5 µs a record (3.3 µs with a tagged template), a twentieth of a whole cache hit,
+ * and this line is written for most lookups.
+ *
  * @example
  * ```ts
- * const router = new Router({ cache, ruleSet, observer: lookupLogger("") });
+ * const router = new Router({ cache, ruleSet, observer: lookupLogger({ sink, modeTag: "" }) });
  * ```
  */
-export function lookupLogger(modeTag: string): LookupObserver {
+export function lookupLogger(options: { sink: StderrSink; modeTag: string }): LookupObserver {
+  const { sink, modeTag } = options;
+  const info = log.isEnabledFor("info");
+  const debug = log.isEnabledFor("debug");
   return {
-    wants: (label: DecisionLabel) => log.isEnabledFor(label === "match" ? "info" : "debug"),
+    wants: (label: DecisionLabel) => label === "match" ? info : debug,
     report(report: LookupReport) {
       const { decision, answer } = report;
       // A pool's answer changes per lookup; everything else is fixed for the decision.
       const detail = answer === decision
         ? decision.logText ??= decisionText(decision, answer)
         : decisionText(decision, answer);
-      const ms = (performance.now() - report.startedAt).toFixed(2);
+      const now = performance.now();
       const text = `${modeTag}lookup ${report.key} domain=${report.domain ?? "-"} ${detail} ` +
-        `source=${report.source} ms=${ms}`;
-      // A plain message costs a seventh of a tagged template in LogTape (0.5 vs 3.3 µs here);
-      // braces, which LogTape reads as placeholders, are doubled to stay literal.
-      const message = /[{}]/.test(text) ? text.replace(/[{}]/g, "$&$&") : text;
-      if (decision.label === "match") log.info(message);
-      else log.debug(message);
+        `source=${report.source} ms=${(now - report.startedAt).toFixed(2)}`;
+      sink.appendLine(decision.label === "match" ? "info" : "debug", text, Date.now());
     },
   };
 }

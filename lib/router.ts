@@ -9,7 +9,7 @@
 
 import type { AnswerSource, CacheAnswer, MxCache } from "./cache.ts";
 import type { MxOutcome } from "./dns_types.ts";
-import { domainFromKey } from "./keys.ts";
+import { domainFromKey, domainPart } from "./keys.ts";
 import {
   matchRules,
   pickMember,
@@ -166,6 +166,15 @@ const DRY_RUN_ANSWER = makeDecision({
   hosts: [],
 });
 
+/** Placeholder of a report not finished yet. */
+const NO_DECISION = makeDecision({ label: "invalid", reason: "not decided yet", hosts: [] });
+
+/** The cache key a key would have if valid: its domain, lower case, without trailing dot. */
+function cacheKeyOf(key: string): string {
+  const domain = domainPart(key).toLowerCase();
+  return domain.endsWith(".") ? domain.slice(0, -1) : domain;
+}
+
 /** One finished lookup, as logs and `query` see it. */
 export interface LookupReport {
   key: string;
@@ -226,48 +235,52 @@ export class Router {
 
   /** Decides the answer for one key. */
   route(key: string): Decision | Promise<Decision> {
-    const startedAt = this.#observer === undefined ? 0 : performance.now();
-    const parsed = domainFromKey(key);
-    if (!parsed.ok) {
-      return this.#finish(invalidKeyDecision(parsed.reason), {
-        key,
-        domain: null,
-        source: "key",
-        startedAt,
-      });
+    // One object per lookup: the report to observers, filled in as the lookup goes.
+    const report: LookupReport = {
+      key,
+      domain: null,
+      decision: NO_DECISION,
+      answer: NO_DECISION,
+      source: "key",
+      startedAt: this.#observer === undefined ? 0 : performance.now(),
+    };
+    // A domain already in the cache was valid when it went in: skip the checks on hits.
+    const cached = cacheKeyOf(key);
+    let domain: string;
+    if (this.#cache.knows(cached)) {
+      domain = cached;
+    } else {
+      const parsed = domainFromKey(key);
+      if (!parsed.ok) return this.#finish(invalidKeyDecision(parsed.reason), report);
+      domain = parsed.domain;
     }
-    const domain = parsed.domain;
+    report.domain = domain;
     const answer = this.#cache.lookup(domain);
     if (answer instanceof Promise) {
-      return answer.then((settled) => this.#answer(settled, { key, domain, startedAt }));
+      return answer.then((settled) =>
+        this.#finish(this.#decision(settled, domain), report, settled)
+      );
     }
-    return this.#answer(answer, { key, domain, startedAt });
+    return this.#finish(this.#decision(answer, domain), report, answer);
   }
 
-  #answer(
-    answer: CacheAnswer<Decision>,
-    context: { key: string; domain: string; startedAt: number },
-  ): Decision {
+  #decision(answer: CacheAnswer<Decision>, domain: string): Decision {
     const entry = answer.entry;
-    let decision: Decision;
-    if (entry === null) {
-      decision = decide(context.domain, answer.outcome, this.ruleSet);
-    } else if (entry.memo !== undefined && entry.memo.ruleSet === this.ruleSet) {
-      decision = entry.memo;
-    } else {
-      decision = decide(context.domain, entry.outcome, this.ruleSet);
-      entry.memo = decision;
-    }
-    return this.#finish(decision, { ...context, source: answer.source });
+    if (entry === null) return decide(domain, answer.outcome, this.ruleSet);
+    if (entry.memo !== undefined && entry.memo.ruleSet === this.ruleSet) return entry.memo;
+    return entry.memo = decide(domain, entry.outcome, this.ruleSet);
   }
 
-  #finish(decision: Decision, context: Omit<LookupReport, "decision" | "answer">): Decision {
-    const answer = answerFor(decision);
+  #finish(decision: Decision, report: LookupReport, answer?: CacheAnswer<Decision>): Decision {
+    const reply = answerFor(decision);
     if (decision.match !== null) decision.match.rule.matches++;
     this.counts[decision.label]++;
     if (this.#observer?.wants(decision.label)) {
-      this.#observer.report({ ...context, decision, answer });
+      report.decision = decision;
+      report.answer = reply;
+      if (answer !== undefined) report.source = answer.source;
+      this.#observer.report(report);
     }
-    return this.#dryRun ? DRY_RUN_ANSWER : answer;
+    return this.#dryRun ? DRY_RUN_ANSWER : reply;
   }
 }

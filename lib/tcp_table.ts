@@ -161,6 +161,29 @@ function badFrame(out: Frame, next: number, reason: string, close: boolean): Fra
   return FRAME_BAD;
 }
 
+/** Keys up to this long take the fast path below; longer ones the general parser. */
+const FAST_KEY_MAX = 512;
+
+/**
+ * The common request, `get ` and a key of printable ASCII without `%` (what Postfix sends for
+ * most addresses), read straight from the bytes; null sends the line to the general parser.
+ */
+function plainGetKey(buffer: Uint8Array, start: number, end: number): string | null {
+  if (buffer[end - 1] === 13) end--; // CRLF
+  const length = end - start - 4;
+  if (
+    length < 1 || length > FAST_KEY_MAX || buffer[start] !== 0x67 || buffer[start + 1] !== 0x65 ||
+    buffer[start + 2] !== 0x74 || buffer[start + 3] !== 0x20
+  ) {
+    return null;
+  }
+  for (let i = start + 4; i < end; i++) {
+    const c = buffer[i];
+    if (c <= 0x20 || c >= 0x7f || c === 0x25) return null;
+  }
+  return String.fromCharCode.apply(null, buffer.subarray(start + 4, end) as unknown as number[]);
+}
+
 /**
  * The tcp_table protocol for the server: newline-framed `get` requests, one reply line each.
  * A line over {@linkcode MAX_TCP_TABLE_LINE} bytes gets a 400 and closes the connection.
@@ -179,6 +202,12 @@ export const tcpTableCodec: ProtocolCodec = {
     }
     if (newline + 1 - start > MAX_TCP_TABLE_LINE) {
       return badFrame(out, newline + 1, `request longer than ${MAX_TCP_TABLE_LINE} bytes`, true);
+    }
+    const key = plainGetKey(buffer, start, newline);
+    if (key !== null) {
+      out.key = key;
+      out.next = newline + 1;
+      return FRAME_REQUEST;
     }
     let line: string;
     try {

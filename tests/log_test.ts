@@ -18,7 +18,7 @@ function capture(journal: boolean) {
       { category: ["logtape", "meta"], lowestLevel: "error", sinks: ["test"] },
     ],
   });
-  return { chunks, flush: sink.flush };
+  return { chunks, flush: sink.flush, sink };
 }
 
 Deno.test("journal lines carry syslog priorities; terminal lines a timestamp and level", () => {
@@ -59,7 +59,7 @@ Deno.test("a lookup line keeps braces in keys literal and says what was decided"
     { kind: "mx", hosts: ["m.outlook.com"], ttl: 60 },
     parsed.ruleSet,
   );
-  lookupLogger("").report({
+  lookupLogger({ sink: out.sink, modeTag: "" }).report({
     key: "{user}@x.example",
     domain: "x.example",
     decision,
