@@ -54,3 +54,42 @@ Deno.test("--max-dns-inflight: at most N lookups talk to DNS; the rest wait with
     await dns.close();
   }
 });
+
+Deno.test("a DNS server that answers nothing is skipped (one probe a second): no stall per domain", async () => {
+  const dns = await startFakeDns({ fallback: { kind: "silence" } });
+  try {
+    const resolver = createResolver({ servers: [dns.server], timeoutMs: 400 });
+    let started = performance.now();
+    const first = await resolver.resolveMx("a.example");
+    assert.equal(first.kind, "tempfail");
+    assert.ok(performance.now() - started >= 350, "the first lookup waits its budget");
+    started = performance.now();
+    const second = await resolver.resolveMx("b.example");
+    assert.ok(performance.now() - started < 100, "later ones fail at once");
+    assert.ok(second.kind === "tempfail" && /DNS not answering/.test(second.reason));
+    dns.setDefault({ kind: "mx", records: [{ preference: 10, exchange: "mx.example.net" }] });
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    assert.equal((await resolver.resolveMx("c.example")).kind, "mx", "the probe finds it back");
+    started = performance.now();
+    assert.equal((await resolver.resolveMx("d.example")).kind, "mx");
+    assert.ok(performance.now() - started < 200);
+  } finally {
+    await dns.close();
+  }
+});
+
+Deno.test("one silent domain does not take a working server down", async () => {
+  const dns = await startFakeDns({
+    zone: { "silent.example": { kind: "silence" } },
+    fallback: { kind: "mx", records: [{ preference: 10, exchange: "mx.example.net" }] },
+  });
+  try {
+    const resolver = createResolver({ servers: [dns.server], timeoutMs: 300 });
+    assert.equal((await resolver.resolveMx("ok.example")).kind, "mx");
+    assert.equal((await resolver.resolveMx("silent.example")).kind, "tempfail");
+    assert.equal((await resolver.resolveMx("silent.example")).kind, "tempfail");
+    assert.equal((await resolver.resolveMx("other.example")).kind, "mx");
+  } finally {
+    await dns.close();
+  }
+});
