@@ -137,7 +137,8 @@ export function formatQueryReport(report: QueryReport): string {
   if (report.invalid !== null) {
     lines.push(`domain:   ${report.domain} (no DNS lookup: ${report.invalid})`);
   } else {
-    const ascii = report.asciiDomain !== report.domain ? ` (ASCII: ${report.asciiDomain})` : "";
+    const asIs = report.domain?.toLowerCase().replace(/\.$/, "");
+    const ascii = report.asciiDomain !== asIs ? ` (ASCII: ${report.asciiDomain})` : "";
     lines.push(`domain:   ${report.domain}${ascii}`);
   }
   if (report.dns !== null) {
