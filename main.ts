@@ -7,18 +7,9 @@
 
 import { errorMessage } from "./lib/errors.ts";
 import { MxCache } from "./lib/cache.ts";
-import { describeRuleSet } from "./lib/check.ts";
-import {
-  type CheckOptions,
-  HELP,
-  parseCommandLine,
-  PROGRAM,
-  type QueryOptions,
-  type ServeOptions,
-  USAGE,
-  VERSION,
-} from "./lib/cli.ts";
-import { explainLookup, formatQueryReport } from "./lib/query.ts";
+import { runCheck } from "./lib/check.ts";
+import { HELP, parseCommandLine, PROGRAM, type ServeOptions, USAGE, VERSION } from "./lib/cli.ts";
+import { runQuery } from "./lib/query.ts";
 import { createResolver, type DnsQueryEvent } from "./lib/dns.ts";
 import { Limiter } from "./lib/limiter.ts";
 import { formatHostPort } from "./lib/dns_servers.ts";
@@ -41,7 +32,7 @@ import {
 } from "./lib/listen.ts";
 import { type ConnectionLimit, REQUEST_TIMEOUT_MS, TableServer } from "./lib/server.ts";
 import { socketmapCodec } from "./lib/socketmap.ts";
-import { loadDnsServers, loadRuleSet, regexTimings } from "./lib/setup.ts";
+import { loadDnsServers, loadRuleSet } from "./lib/setup.ts";
 import { startStatsLog } from "./lib/stats.ts";
 import { tcpTableCodec } from "./lib/tcp_table.ts";
 
@@ -189,56 +180,6 @@ class SwappableResolver implements MxResolver {
   }
 }
 
-async function check(options: CheckOptions): Promise<number> {
-  const rules = await loadRuleSet(options.config);
-  if (!rules.ok) {
-    for (const error of rules.errors) console.error(error);
-    console.error(`${options.config}: invalid; the router would refuse to start`);
-    return 1;
-  }
-  const report = describeRuleSet(rules.value);
-  console.log(`${options.config}: ${rules.value.rules.length} rules`);
-  for (const line of report.rules) console.log(`  ${line}`);
-  for (const { rule, worstMs } of regexTimings(rules.value)) {
-    console.log(
-      `  line ${rule.line}: regex worst case ${worstMs.toFixed(3)} ms on a 253-character name`,
-    );
-  }
-  if (report.pools.length > 0) console.log(`${options.config}: ${rules.value.pools.size} pools`);
-  for (const line of report.pools) console.log(`  ${line}`);
-  for (const warning of report.warnings) console.error(warning);
-  console.log(`${options.config}: valid`);
-  return 0;
-}
-
-async function query(options: QueryOptions): Promise<number> {
-  const rules = await loadRuleSet(options.config);
-  if (!rules.ok) fail(rules.errors, 2);
-  const dnsServers = await loadDnsServers(options.dnsServers);
-  if (!dnsServers.ok) fail(dnsServers.errors, 2);
-  const resolver = createResolver({ servers: dnsServers.value, timeoutMs: options.dnsTimeoutMs });
-  let exitCode = 0;
-  const reports = [];
-  for (const key of options.keys) {
-    const report = await explainLookup({ key, ruleSet: rules.value, resolver });
-    exitCode = Math.max(exitCode, report.exitCode);
-    if (options.json) reports.push(report);
-    else console.log(formatQueryReport(report) + "\n");
-  }
-  if (options.json) {
-    console.log(JSON.stringify(
-      reports.map(({ decision, answer, ...rest }) => ({
-        ...rest,
-        decision: { label: decision.label, result: decision.result, reason: decision.reason },
-        answer: answer.result,
-      })),
-      null,
-      2,
-    ));
-  }
-  return exitCode;
-}
-
 interface Endpoint {
   address: ListenAddress;
   codec: ProtocolCodec;
@@ -318,10 +259,10 @@ if (import.meta.main) {
       await serve(command.options);
       break;
     case "check":
-      Deno.exit(await check(command.options));
+      Deno.exit(await runCheck(command.options));
       break;
     case "query":
-      Deno.exit(await query(command.options));
+      Deno.exit(await runQuery(command.options));
       break;
   }
 }

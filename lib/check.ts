@@ -5,7 +5,9 @@
  * @module
  */
 
+import type { CheckOptions } from "./cli.ts";
 import type { RuleSet } from "./rules.ts";
+import { loadRuleSet, regexTimings } from "./setup.ts";
 
 /** What `check` prints for a valid file. */
 export interface CheckReport {
@@ -50,4 +52,30 @@ export function describeRuleSet(ruleSet: RuleSet): CheckReport {
     }
   }
   return { rules, pools, warnings };
+}
+
+/**
+ * `check`: prints the rules (and pools, and each regex's measured worst case) of a valid file
+ * and returns 0, or prints every error with file and line and returns 1.
+ */
+export async function runCheck(options: CheckOptions): Promise<number> {
+  const rules = await loadRuleSet(options.config);
+  if (!rules.ok) {
+    for (const error of rules.errors) console.error(error);
+    console.error(`${options.config}: invalid; the router would refuse to start`);
+    return 1;
+  }
+  const report = describeRuleSet(rules.value);
+  console.log(`${options.config}: ${rules.value.rules.length} rules`);
+  for (const line of report.rules) console.log(`  ${line}`);
+  for (const { rule, worstMs } of regexTimings(rules.value)) {
+    console.log(
+      `  line ${rule.line}: regex worst case ${worstMs.toFixed(3)} ms on a 253-character name`,
+    );
+  }
+  if (report.pools.length > 0) console.log(`${options.config}: ${rules.value.pools.size} pools`);
+  for (const line of report.pools) console.log(`  ${line}`);
+  for (const warning of report.warnings) console.error(warning);
+  console.log(`${options.config}: valid`);
+  return 0;
 }

@@ -10,6 +10,7 @@
 
 import dgram from "node:dgram";
 import type { DnsServer, MxOutcome, MxResolver, TempFailAnswer } from "./dns_types.ts";
+import { ServerHealth } from "./dns_health.ts";
 import { formatHostPort } from "./dns_servers.ts";
 import { closeQuietly, errorMessage } from "./errors.ts";
 import { Limiter } from "./limiter.ts";
@@ -65,57 +66,6 @@ export interface ResolverOptions {
 
 /** The least time worth giving one attempt while the budget allows it. */
 const MIN_ATTEMPT_MS = 200;
-
-/** Consecutive timeouts after which a silent server counts as down... */
-const DEAD_AFTER_TIMEOUTS = 2;
-/** ...when it has not answered any query at all for this long. */
-const DEAD_AFTER_SILENCE_MS = 2000;
-/** While a server is down, one lookup a second may still try it (a probe). */
-const PROBE_INTERVAL_MS = 1000;
-
-/**
- * Which servers are answering. A server counts as down only when its queries keep timing out
- * and it has answered nothing, for any name, for a while: a single domain whose own servers are
- * dead (the resolver stays silent for that name only) must not take the others down with it.
- */
-class ServerHealth {
-  readonly #state = new Map<string, { timeouts: number; lastReply: number; nextProbe: number }>();
-
-  #of(server: DnsServer) {
-    const key = formatHostPort(server);
-    let state = this.#state.get(key);
-    if (state === undefined) {
-      state = { timeouts: 0, lastReply: -Infinity, nextProbe: 0 };
-      this.#state.set(key, state);
-    }
-    return state;
-  }
-
-  mayAsk(server: DnsServer, now: number): boolean {
-    const state = this.#of(server);
-    const down = state.timeouts >= DEAD_AFTER_TIMEOUTS &&
-      now - state.lastReply >= DEAD_AFTER_SILENCE_MS;
-    if (!down) return true;
-    if (now < state.nextProbe) return false;
-    state.nextProbe = now + PROBE_INTERVAL_MS;
-    return true;
-  }
-
-  record(server: DnsServer, outcome: MxOutcome, now: number): void {
-    const state = this.#of(server);
-    if (outcome.kind === "tempfail" && outcome.cause === "timeout") {
-      state.timeouts++;
-      // Just went (or stays) down: the next probe is a second away, not now.
-      if (state.timeouts >= DEAD_AFTER_TIMEOUTS && state.nextProbe < now) {
-        state.nextProbe = now + PROBE_INTERVAL_MS;
-      }
-    } else if (outcome.kind !== "tempfail" || outcome.cause !== "network") {
-      // Any reply, whatever its rcode, proves the server alive.
-      state.timeouts = 0;
-      state.lastReply = now;
-    }
-  }
-}
 
 /** How one exchange with a server ended before interpretation. */
 type Exchange =

@@ -5,7 +5,10 @@
  * @module
  */
 
+import type { QueryOptions } from "./cli.ts";
+import { createResolver } from "./dns.ts";
 import type { MxOutcome, MxResolver } from "./dns_types.ts";
+import { loadDnsServers, loadRuleSet } from "./setup.ts";
 import { domainFromKey, domainPart } from "./keys.ts";
 import { answerFor, decide, type Decision, invalidKeyDecision } from "./router.ts";
 import { matchRules, type RuleSet } from "./rules.ts";
@@ -162,4 +165,42 @@ export function formatQueryReport(report: QueryReport): string {
   lines.push(`tcp_table reply: ${report.tcpTableReply}`);
   lines.push(`socketmap reply: ${report.socketmapReply}`);
   return lines.join("\n");
+}
+
+/**
+ * `query`: looks each key up with real DNS and prints the explanation (or JSON); returns the
+ * worst exit code: 0 found, 1 not found, 2 temporary failure or unusable configuration.
+ */
+export async function runQuery(options: QueryOptions): Promise<number> {
+  const rules = await loadRuleSet(options.config);
+  if (!rules.ok) {
+    for (const error of rules.errors) console.error(error);
+    return 2;
+  }
+  const dnsServers = await loadDnsServers(options.dnsServers);
+  if (!dnsServers.ok) {
+    for (const error of dnsServers.errors) console.error(error);
+    return 2;
+  }
+  const resolver = createResolver({ servers: dnsServers.value, timeoutMs: options.dnsTimeoutMs });
+  let exitCode = 0;
+  const reports = [];
+  for (const key of options.keys) {
+    const report = await explainLookup({ key, ruleSet: rules.value, resolver });
+    exitCode = Math.max(exitCode, report.exitCode);
+    if (options.json) reports.push(report);
+    else console.log(formatQueryReport(report) + "\n");
+  }
+  if (options.json) {
+    console.log(JSON.stringify(
+      reports.map(({ decision, answer, ...rest }) => ({
+        ...rest,
+        decision: { label: decision.label, result: decision.result, reason: decision.reason },
+        answer: answer.result,
+      })),
+      null,
+      2,
+    ));
+  }
+  return exitCode;
 }

@@ -1,0 +1,62 @@
+/**
+ * Which DNS servers are answering, so that while DNS is down each new domain does not wait the
+ * whole lookup budget (Postfix would wait with it).
+ *
+ * @module
+ */
+
+import { formatHostPort } from "./dns_servers.ts";
+import type { DnsServer, MxOutcome } from "./dns_types.ts";
+
+/** Consecutive timeouts after which a silent server counts as down... */
+const DEAD_AFTER_TIMEOUTS = 2;
+/** ...when it has not answered any query at all for this long. */
+const DEAD_AFTER_SILENCE_MS = 2000;
+/** While a server is down, one lookup a second may still try it (a probe). */
+const PROBE_INTERVAL_MS = 1000;
+
+/**
+ * Which servers are answering. A server counts as down only when its queries keep timing out
+ * and it has answered nothing, for any name, for a while: a single domain whose own servers are
+ * dead (the resolver stays silent for that name only) must not take the others down with it.
+ */
+export class ServerHealth {
+  readonly #state = new Map<string, { timeouts: number; lastReply: number; nextProbe: number }>();
+
+  #of(server: DnsServer) {
+    const key = formatHostPort(server);
+    let state = this.#state.get(key);
+    if (state === undefined) {
+      state = { timeouts: 0, lastReply: -Infinity, nextProbe: 0 };
+      this.#state.set(key, state);
+    }
+    return state;
+  }
+
+  /** Whether a lookup may ask this server now (always, or as the once-a-second probe). */
+  mayAsk(server: DnsServer, now: number): boolean {
+    const state = this.#of(server);
+    const down = state.timeouts >= DEAD_AFTER_TIMEOUTS &&
+      now - state.lastReply >= DEAD_AFTER_SILENCE_MS;
+    if (!down) return true;
+    if (now < state.nextProbe) return false;
+    state.nextProbe = now + PROBE_INTERVAL_MS;
+    return true;
+  }
+
+  /** Notes how an attempt with this server ended. */
+  record(server: DnsServer, outcome: MxOutcome, now: number): void {
+    const state = this.#of(server);
+    if (outcome.kind === "tempfail" && outcome.cause === "timeout") {
+      state.timeouts++;
+      // Just went (or stays) down: the next probe is a second away, not now.
+      if (state.timeouts >= DEAD_AFTER_TIMEOUTS && state.nextProbe < now) {
+        state.nextProbe = now + PROBE_INTERVAL_MS;
+      }
+    } else if (outcome.kind !== "tempfail" || outcome.cause !== "network") {
+      // Any reply, whatever its rcode, proves the server alive.
+      state.timeouts = 0;
+      state.lastReply = now;
+    }
+  }
+}
