@@ -133,16 +133,23 @@ export class MxCache<M = unknown> {
     return this.#entries?.size ?? 0;
   }
 
-  /** True when the domain has an entry or a failure cached (and so was valid when stored). */
-  knows(domain: string): boolean {
-    return this.#entries !== null &&
-      (this.#entries.has(domain) || this.#failures?.has(domain) === true);
-  }
-
   /** Answers for one ASCII domain: from memory when possible, else from DNS (coalesced). */
   lookup(domain: string): CacheAnswer<M> | Promise<CacheAnswer<M>> {
+    return this.#lookup(domain, false) ?? this.#fromDns(domain);
+  }
+
+  /**
+   * Like `lookup`, but only for a domain the cache holds (an entry or a failure), and so was
+   * valid when it went in; null otherwise, without asking DNS. Lets hits skip key validation.
+   */
+  lookupKnown(domain: string): CacheAnswer<M> | Promise<CacheAnswer<M>> | null {
+    return this.#lookup(domain, true);
+  }
+
+  #lookup(domain: string, knownOnly: boolean): CacheAnswer<M> | Promise<CacheAnswer<M>> | null {
     const entries = this.#entries;
     if (entries === null) {
+      if (knownOnly) return null;
       this.counters.misses++;
       return this.#fromDns(domain);
     }
@@ -162,6 +169,8 @@ export class MxCache<M = unknown> {
       }
       if (now < entry.staleUntil) return this.#refreshOrStale(domain, entry, now);
       entries.delete(domain);
+    } else if (knownOnly && this.#failures?.peek(domain) === undefined) {
+      return null;
     }
     const failure = this.#recentFailure(domain, now);
     if (failure !== null) {

@@ -245,17 +245,15 @@ export class Router {
       startedAt: this.#observer === undefined ? 0 : performance.now(),
     };
     // A domain already in the cache was valid when it went in: skip the checks on hits.
-    const cached = cacheKeyOf(key);
-    let domain: string;
-    if (this.#cache.knows(cached)) {
-      domain = cached;
-    } else {
+    let domain = cacheKeyOf(key);
+    let answer = this.#cache.lookupKnown(domain);
+    if (answer === null) {
       const parsed = domainFromKey(key);
       if (!parsed.ok) return this.#finish(invalidKeyDecision(parsed.reason), report);
       domain = parsed.domain;
+      answer = this.#cache.lookup(domain);
     }
     report.domain = domain;
-    const answer = this.#cache.lookup(domain);
     if (answer instanceof Promise) {
       return answer.then((settled) =>
         this.#finish(this.#decision(settled, domain), report, settled)
