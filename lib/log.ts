@@ -70,10 +70,10 @@ const FLUSH_BYTES = 65536;
 export function createStderrSink(options: StderrSinkOptions): StderrSink {
   const encoder = new TextEncoder();
   const write = options.write ?? ((bytes: Uint8Array) => writeAllSync(Deno.stderr, bytes));
-  // Lines are kept apart and joined once per write: encoding a string built by thousands of
-  // appends costs several times more (V8 flattens it first).
-  const pending: string[] = [];
-  let pendingLength = 0;
+  // Lines are encoded as they come into one buffer, written out whole: no big string to build,
+  // flatten and encode per write.
+  const buffer = new Uint8Array(FLUSH_BYTES * 2);
+  let used = 0;
   let timer: ReturnType<typeof setTimeout> | undefined;
   // Formatting a Date costs more than the rest of a line: reuse it within a millisecond.
   let stampMs = -1;
@@ -81,16 +81,20 @@ export function createStderrSink(options: StderrSinkOptions): StderrSink {
   const flush = () => {
     clearTimeout(timer);
     timer = undefined;
-    if (pending.length === 0) return;
-    const text = pending.join("");
-    pending.length = 0;
-    pendingLength = 0;
+    if (used === 0) return;
+    const bytes = buffer.subarray(0, used);
+    used = 0;
     try {
-      write(encoder.encode(text));
+      write(bytes);
     } catch {
       // stderr is gone (closed pipe, journald restarting): losing log lines must not stop
       // the router answering Postfix.
     }
+  };
+  const push = (line: string) => {
+    // A UTF-16 unit takes at most 3 bytes; a line longer than the whole buffer is cut.
+    if (used + line.length * 3 > buffer.length) flush();
+    used += encoder.encodeInto(line, buffer.subarray(used)).written;
   };
   const appendLine = (level: LogLevel, text: string, timestamp: number) => {
     let line: string;
@@ -103,9 +107,8 @@ export function createStderrSink(options: StderrSinkOptions): StderrSink {
       }
       line = `${stamp} ${LEVEL_NAME[level]} ${text}\n`;
     }
-    pending.push(line);
-    pendingLength += line.length;
-    if (pendingLength >= FLUSH_BYTES || level === "error" || level === "fatal") {
+    push(line);
+    if (used >= FLUSH_BYTES || level === "error" || level === "fatal") {
       flush();
     } else if (timer === undefined) {
       timer = setTimeout(flush, FLUSH_INTERVAL_MS);
