@@ -11,6 +11,9 @@
 import { LRUCache } from "lru-cache";
 import type { MxOutcome, MxResolver, TempFailAnswer } from "./dns_types.ts";
 
+/** Passed to every LRU get: saves the library allocating a fresh options object per lookup. */
+const GET_OPTIONS = {};
+
 /** Tuning of the cache; every duration in seconds as on the command line, except where named. */
 export interface CacheOptions {
   /** --cache-ttl: the longest any answer is cached; 0 disables caching entirely. */
@@ -154,7 +157,7 @@ export class MxCache<M = unknown> {
       return this.#fromDns(domain);
     }
     const now = this.#now();
-    const entry = entries.get(domain);
+    const entry = entries.get(domain, GET_OPTIONS);
     if (entry !== undefined) {
       if (now < entry.freshUntil) {
         this.counters.hits++;
