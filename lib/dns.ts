@@ -292,7 +292,7 @@ export function createResolver(options: ResolverOptions): MxResolver {
       asked++;
       const share = Math.min(remaining, Math.max(remaining / (attempts - index), MIN_ATTEMPT_MS));
       const outcome = await attempt(server, { name, deadline: now + share, budgetEnd });
-      health.record(server, outcome, performance.now());
+      health.record(server, { name, outcome, now: performance.now() });
       if (outcome.kind !== "tempfail") return outcome;
       last = outcome;
     }
@@ -300,8 +300,8 @@ export function createResolver(options: ResolverOptions): MxResolver {
       return {
         kind: "tempfail",
         reason: `DNS not answering: ${servers.map(formatHostPort).join(", ")} timed out ` +
-          "and answered nothing for 2 s or more; probing once a second",
-        cause: "timeout",
+          "for different names and answered nothing for 2 s or more; probing once a second",
+        cause: "down",
       };
     }
     return last;

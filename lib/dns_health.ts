@@ -8,8 +8,8 @@
 import { formatHostPort } from "./dns_servers.ts";
 import type { DnsServer, MxOutcome } from "./dns_types.ts";
 
-/** Consecutive timeouts after which a silent server counts as down... */
-const DEAD_AFTER_TIMEOUTS = 2;
+/** Timeouts for this many different names in a row make a silent server count as down... */
+const DEAD_AFTER_NAMES = 2;
 /** ...when it has not answered any query at all for this long. */
 const DEAD_AFTER_SILENCE_MS = 2000;
 /** While a server is down, one lookup a second may still try it (a probe). */
@@ -21,13 +21,16 @@ const PROBE_INTERVAL_MS = 1000;
  * dead (the resolver stays silent for that name only) must not take the others down with it.
  */
 export class ServerHealth {
-  readonly #state = new Map<string, { timeouts: number; lastReply: number; nextProbe: number }>();
+  readonly #state = new Map<
+    string,
+    { timedOut: Set<string>; lastReply: number; nextProbe: number }
+  >();
 
   #of(server: DnsServer) {
     const key = formatHostPort(server);
     let state = this.#state.get(key);
     if (state === undefined) {
-      state = { timeouts: 0, lastReply: -Infinity, nextProbe: 0 };
+      state = { timedOut: new Set(), lastReply: -Infinity, nextProbe: 0 };
       this.#state.set(key, state);
     }
     return state;
@@ -36,7 +39,7 @@ export class ServerHealth {
   /** Whether a lookup may ask this server now (always, or as the once-a-second probe). */
   mayAsk(server: DnsServer, now: number): boolean {
     const state = this.#of(server);
-    const down = state.timeouts >= DEAD_AFTER_TIMEOUTS &&
+    const down = state.timedOut.size >= DEAD_AFTER_NAMES &&
       now - state.lastReply >= DEAD_AFTER_SILENCE_MS;
     if (!down) return true;
     if (now < state.nextProbe) return false;
@@ -44,18 +47,23 @@ export class ServerHealth {
     return true;
   }
 
-  /** Notes how an attempt with this server ended. */
-  record(server: DnsServer, outcome: MxOutcome, now: number): void {
+  /**
+   * Notes how an attempt for `name` with this server ended. Only timeouts for different names
+   * count: the retries of one dead domain never take a server down by themselves.
+   */
+  record(server: DnsServer, attempt: { name: string; outcome: MxOutcome; now: number }): void {
     const state = this.#of(server);
+    const { name, outcome, now } = attempt;
     if (outcome.kind === "tempfail" && outcome.cause === "timeout") {
-      state.timeouts++;
+      // Bounded: only the count up to the threshold matters.
+      if (state.timedOut.size < DEAD_AFTER_NAMES) state.timedOut.add(name);
       // Just went (or stays) down: the next probe is a second away, not now.
-      if (state.timeouts >= DEAD_AFTER_TIMEOUTS && state.nextProbe < now) {
+      if (state.timedOut.size >= DEAD_AFTER_NAMES && state.nextProbe < now) {
         state.nextProbe = now + PROBE_INTERVAL_MS;
       }
     } else if (outcome.kind !== "tempfail" || outcome.cause !== "network") {
       // Any reply, whatever its rcode, proves the server alive.
-      state.timeouts = 0;
+      state.timedOut.clear();
       state.lastReply = now;
     }
   }

@@ -62,7 +62,8 @@ export type TempFailCause =
   | "timeout"
   | "malformed"
   | "network"
-  | "overload";
+  | "overload"
+  | "down";
 
 /** Every way an MX lookup can end. */
 export type MxOutcome = MxAnswer | NullMxAnswer | NoDataAnswer | NxDomainAnswer | TempFailAnswer;

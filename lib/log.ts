@@ -92,8 +92,17 @@ export function createStderrSink(options: StderrSinkOptions): StderrSink {
     }
   };
   const push = (line: string) => {
-    // A UTF-16 unit takes at most 3 bytes; a line longer than the whole buffer is cut.
+    // A UTF-16 unit takes at most 3 bytes.
     if (used + line.length * 3 > buffer.length) flush();
+    if (line.length * 3 > buffer.length) {
+      // Longer than the whole buffer (a 100 kB socketmap key): written on its own, whole.
+      try {
+        write(encoder.encode(line));
+      } catch {
+        // as in flush
+      }
+      return;
+    }
     used += encoder.encodeInto(line, buffer.subarray(used)).written;
   };
   const appendLine = (level: LogLevel, text: string, timestamp: number) => {

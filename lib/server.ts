@@ -101,7 +101,8 @@ export class TableServer {
   /** Accepts connections until the listener closes. */
   async serve(): Promise<void> {
     const idle = this.#init.idleTimeoutMs;
-    const every = idle > 0 ? Math.min(1000, Math.max(50, idle / 4)) : 1000;
+    // The sweep also advances the coarse clock: timeouts fire at most a quarter early.
+    const every = idle > 0 ? Math.min(1000, Math.max(10, idle / 4)) : 1000;
     this.#sweeper = setInterval(() => this.#sweep(), every);
     try {
       while (!this.#stopping) {

@@ -204,3 +204,20 @@ Deno.test("a throwing resolver becomes a temporary failure, never a crash", asyn
   const answer = await look(cache, "x.example");
   assert.equal(answer.outcome.kind, "tempfail");
 });
+
+Deno.test("answers that say nothing about the domain (overload, server skipped) are not cached", async () => {
+  const { resolver, cache } = setup();
+  let calls = 0;
+  resolver.answer("busy.example", () => {
+    calls++;
+    return calls === 1
+      ? { kind: "tempfail", reason: "too many in flight", cause: "overload" }
+      : calls === 2
+      ? { kind: "tempfail", reason: "DNS not answering", cause: "down" }
+      : mx(60, "mx.busy.example");
+  });
+  assert.equal((await look(cache, "busy.example")).outcome.kind, "tempfail");
+  assert.equal((await look(cache, "busy.example")).outcome.kind, "tempfail");
+  assert.equal((await look(cache, "busy.example")).outcome.kind, "mx");
+  assert.equal(calls, 3);
+});

@@ -60,13 +60,18 @@ Deno.test("a DNS server that answers nothing is skipped (one probe a second): no
   try {
     const resolver = createResolver({ servers: [dns.server], timeoutMs: 400 });
     let started = performance.now();
-    const first = await resolver.resolveMx("a.example");
-    assert.equal(first.kind, "tempfail");
-    assert.ok(performance.now() - started >= 350, "the first lookup waits its budget");
+    for (const name of ["a.example", "b.example"]) {
+      assert.equal((await resolver.resolveMx(name)).kind, "tempfail");
+    }
+    assert.ok(
+      performance.now() - started >= 550,
+      "the first two names wait (most of) their budgets",
+    );
     started = performance.now();
-    const second = await resolver.resolveMx("b.example");
+    const third = await resolver.resolveMx("x.example");
     assert.ok(performance.now() - started < 100, "later ones fail at once");
-    assert.ok(second.kind === "tempfail" && /DNS not answering/.test(second.reason));
+    assert.ok(third.kind === "tempfail" && /DNS not answering/.test(third.reason));
+    assert.ok(third.kind === "tempfail" && third.cause === "down");
     dns.setDefault({ kind: "mx", records: [{ preference: 10, exchange: "mx.example.net" }] });
     await new Promise((resolve) => setTimeout(resolve, 1100));
     assert.equal((await resolver.resolveMx("c.example")).kind, "mx", "the probe finds it back");
@@ -89,6 +94,22 @@ Deno.test("one silent domain does not take a working server down", async () => {
     assert.equal((await resolver.resolveMx("silent.example")).kind, "tempfail");
     assert.equal((await resolver.resolveMx("silent.example")).kind, "tempfail");
     assert.equal((await resolver.resolveMx("other.example")).kind, "mx");
+  } finally {
+    await dns.close();
+  }
+});
+
+Deno.test("one dead domain alone never takes a server down, even before any reply", async () => {
+  const dns = await startFakeDns({
+    zone: { "dead.example": { kind: "silence" } },
+    fallback: { kind: "mx", records: [{ preference: 10, exchange: "mx.example.net" }] },
+  });
+  try {
+    const resolver = createResolver({ servers: [dns.server], timeoutMs: 300 });
+    assert.equal((await resolver.resolveMx("dead.example")).kind, "tempfail");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal((await resolver.resolveMx("dead.example")).kind, "tempfail");
+    assert.equal((await resolver.resolveMx("example.com")).kind, "mx");
   } finally {
     await dns.close();
   }

@@ -95,3 +95,16 @@ Deno.test("a failing stderr loses lines, never the router", () => {
   sink.flush();
   resetSync();
 });
+
+Deno.test("a line longer than the write buffer is written whole, its newline kept", () => {
+  const out = capture(true);
+  out.sink.appendLine("info", "before", Date.now());
+  out.sink.appendLine("info", "x".repeat(140_000), Date.now());
+  out.sink.appendLine("info", "é".repeat(70_000), Date.now());
+  out.sink.appendLine("info", "next", Date.now());
+  out.flush();
+  const lines = out.chunks.join("").split("\n");
+  assert.deepEqual(lines.map((l) => l.length), [9, 140_003, 70_003, 7, 0]);
+  assert.equal(lines[3], "<6>next");
+  resetSync();
+});
