@@ -186,12 +186,17 @@ export class MxCache<M = unknown> {
 
   async #fromDns(domain: string): Promise<CacheAnswer<M>> {
     const outcome = await this.#query(domain);
-    const entry = outcome.kind === "tempfail" ? null : this.#entries?.peek(domain) ?? null;
-    if (entry !== null && entry.outcome === outcome) return { entry, outcome, source: "dns" };
-    // Caching disabled, evicted already, or a failure: answer without an entry.
-    return outcome.kind === "tempfail"
-      ? { entry: null, outcome, source: "dns" }
-      : { entry: this.#newEntry(outcome), outcome, source: "dns" };
+    if (outcome.kind === "tempfail") return { entry: null, outcome, source: "dns" };
+    return { entry: this.#entryFor(domain, outcome), outcome, source: "dns" };
+  }
+
+  /**
+   * The entry `#query` stored for this outcome; a new unstored one when caching is off or it was
+   * evicted already, so the router still has a slot for its decision.
+   */
+  #entryFor(domain: string, outcome: Exclude<MxOutcome, TempFailAnswer>): CacheEntry<M> {
+    const stored = this.#entries?.peek(domain);
+    return stored !== undefined && stored.outcome === outcome ? stored : this.#newEntry(outcome);
   }
 
   async #refreshOrStale(
@@ -211,8 +216,7 @@ export class MxCache<M = unknown> {
     clearTimeout(timer);
     if (outcome !== null && outcome.kind !== "tempfail") {
       this.counters.misses++; // refreshed in time: answered from DNS
-      const entry = this.#entries?.peek(domain) ?? this.#newEntry(outcome);
-      return { entry, outcome, source: "dns" };
+      return { entry: this.#entryFor(domain, outcome), outcome, source: "dns" };
     }
     this.counters.staleAnswers++;
     return { entry: stale, outcome: stale.outcome, source: "stale" };

@@ -7,6 +7,7 @@
 
 import { errorMessage } from "./errors.ts";
 import { parseArgs } from "node:util";
+import type { Verbosity } from "./log.ts";
 
 /** Program name in messages. */
 export const PROGRAM = "postfix-mx-pattern-router";
@@ -48,7 +49,7 @@ export interface ServeOptions {
   metrics: string | null;
   /** --dry-run: decide and log as usual, answer "not found". */
   dryRun: boolean;
-  verbosity: "debug" | "info" | "error";
+  verbosity: Verbosity;
 }
 
 /** Options of `check`. */

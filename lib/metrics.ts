@@ -36,6 +36,16 @@ export interface RouterMetrics {
   countReload(outcome: "success" | "failure"): void;
 }
 
+/** Cache counters exposed as `mxrouter_cache_NAME_total`: name, help, counter. */
+const CACHE_COUNTERS: [string, string, keyof CacheCounters][] = [
+  ["hits", "Lookups answered from a fresh cache entry.", "hits"],
+  ["misses", "Lookups that had to ask DNS.", "misses"],
+  ["stale_answers", "Lookups answered from an expired entry.", "staleAnswers"],
+  ["prefetches", "Background refreshes of hot entries.", "prefetches"],
+  ["coalesced", "Lookups that shared another's DNS query.", "coalesced"],
+  ["failure_answers", "Lookups answered 400 from the failure cache.", "failureHits"],
+];
+
 const DNS_OUTCOMES = [
   "noerror",
   "nxdomain",
@@ -97,36 +107,9 @@ export function createMetrics(sources: MetricSources): RouterMetrics {
     registers: [registry],
   });
   for (const rcode of DNS_OUTCOMES) dnsQueries.inc({ rcode }, 0);
-  counterFrom(
-    "mxrouter_cache_hits_total",
-    "Lookups answered from a fresh cache entry.",
-    () => sources.cache().hits,
-  );
-  counterFrom(
-    "mxrouter_cache_misses_total",
-    "Lookups that had to ask DNS.",
-    () => sources.cache().misses,
-  );
-  counterFrom(
-    "mxrouter_cache_stale_answers_total",
-    "Lookups answered from an expired entry.",
-    () => sources.cache().staleAnswers,
-  );
-  counterFrom(
-    "mxrouter_cache_prefetches_total",
-    "Background refreshes of hot entries.",
-    () => sources.cache().prefetches,
-  );
-  counterFrom(
-    "mxrouter_cache_coalesced_total",
-    "Lookups that shared another's DNS query.",
-    () => sources.cache().coalesced,
-  );
-  counterFrom(
-    "mxrouter_cache_failure_answers_total",
-    "Lookups answered 400 from the failure cache.",
-    () => sources.cache().failureHits,
-  );
+  for (const [name, help, counter] of CACHE_COUNTERS) {
+    counterFrom(`mxrouter_cache_${name}_total`, help, () => sources.cache()[counter]);
+  }
   counterFrom(
     "mxrouter_connections_refused_total",
     "Connections closed at once past --max-connections.",

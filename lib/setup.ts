@@ -9,8 +9,7 @@ import { errorMessage } from "./errors.ts";
 import { formatConfigError, parseConfig } from "./config.ts";
 import { nameserversFromResolvConf, parseDnsServer } from "./dns_servers.ts";
 import type { DnsServer } from "./dns_types.ts";
-import { worstMatchMs } from "./regex_safety.ts";
-import type { Rule, RuleSet } from "./rules.ts";
+import type { RuleSet } from "./rules.ts";
 
 /** Where DNS servers come from when no --dns-server is given. */
 export const RESOLV_CONF = "/etc/resolv.conf";
@@ -40,14 +39,6 @@ export async function loadRuleSet(path: string): Promise<Loaded<RuleSet>> {
   const parsed = parseConfig(text, path);
   if (!parsed.ok) return { ok: false, errors: parsed.errors.map(formatConfigError) };
   return { ok: true, value: parsed.ruleSet };
-}
-
-/** The measured worst-case match time of each regex rule on hostile 253-character names. */
-export function regexTimings(ruleSet: RuleSet): { rule: Rule; worstMs: number }[] {
-  return ruleSet.rules.filter((rule) => rule.kind === "regex").map((rule) => ({
-    rule,
-    worstMs: worstMatchMs(new RegExp(rule.value, "i")),
-  }));
 }
 
 /**

@@ -76,9 +76,11 @@ Deno.test("a lookup line keeps braces in keys literal and says what was decided"
 });
 
 Deno.test("a failing stderr loses lines, never the router", () => {
+  let attempts = 0;
   const sink = createStderrSink({
     journal: true,
     write: () => {
+      attempts++;
       throw new Error("EPIPE");
     },
   });
@@ -93,6 +95,11 @@ Deno.test("a failing stderr loses lines, never the router", () => {
   });
   getLogger(LOG_CATEGORY).error("x");
   sink.flush();
+  // The error was written at once (and failed), and the next line is accepted as before.
+  assert.equal(attempts, 1);
+  sink.appendLine("info", "after", Date.now());
+  sink.flush();
+  assert.equal(attempts, 2);
   resetSync();
 });
 
