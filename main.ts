@@ -10,7 +10,7 @@ import { MxCache } from "./lib/cache.ts";
 import { runCheck } from "./lib/check.ts";
 import { HELP, parseCommandLine, PROGRAM, type ServeOptions, USAGE, VERSION } from "./lib/cli.ts";
 import { runQuery } from "./lib/query.ts";
-import { createResolver, type DnsQueryEvent } from "./lib/dns.ts";
+import { createResolver, type DnsQueryEvent, type DnsResolver } from "./lib/dns.ts";
 import { Limiter } from "./lib/limiter.ts";
 import { formatHostPort } from "./lib/dns_servers.ts";
 import type { MxOutcome, MxResolver } from "./lib/dns_types.ts";
@@ -148,7 +148,10 @@ async function serve(options: ServeOptions): Promise<void> {
       log.error`reload: keeping the DNS servers: ${reread.errors.join("; ")}`;
       return;
     }
+    const replaced = resolver.current;
     resolver.current = createResolver({ ...resolverOptions, servers: reread.value });
+    // Its lookups under way finish on their sockets; then they close.
+    replaced.close();
     log.info`reload: DNS servers ${reread.value.map(formatHostPort).join(", ")}`;
   });
   let stopping = false;
@@ -158,6 +161,7 @@ async function serve(options: ServeOptions): Promise<void> {
     log.info`${signal}: stopping; answering the requests already read`;
     await Promise.all(servers.map((server) => server.stop(STOP_GRACE_MS)));
     await removeUnixSockets(endpoints.map((e) => e.address));
+    await resolver.current.close();
     await metricsServer?.shutdown();
     stats.stop();
     log.info`stopped`;
@@ -171,8 +175,8 @@ async function serve(options: ServeOptions): Promise<void> {
 
 /** The resolver in force; replaced when a reload re-reads /etc/resolv.conf. */
 class SwappableResolver implements MxResolver {
-  current: MxResolver;
-  constructor(resolver: MxResolver) {
+  current: DnsResolver;
+  constructor(resolver: DnsResolver) {
     this.current = resolver;
   }
   resolveMx(domain: string): Promise<MxOutcome> {

@@ -2,27 +2,19 @@
  * Our own stub resolver for MX lookups.
  *
  * Deno.resolveDns and node:dns report SERVFAIL and REFUSED as "not found", expose no TTLs and wait
- * 15 s on a dead server, so we speak DNS ourselves: UDP with a fresh random source port and ID per
- * query, TCP when the answer is truncated (RFC 7766), and one overall time budget per lookup.
+ * 15 s on a dead server, so we speak DNS ourselves: UDP from random source ports with a random ID
+ * per query, TCP when the answer is truncated (RFC 7766), and one overall time budget per lookup.
  *
  * @module
  */
 
-import dgram from "node:dgram";
 import type { DnsServer, MxOutcome, MxResolver, TempFailAnswer } from "./dns_types.ts";
 import { ServerHealth } from "./dns_health.ts";
 import { formatHostPort } from "./dns_servers.ts";
-import { closeQuietly, errorMessage } from "./errors.ts";
+import { errorMessage } from "./errors.ts";
 import { Limiter } from "./limiter.ts";
-import {
-  checkReply,
-  type DnsReply,
-  encodeMxQuery,
-  interpretReply,
-  rcodeLabel,
-  type SentQuery,
-  toQueryName,
-} from "./dns_wire.ts";
+import { type ExchangeRequest, exchangeTcp, UdpExchanger } from "./dns_transport.ts";
+import { interpretReply, rcodeLabel, toQueryName } from "./dns_wire.ts";
 
 /** How one query ended, as a fixed label for metrics. */
 export type DnsQueryOutcome =
@@ -67,128 +59,10 @@ export interface ResolverOptions {
 /** The least time worth giving one attempt while the budget allows it. */
 const MIN_ATTEMPT_MS = 200;
 
-/** How one exchange with a server ended before interpretation. */
-type Exchange =
-  | { kind: "reply"; reply: DnsReply }
-  | { kind: "fail"; failure: TempFailAnswer & { cause: ExchangeFailure } };
-
-/** The ways an exchange fails before there is a reply to interpret. */
-type ExchangeFailure = "timeout" | "malformed" | "network";
-
-/** What one exchange needs. */
-interface ExchangeRequest {
-  server: DnsServer;
-  query: SentQuery;
-  /** performance.now() value by which the exchange must have ended. */
-  deadline: number;
-}
-
-function fail(cause: ExchangeFailure, reason: string): Exchange {
-  return { kind: "fail", failure: { kind: "tempfail", reason, cause } };
-}
-
-function randomId(): number {
-  return crypto.getRandomValues(new Uint16Array(1))[0];
-}
-
-/** Sends the query over UDP from a fresh socket and waits for a matching reply. */
-async function exchangeUdp({ server, query, deadline }: ExchangeRequest): Promise<Exchange> {
-  const from = formatHostPort(server);
-  const waitMs = Math.max(0, deadline - performance.now());
-  const socket = dgram.createSocket(server.host.includes(":") ? "udp6" : "udp4");
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await new Promise<Exchange>((resolve) => {
-      // Why the last ignored packet from the server was ignored: the failure reason on timeout.
-      let ignored: string | null = null;
-      timer = setTimeout(() => {
-        resolve(
-          ignored === null
-            ? fail("timeout", `no answer from ${from} within ${Math.round(waitMs)} ms`)
-            : fail("malformed", `mismatched answer from ${from} (${ignored})`),
-        );
-      }, waitMs);
-      socket.on("error", (error) => resolve(fail("network", `${from}: ${errorMessage(error)}`)));
-      socket.on("message", (message: Uint8Array, sender: dgram.RemoteInfo) => {
-        // Packets from elsewhere are spoofing attempts or strays: not even the server's fault.
-        if (sender.address !== server.host || sender.port !== server.port) return;
-        const check = checkReply(message, query);
-        if (check.kind === "ignore") ignored = check.why;
-        else if (check.kind === "malformed") {
-          resolve(fail("malformed", `malformed answer from ${from}: ${check.why}`));
-        } else resolve(check);
-      });
-      // Port 0: the kernel picks a random source port for every query.
-      socket.bind(0, () => {
-        try {
-          socket.send(encodeMxQuery(query), server.port, server.host, (error) => {
-            if (error) resolve(fail("network", `${from}: ${errorMessage(error)}`));
-          });
-        } catch (error) {
-          resolve(fail("network", `${from}: ${errorMessage(error)}`));
-        }
-      });
-    });
-  } finally {
-    clearTimeout(timer);
-    await new Promise<void>((resolve) => {
-      try {
-        socket.close(() => resolve());
-      } catch {
-        resolve(); // Already closed after an error.
-      }
-    });
-  }
-}
-
-async function readExactly(conn: Deno.Conn, length: number): Promise<Uint8Array> {
-  const buffer = new Uint8Array(length);
-  for (let filled = 0; filled < length;) {
-    const count = await conn.read(buffer.subarray(filled));
-    if (count === null) throw new Error("connection closed before the full answer");
-    filled += count;
-  }
-  return buffer;
-}
-
-/** Sends the query over TCP with the 2-byte length prefix of RFC 7766 and reads one answer. */
-async function exchangeTcp({ server, query, deadline }: ExchangeRequest): Promise<Exchange> {
-  const from = formatHostPort(server);
-  const waitMs = Math.max(0, deadline - performance.now());
-  const abort = new AbortController();
-  let conn: Deno.Conn | undefined;
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    abort.abort(); // Ends a pending connect.
-    closeQuietly(conn); // Ends a pending read or write.
-  }, waitMs);
-  try {
-    conn = await Deno.connect({ hostname: server.host, port: server.port, signal: abort.signal });
-    if (timedOut) throw new Error("timed out");
-    const message = encodeMxQuery(query);
-    const framed = new Uint8Array(message.length + 2);
-    new DataView(framed.buffer).setUint16(0, message.length);
-    framed.set(message, 2);
-    for (let written = 0; written < framed.length;) {
-      written += await conn.write(framed.subarray(written));
-    }
-    const header = await readExactly(conn, 2);
-    const answer = await readExactly(conn, (header[0] << 8) | header[1]);
-    const check = checkReply(answer, query);
-    // One query per connection, so anything but our answer means a broken server.
-    if (check.kind !== "reply") {
-      return fail("malformed", `malformed answer from ${from}: ${check.why}`);
-    }
-    return check;
-  } catch (error) {
-    return timedOut
-      ? fail("timeout", `no answer from ${from} over TCP within ${Math.round(waitMs)} ms`)
-      : fail("network", `${from} over TCP: ${errorMessage(error)}`);
-  } finally {
-    clearTimeout(timer);
-    closeQuietly(conn);
-  }
+/** A resolver that owns sockets: `close` it (or `await using` it) when done. */
+export interface DnsResolver extends MxResolver, AsyncDisposable {
+  /** Sends no more queries; resolves once the lookups under way have ended and sockets closed. */
+  close(): Promise<void>;
 }
 
 /**
@@ -197,8 +71,9 @@ async function exchangeTcp({ server, query, deadline }: ExchangeRequest): Promis
  * server (a single server twice), each attempt getting a fair share of the remaining budget, and
  * ends with `tempfail` when all attempts failed or the budget is spent.
  */
-export function createResolver(options: ResolverOptions): MxResolver {
+export function createResolver(options: ResolverOptions): DnsResolver {
   const { servers, timeoutMs, onQuery } = options;
+  const udp = new UdpExchanger();
   const health = new ServerHealth();
   const limiter = options.limiter ??
     (options.maxInflight === undefined ? null : new Limiter(options.maxInflight));
@@ -214,11 +89,11 @@ export function createResolver(options: ResolverOptions): MxResolver {
   /** One exchange, reported to onQuery, with its reply interpreted. */
   async function ask(transport: "udp" | "tcp", request: ExchangeRequest) {
     const started = performance.now();
-    const result = await (transport === "udp" ? exchangeUdp(request) : exchangeTcp(request));
+    const result = await (transport === "udp" ? udp.exchange(request) : exchangeTcp(request));
     const from = formatHostPort(request.server);
     const outcome = result.kind === "fail"
       ? result.failure
-      : interpretReply(result.reply, { name: request.query.name, from });
+      : interpretReply(result.reply, { name: request.name, from });
     report({
       server: from,
       transport,
@@ -237,12 +112,11 @@ export function createResolver(options: ResolverOptions): MxResolver {
     server: DnsServer,
     { name, deadline, budgetEnd }: { name: string; deadline: number; budgetEnd: number },
   ): Promise<MxOutcome> {
-    const udp = await ask("udp", { server, query: { id: randomId(), name }, deadline });
-    if (!udp.truncated) return udp.outcome;
+    const first = await ask("udp", { server, name, deadline });
+    if (!first.truncated) return first.outcome;
     // TCP gets what is left of this attempt, but at least the minimum while the budget allows.
     const tcpDeadline = Math.min(budgetEnd, Math.max(deadline, performance.now() + MIN_ATTEMPT_MS));
-    const query = { id: randomId(), name };
-    return (await ask("tcp", { server, query, deadline: tcpDeadline })).outcome;
+    return (await ask("tcp", { server, name, deadline: tcpDeadline })).outcome;
   }
 
   async function resolveMx(domain: string): Promise<MxOutcome> {
@@ -320,5 +194,7 @@ export function createResolver(options: ResolverOptions): MxResolver {
         };
       }
     },
+    close: () => udp.close(),
+    [Symbol.asyncDispose]: () => udp.close(),
   };
 }

@@ -182,7 +182,10 @@ export async function runQuery(options: QueryOptions): Promise<number> {
     for (const error of dnsServers.errors) console.error(error);
     return 2;
   }
-  const resolver = createResolver({ servers: dnsServers.value, timeoutMs: options.dnsTimeoutMs });
+  await using resolver = createResolver({
+    servers: dnsServers.value,
+    timeoutMs: options.dnsTimeoutMs,
+  });
   let exitCode = 0;
   const reports = [];
   for (const key of options.keys) {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { createResolver, type DnsQueryEvent } from "../lib/dns.ts";
+import { QUERIES_PER_SOCKET } from "../lib/dns_transport.ts";
 import { formatHostPort, nameserversFromResolvConf, parseDnsServer } from "../lib/dns_servers.ts";
 import type { DnsServer, MxOutcome } from "../lib/dns_types.ts";
 import { type FakeDns, type FakeDnsBehaviour, replyTo, startFakeDns } from "./support/fake_dns.ts";
@@ -34,7 +35,7 @@ async function lookup(
   let result: Awaited<ReturnType<typeof lookup>> | undefined;
   await withFakes([{ [domain]: behaviour }], async ([fake]) => {
     const events: DnsQueryEvent[] = [];
-    const resolver = createResolver({
+    await using resolver = createResolver({
       servers: [fake.server],
       timeoutMs: options.timeoutMs ?? 2000,
       onQuery: (event) => events.push(event),
@@ -127,7 +128,7 @@ Deno.test("REFUSED from the first server: the second server's answer is used", a
     [{ "example.com": { kind: "refused" } }, { "example.com": MX }],
     async (fakes) => {
       const events: DnsQueryEvent[] = [];
-      const resolver = createResolver({
+      await using resolver = createResolver({
         servers: fakes.map((fake) => fake.server),
         timeoutMs: 2000,
         onQuery: (event) => events.push(event),
@@ -144,7 +145,10 @@ Deno.test("REFUSED from the first server: the second server's answer is used", a
 Deno.test("only bad servers (REFUSED, SERVFAIL): tempfail naming the last one", async () => {
   const zones = [{ "example.com": { kind: "servfail" } }, { "example.com": { kind: "refused" } }];
   await withFakes(zones as Record<string, FakeDnsBehaviour>[], async (fakes) => {
-    const resolver = createResolver({ servers: fakes.map((fake) => fake.server), timeoutMs: 2000 });
+    await using resolver = createResolver({
+      servers: fakes.map((fake) => fake.server),
+      timeoutMs: 2000,
+    });
     assert.deepEqual(await resolver.resolveMx("example.com"), {
       kind: "tempfail",
       reason: `REFUSED from ${formatHostPort(fakes[1].server)}`,
@@ -173,7 +177,7 @@ Deno.test("a silent first server: the second answers within the budget", async (
   await withFakes(
     [{ "example.com": { kind: "silence" } }, { "example.com": MX }],
     async (fakes) => {
-      const resolver = createResolver({
+      await using resolver = createResolver({
         servers: fakes.map((fake) => fake.server),
         timeoutMs: 1000,
       });
@@ -190,7 +194,7 @@ Deno.test("a dead server (nothing listening): tempfail, never throws", async () 
   const fake = await startFakeDns();
   const server: DnsServer = fake.server;
   await fake.close();
-  const resolver = createResolver({ servers: [server], timeoutMs: 300 });
+  await using resolver = createResolver({ servers: [server], timeoutMs: 300 });
   const outcome = await resolver.resolveMx("example.com");
   assert.equal(outcome.kind, "tempfail");
   // Loopback reports the closed port (ICMP) as a network error, or nothing arrives at all.
@@ -224,7 +228,7 @@ Deno.test("IPv6: UDP and TCP to [::1]", async (t) => {
   }
   try {
     const events: DnsQueryEvent[] = [];
-    const resolver = createResolver({
+    await using resolver = createResolver({
       servers: [fake.server],
       timeoutMs: 1000,
       onQuery: (event) => events.push(event),
@@ -300,7 +304,7 @@ Deno.test("CNAME chain followed", async () => {
     "alias.example.net": { kind: "cname", target: "final.example.org", ttl: 7200 },
     "final.example.org": MX,
   }], async ([fake]) => {
-    const resolver = createResolver({ servers: [fake.server], timeoutMs: 2000 });
+    await using resolver = createResolver({ servers: [fake.server], timeoutMs: 2000 });
     assert.deepEqual(await resolver.resolveMx("example.com"), MX_ANSWER);
     assert.deepEqual(await resolver.resolveMx("alias.example.net"), MX_ANSWER);
   });
@@ -313,7 +317,7 @@ Deno.test("CNAME loop: malformed tempfail", async () => {
     "example.com": { kind: "cname", target: "b.example.com" },
     "b.example.com": { kind: "cname", target: "example.com" },
   }], async ([fake]) => {
-    const resolver = createResolver({ servers: [fake.server], timeoutMs: 2000 });
+    await using resolver = createResolver({ servers: [fake.server], timeoutMs: 2000 });
     const outcome = await resolver.resolveMx("example.com");
     assert.deepEqual(outcome, {
       kind: "tempfail",
@@ -447,7 +451,7 @@ Deno.test("an invalid domain is NXDOMAIN without asking", async () => {
 });
 
 Deno.test("no servers: tempfail", async () => {
-  const resolver = createResolver({ servers: [], timeoutMs: 100 });
+  await using resolver = createResolver({ servers: [], timeoutMs: 100 });
   assert.deepEqual(await resolver.resolveMx("example.com"), {
     kind: "tempfail",
     reason: "no DNS servers configured",
@@ -457,7 +461,7 @@ Deno.test("no servers: tempfail", async () => {
 
 Deno.test("an onQuery callback that throws does not break the lookup", async () => {
   await withFakes([{ "example.com": MX }], async ([fake]) => {
-    const resolver = createResolver({
+    await using resolver = createResolver({
       servers: [fake.server],
       timeoutMs: 2000,
       onQuery: () => {
@@ -468,13 +472,13 @@ Deno.test("an onQuery callback that throws does not break the lookup", async () 
   });
 });
 
-Deno.test("concurrent lookups use distinct sockets and IDs", async () => {
+Deno.test("concurrent lookups share a socket, each with its own ID", async () => {
   const zone: Record<string, FakeDnsBehaviour> = {};
   for (let i = 0; i < 50; i++) {
     zone[`d${i}.test`] = { kind: "mx", records: [{ preference: 1, exchange: `mx${i}.test` }] };
   }
   await withFakes([zone], async ([fake]) => {
-    const resolver = createResolver({ servers: [fake.server], timeoutMs: 2000 });
+    await using resolver = createResolver({ servers: [fake.server], timeoutMs: 2000 });
     const outcomes = await Promise.all(
       Array.from({ length: 50 }, (_, i) => resolver.resolveMx(`d${i}.test`)),
     );
@@ -482,6 +486,55 @@ Deno.test("concurrent lookups use distinct sockets and IDs", async () => {
       assert.deepEqual(outcome, { kind: "mx", hosts: [`mx${i}.test`], ttl: 300 });
     });
     assert.equal(fake.queryCount, 50);
+    assert.equal(new Set(fake.udpSources.map((s) => s.port)).size, 1);
+    assert.equal(new Set(fake.udpSources.map((s) => s.id)).size, 50);
+  });
+});
+
+Deno.test(`a socket sends ${QUERIES_PER_SOCKET} queries, never repeating an ID; then a new port`, async () => {
+  await withFakes([{}], async ([fake]) => {
+    fake.setDefault(MX);
+    await using resolver = createResolver({ servers: [fake.server], timeoutMs: 2000 });
+    const total = QUERIES_PER_SOCKET * 3 + 10;
+    for (let i = 0; i < total; i++) await resolver.resolveMx(`d${i}.test`);
+    const byPort = Map.groupBy(fake.udpSources, (source) => source.port);
+    assert.equal(byPort.size, 4);
+    for (const sources of byPort.values()) {
+      assert.ok(sources.length <= QUERIES_PER_SOCKET);
+      assert.equal(new Set(sources.map((s) => s.id)).size, sources.length);
+    }
+  });
+});
+
+Deno.test("a late answer to an ended query is dropped, not blamed on the next query", async () => {
+  const zone: Record<string, FakeDnsBehaviour> = {
+    "slow.test": { kind: "delay", ms: 450, then: MX },
+    "silent.test": { kind: "silence" },
+  };
+  await withFakes([zone], async ([fake]) => {
+    await using resolver = createResolver({ servers: [fake.server], timeoutMs: 400 });
+    const slow = await resolver.resolveMx("slow.test");
+    assert.equal(slow.kind === "tempfail" && slow.cause, "timeout");
+    // The two late answers to slow.test arrive on the same socket while this lookup waits.
+    const silent = await resolver.resolveMx("silent.test");
+    assert.equal(fake.queriesFor("slow.test"), 2);
+    assert.equal(new Set(fake.udpSources.map((s) => s.port)).size, 1);
+    assert.equal(silent.kind === "tempfail" && silent.cause, "timeout", JSON.stringify(silent));
+  });
+});
+
+Deno.test("a packet with an ID never sent: the queries to that server time out as mismatched", async () => {
+  await withFakes([{}], async ([fake]) => {
+    fake.setDefault({ kind: "wrongId", then: MX });
+    await using resolver = createResolver({ servers: [fake.server], timeoutMs: 300 });
+    const outcomes = await Promise.all([
+      resolver.resolveMx("a.test"),
+      resolver.resolveMx("b.test"),
+    ]);
+    for (const outcome of outcomes) {
+      assert.equal(outcome.kind === "tempfail" && outcome.cause, "malformed");
+      assert.match(outcome.kind === "tempfail" ? outcome.reason : "", /\(wrong ID\)$/);
+    }
   });
 });
 

@@ -36,7 +36,11 @@ Deno.test("--max-dns-inflight: at most N lookups talk to DNS; the rest wait with
     },
   });
   try {
-    const resolver = createResolver({ servers: [dns.server], timeoutMs: 2000, maxInflight: 2 });
+    await using resolver = createResolver({
+      servers: [dns.server],
+      timeoutMs: 2000,
+      maxInflight: 2,
+    });
     const started = performance.now();
     const outcomes = await Promise.all(
       Array.from({ length: 6 }, (_, i) => resolver.resolveMx(`d${i}.example`)),
@@ -45,7 +49,7 @@ Deno.test("--max-dns-inflight: at most N lookups talk to DNS; the rest wait with
     for (const outcome of outcomes) assert.equal(outcome.kind, "mx");
     // Six 100 ms lookups, two at a time: three rounds.
     assert.ok(elapsed >= 290 && elapsed < 1500, `took ${elapsed} ms`);
-    const tight = createResolver({ servers: [dns.server], timeoutMs: 150, maxInflight: 1 });
+    await using tight = createResolver({ servers: [dns.server], timeoutMs: 150, maxInflight: 1 });
     const [a, b] = await Promise.all([tight.resolveMx("x.example"), tight.resolveMx("y.example")]);
     assert.equal(a.kind, "mx");
     assert.equal(b.kind, "tempfail");
@@ -58,7 +62,7 @@ Deno.test("--max-dns-inflight: at most N lookups talk to DNS; the rest wait with
 Deno.test("a DNS server that answers nothing is skipped (one probe a second): no stall per domain", async () => {
   const dns = await startFakeDns({ fallback: { kind: "silence" } });
   try {
-    const resolver = createResolver({ servers: [dns.server], timeoutMs: 400 });
+    await using resolver = createResolver({ servers: [dns.server], timeoutMs: 400 });
     let started = performance.now();
     for (const name of ["a.example", "b.example"]) {
       assert.equal((await resolver.resolveMx(name)).kind, "tempfail");
@@ -89,7 +93,7 @@ Deno.test("one silent domain does not take a working server down", async () => {
     fallback: { kind: "mx", records: [{ preference: 10, exchange: "mx.example.net" }] },
   });
   try {
-    const resolver = createResolver({ servers: [dns.server], timeoutMs: 300 });
+    await using resolver = createResolver({ servers: [dns.server], timeoutMs: 300 });
     assert.equal((await resolver.resolveMx("ok.example")).kind, "mx");
     assert.equal((await resolver.resolveMx("silent.example")).kind, "tempfail");
     assert.equal((await resolver.resolveMx("silent.example")).kind, "tempfail");
@@ -105,7 +109,7 @@ Deno.test("one dead domain alone never takes a server down, even before any repl
     fallback: { kind: "mx", records: [{ preference: 10, exchange: "mx.example.net" }] },
   });
   try {
-    const resolver = createResolver({ servers: [dns.server], timeoutMs: 300 });
+    await using resolver = createResolver({ servers: [dns.server], timeoutMs: 300 });
     assert.equal((await resolver.resolveMx("dead.example")).kind, "tempfail");
     await new Promise((resolve) => setTimeout(resolve, 50));
     assert.equal((await resolver.resolveMx("dead.example")).kind, "tempfail");

@@ -95,6 +95,8 @@ export interface FakeDns {
   readonly queryCount: number;
   /** Queries received for `name` (case-insensitive). */
   queriesFor(name: string): number;
+  /** The source port and message ID of every UDP packet received, since the last reset. */
+  readonly udpSources: readonly { port: number; id: number }[];
   /** Zeroes all query counts (perQuery behaviours start again too). */
   resetCounts(): void;
   /** Sets the behaviour for `name`. */
@@ -237,6 +239,7 @@ class Server implements FakeDns {
   #fallback: FakeDnsBehaviour;
   #counts = new Map<string, number>();
   #total = 0;
+  readonly udpSources: { port: number; id: number }[] = [];
   #udp: dgram.Socket;
   #listener: Deno.TcpListener;
   #conns = new Set<Deno.TcpConn>();
@@ -255,6 +258,10 @@ class Server implements FakeDns {
     this.port = listener.addr.port;
     this.server = { host: listener.addr.hostname, port: this.port };
     udp.on("message", (bytes: Uint8Array, sender: dgram.RemoteInfo) => {
+      this.udpSources.push({
+        port: sender.port,
+        id: bytes.length >= 2 ? (bytes[0] << 8) | bytes[1] : -1,
+      });
       this.#answer(bytes, "udp", (reply) => {
         if (!this.#closed) udp.send(reply, sender.port, sender.address, () => {});
       });
@@ -273,6 +280,7 @@ class Server implements FakeDns {
   resetCounts(): void {
     this.#counts.clear();
     this.#total = 0;
+    this.udpSources.length = 0;
   }
 
   setZone(name: string, behaviour: FakeDnsBehaviour): void {
