@@ -14,14 +14,9 @@ import { createResolver, type DnsQueryEvent, type DnsResolver } from "./lib/dns.
 import { Limiter } from "./lib/limiter.ts";
 import { formatHostPort } from "./lib/dns_servers.ts";
 import type { MxOutcome, MxResolver } from "./lib/dns_types.ts";
-import {
-  combineObservers,
-  createMetrics,
-  type RouterMetrics,
-  serveMetrics,
-} from "./lib/metrics.ts";
+import type { RouterMetrics } from "./lib/metrics.ts";
 import { log, lookupLogger, setupLogging } from "./lib/log.ts";
-import { type Decision, Router } from "./lib/router.ts";
+import { combineObservers, type Decision, Router } from "./lib/router.ts";
 import type { ProtocolCodec } from "./lib/codec.ts";
 import {
   formatListenAddress,
@@ -81,6 +76,8 @@ async function serve(options: ServeOptions): Promise<void> {
   const servers: TableServer[] = [];
   const observers = [lookupLogger({ sink: logSink, modeTag: options.dryRun ? "dry-run " : "" })];
   if (options.metrics !== null) {
+    // Loaded only when asked for: prom-client alone adds 16 MB to the process.
+    const { createMetrics } = await import("./lib/metrics.ts");
     metrics = createMetrics({
       lookups: () => router.counts,
       cache: () => ({ ...cache.counters, entries: cache.size }),
@@ -115,7 +112,7 @@ async function serve(options: ServeOptions): Promise<void> {
       }),
     );
   }
-  const metricsServer = metrics === null ? null : startMetrics(options, metrics);
+  const metricsServer = metrics === null ? null : await startMetrics(options, metrics);
   const listening = endpoints.map((e) => `${formatListenAddress(e.address)} (${e.codec.name})`);
   const dnsList = dnsServers.value.map(formatHostPort).join(", ");
   const mode = options.dryRun ? 'dry-run (every answer is "not found"), ' : "";
@@ -225,7 +222,11 @@ async function listenAll(options: ServeOptions): Promise<Endpoint[]> {
   return endpoints;
 }
 
-function startMetrics(options: ServeOptions, metrics: RouterMetrics): Deno.HttpServer {
+async function startMetrics(
+  options: ServeOptions,
+  metrics: RouterMetrics,
+): Promise<Deno.HttpServer> {
+  const { serveMetrics } = await import("./lib/metrics.ts");
   const address = parseListenAddress(options.metrics ?? "");
   if ("error" in address || address.transport !== "tcp") {
     fail([`option '--metrics' needs HOST:PORT, not '${options.metrics}'`], 2);

@@ -48,10 +48,12 @@ export interface CacheEntry<M> {
   outcome: Exclude<MxOutcome, TempFailAnswer>;
   /** Epoch ms until which the entry is fresh. */
   freshUntil: number;
-  /** Epoch ms from which a hit triggers a background refresh (last 10 % of the TTL). */
-  prefetchAt: number;
-  /** Epoch ms until which the entry may be served stale. */
-  staleUntil: number;
+  /**
+   * The TTL it was cached with, in seconds: hits in its last 10 % trigger a background refresh.
+   * (The refresh and stale deadlines are derived, not stored: each stored epoch is a boxed
+   * number, 16 bytes a domain.)
+   */
+  ttlSeconds: number;
   /** Whatever the router memoizes for this answer (dropped with the entry). */
   memo: M | undefined;
 }
@@ -162,7 +164,7 @@ export class MxCache<M = unknown> {
       if (now < entry.freshUntil) {
         this.counters.hits++;
         if (
-          now >= entry.prefetchAt && !this.#inflight.has(domain) &&
+          now >= entry.freshUntil - entry.ttlSeconds * 100 && !this.#inflight.has(domain) &&
           !this.#recentFailure(domain, now)
         ) {
           this.counters.prefetches++;
@@ -170,7 +172,9 @@ export class MxCache<M = unknown> {
         }
         return { entry, outcome: entry.outcome, source: "cache" };
       }
-      if (now < entry.staleUntil) return this.#refreshOrStale(domain, entry, now);
+      if (now < entry.freshUntil + this.#options.staleTtl * 1000) {
+        return this.#refreshOrStale(domain, entry, now);
+      }
       entries.delete(domain);
     } else if (knownOnly && this.#failures?.peek(domain) === undefined) {
       return null;
@@ -272,15 +276,7 @@ export class MxCache<M = unknown> {
 
   #newEntry(outcome: Exclude<MxOutcome, TempFailAnswer>): CacheEntry<M> {
     const ttlSeconds = cacheTtl(outcome, this.#options);
-    const now = this.#now();
-    const freshUntil = now + ttlSeconds * 1000;
-    return {
-      outcome,
-      freshUntil,
-      prefetchAt: freshUntil - ttlSeconds * 100,
-      staleUntil: freshUntil + this.#options.staleTtl * 1000,
-      memo: undefined,
-    };
+    return { outcome, freshUntil: this.#now() + ttlSeconds * 1000, ttlSeconds, memo: undefined };
   }
 }
 

@@ -222,16 +222,3 @@ export function serveMetrics(
     });
   });
 }
-
-/** Combines observers: each gets the reports it wants. */
-export function combineObservers(observers: LookupObserver[]): LookupObserver {
-  if (observers.length === 1) return observers[0];
-  return {
-    wants: (label) => observers.some((o) => o.wants(label)),
-    report: (report) => {
-      for (const observer of observers) {
-        if (observer.wants(report.decision.label)) observer.report(report);
-      }
-    },
-  };
-}

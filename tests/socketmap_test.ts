@@ -68,7 +68,7 @@ Deno.test("socketmapCodec encodes decisions as OK, NOTFOUND and TEMP", () => {
     hosts: [],
     replies: [],
     ruleSet: null,
-    logText: undefined,
+    hostsText: undefined,
   };
   const match: Decision = { ...base, label: "match", result: "relay:[a]:587" };
   const nomatch: Decision = { ...base, label: "nomatch", result: null };
