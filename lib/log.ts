@@ -200,16 +200,15 @@ const ruleTails = new WeakMap<Rule, string>();
 /** The part of a lookup's log line that depends only on its decision and answer. */
 function decisionText(decision: Decision, answer: Decision): string {
   const mx = hostsText(decision);
-  const match = decision.match;
-  if (match === null) return `mx=${mx} reply="${replyText(answer)}" (${decision.reason})`;
-  const rule = match.rule;
+  const rule = decision.rule;
+  if (rule === null) return `mx=${mx} reply="${replyText(answer)}" (${decision.reason})`;
   let tail = answer === decision ? ruleTails.get(rule) : undefined;
   if (tail === undefined) {
     const pool = answer === decision ? "" : ` ${answer.reason}`;
     tail = ` rule=line ${rule.line} ${rule.pattern}${pool} reply="${replyText(answer)}"`;
     if (answer === decision) ruleTails.set(rule, tail);
   }
-  return `mx=${mx} matched=${match.host}${tail}`;
+  return `mx=${mx} matched=${decision.matchedHost}${tail}`;
 }
 
 /**

@@ -156,9 +156,9 @@ export function formatQueryReport(report: QueryReport): string {
       );
     });
   }
-  const pool = report.decision.match?.rule.pool;
+  const pool = report.decision.rule?.pool;
   const why = report.decision.label === "match"
-    ? `${report.decision.match?.host} matches line ${report.decision.match?.rule.line}`
+    ? `${report.decision.matchedHost} matches line ${report.decision.rule?.line}`
     : report.decision.reason;
   lines.push(`decision: ${report.decision.label}: ${why}`);
   if (pool) lines.push(`pool:     ${pool.name}: this lookup gets ${report.answer.reason}`);

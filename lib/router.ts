@@ -15,7 +15,7 @@ import {
   pickMember,
   type Pool,
   type PoolMember,
-  type RuleMatch,
+  type Rule,
   type RuleSet,
 } from "./rules.ts";
 
@@ -29,8 +29,10 @@ export interface Decision {
   result: string | null;
   /** Why there is no result (for logs, and the text of a temporary failure). */
   reason: string;
-  /** The MX host and rule that matched. */
-  match: RuleMatch | null;
+  /** The rule that matched (inline rather than a match object: one object less per domain). */
+  rule: Rule | null;
+  /** The MX host (or, for NODATA, the domain) the rule matched. */
+  matchedHost: string | null;
   /** The MX hosts in the order they were tried (the domain itself for NODATA). */
   hosts: readonly string[];
   /**
@@ -57,7 +59,8 @@ function makeDecision(
     label: fields.label,
     result: fields.result ?? null,
     reason: fields.reason,
-    match: fields.match ?? null,
+    rule: fields.rule ?? null,
+    matchedHost: fields.matchedHost ?? null,
     hosts: fields.hosts,
     replies: fields.replies ?? (fields.label === "tempfail" ? [] : NOT_FOUND_REPLIES),
     ruleSet: fields.ruleSet ?? null,
@@ -111,7 +114,8 @@ function decideHosts(hosts: readonly string[], ruleSet: RuleSet, noMatch: string
     label: "match",
     result: match.rule.result,
     reason: "a rule matches",
-    match,
+    rule: match.rule,
+    matchedHost: match.host,
     hosts,
     replies: match.rule.replies,
     ruleSet,
@@ -147,7 +151,7 @@ function memberAnswer(pool: Pool, index: number): Decision {
  * ```
  */
 export function answerFor(decision: Decision): Decision {
-  const pool = decision.match?.rule.pool ?? null;
+  const pool = decision.rule?.pool ?? null;
   return pool === null ? decision : memberAnswer(pool, pickMember(pool));
 }
 
@@ -288,7 +292,7 @@ export class Router {
 
   #finish(decision: Decision, report: LookupReport, answer?: CacheAnswer<Decision>): Decision {
     const reply = answerFor(decision);
-    if (decision.match !== null) decision.match.rule.matches++;
+    if (decision.rule !== null) decision.rule.matches++;
     this.counts[decision.label]++;
     if (this.#observer?.wants(decision.label)) {
       report.decision = decision;

@@ -48,8 +48,8 @@ Deno.test("decide tries hosts in the given (preference) order", () => {
     ttl: 60,
   }, RULES);
   assert.equal(decision.label, "match");
-  assert.equal(decision.match?.host, "a.mail.protection.outlook.com");
-  assert.equal(decision.match?.rule.line, 1);
+  assert.equal(decision.matchedHost, "a.mail.protection.outlook.com");
+  assert.equal(decision.rule?.line, 1);
 });
 
 function setup() {

@@ -64,7 +64,8 @@ Deno.test("socketmapCodec answers PERM: malformed framing closes, bad content do
 Deno.test("socketmapCodec encodes decisions as OK, NOTFOUND and TEMP", () => {
   const base = {
     reason: "",
-    match: null,
+    rule: null,
+    matchedHost: null,
     hosts: [],
     replies: [],
     ruleSet: null,
