@@ -5,6 +5,7 @@
  *
  * ```sh
  * deno run --allow-net bench/floor_server.ts --port N
+ * deno run --allow-net --unstable-net bench/floor_server.ts --port N --reuse-port   # SO_REUSEPORT
  * ```
  *
  * Prints `port=N` once listening.
@@ -56,7 +57,14 @@ async function serve(conn: Deno.TcpConn): Promise<void> {
 if (import.meta.main) {
   const index = Deno.args.indexOf("--port");
   const port = index >= 0 ? Number(Deno.args[index + 1]) : 0;
-  const listener = Deno.listen({ hostname: "127.0.0.1", port });
+  // SO_REUSEPORT lets several processes share the port (the multi-core experiment); Deno 2.9
+  // still requires --unstable-net for it.
+  const reusePort = Deno.args.includes("--reuse-port");
+  const listener = Deno.listen({
+    hostname: "127.0.0.1",
+    port,
+    ...(reusePort ? { reusePort } : {}),
+  });
   console.log(`port=${listener.addr.port}`);
   Deno.addSignalListener("SIGTERM", () => Deno.exit(0));
   for await (const conn of listener) serve(conn);

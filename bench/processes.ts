@@ -269,11 +269,25 @@ export interface FloorHandle {
   stop(): Promise<void>;
 }
 
-/** Starts bench/floor_server.ts on a free port. */
-export async function startDenoFloor(): Promise<FloorHandle> {
-  const port = await freePort();
+/**
+ * Starts bench/floor_server.ts on a free port, or with `reusePort` on `port` beside others
+ * (SO_REUSEPORT, which needs --unstable-net).
+ */
+export async function startDenoFloor(
+  options: { port?: number; reusePort?: boolean } = {},
+): Promise<FloorHandle> {
+  const port = options.port ?? await freePort();
+  const reuse = options.reusePort ? ["--unstable-net"] : [];
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net", `${BENCH_DIR}/floor_server.ts`, "--port", String(port)],
+    args: [
+      "run",
+      "--allow-net",
+      ...reuse,
+      `${BENCH_DIR}/floor_server.ts`,
+      "--port",
+      String(port),
+      ...(options.reusePort ? ["--reuse-port"] : []),
+    ],
     stdout: "piped",
     stderr: "inherit",
     stdin: "null",

@@ -7,6 +7,7 @@
  * deno task bench --soak --soak-seconds 60
  * deno task bench --profile            # the router's hit path under the CPU profiler
  * deno task bench --profile --profile-phase cold   # the cold pass under the CPU profiler
+ * deno task bench --stretch            # the multi-core ceiling: the floor in 1 and 2 processes
  * ```
  *
  * Other flags: `--seconds N` and `--rounds N` (each hit figure is the median of N interleaved
@@ -25,10 +26,12 @@ import { formatBench, runBench } from "./bench.ts";
 import { formatProfile, runProfile } from "./profile.ts";
 import { writeResults } from "./setup.ts";
 import { formatSoak, runSoak } from "./soak.ts";
+import { formatStretch, runStretch } from "./stretch.ts";
 
 const USAGE = "usage: deno task bench [--seconds N] [--rounds N] [--deno-loadgen] [--keep] " +
   "[--router-deno-flag FLAG]...\n" +
   "       deno task bench --soak [--soak-seconds N]\n" +
+  "       deno task bench --stretch [--seconds N] [--rounds N]\n" +
   "       deno task bench --profile [--profile-seconds N] [--profile-conns N] " +
   "[--profile-phase hits|cold]";
 
@@ -50,6 +53,7 @@ async function main(): Promise<void> {
       strict: true,
       options: {
         soak: { type: "boolean" },
+        stretch: { type: "boolean" },
         "soak-seconds": { type: "string" },
         profile: { type: "boolean" },
         "profile-seconds": { type: "string" },
@@ -87,6 +91,16 @@ async function main(): Promise<void> {
     });
     console.log(formatProfile(entries));
     console.error(`profile: ${output} (open in Chrome DevTools, Performance tab)`);
+    return;
+  }
+  if (values.stretch) {
+    const results = await runStretch({
+      seconds: positive(values.seconds, 3, "--seconds"),
+      rounds: Math.round(positive(values.rounds, 3, "--rounds")),
+      denoLoadgen,
+    });
+    console.log(formatStretch(results));
+    console.error(`stretch: results in ${await writeResults("stretch", results)}`);
     return;
   }
   if (values.soak || values["soak-seconds"] !== undefined) {
