@@ -54,12 +54,12 @@ export interface StderrSinkOptions {
 
 /** Pending log text is written at least this often... */
 const FLUSH_INTERVAL_MS = 20;
-/** ...or as soon as this much is pending. */
-const FLUSH_BYTES = 65536;
+/** ...or as soon as this many characters are pending. */
+const FLUSH_CHARS = 65536;
 
 /**
  * A LogTape sink for stderr that gathers lines and writes them every
- * {@linkcode FLUSH_INTERVAL_MS} (or {@linkcode FLUSH_BYTES}): one write per burst instead of a
+ * {@linkcode FLUSH_INTERVAL_MS} (or {@linkcode FLUSH_CHARS}): one write per burst instead of a
  * system call per lookup, which would cost more than the lookup itself. Call `flush` before
  * exiting.
  *
@@ -71,10 +71,11 @@ const FLUSH_BYTES = 65536;
 export function createStderrSink(options: StderrSinkOptions): StderrSink {
   const encoder = new TextEncoder();
   const write = options.write ?? ((bytes: Uint8Array) => writeAllSync(Deno.stderr, bytes));
-  // Lines are encoded as they come into one buffer, written out whole: no big string to build,
-  // flatten and encode per write.
-  const buffer = new Uint8Array(FLUSH_BYTES * 2);
-  let used = 0;
+  // Lines are joined into one string and encoded once per write: 70 ns a line, where encoding
+  // each line as it comes cost 190 ns (measured with 200-character lookup lines).
+  let pending = "";
+  // A UTF-16 unit takes at most 3 bytes; a burst may end one line past FLUSH_CHARS.
+  const buffer = new Uint8Array((FLUSH_CHARS + 4096) * 3);
   let timer: ReturnType<typeof setTimeout> | undefined;
   // Formatting a Date costs more than the rest of a line: reuse it within a millisecond.
   let stampMs = -1;
@@ -82,29 +83,19 @@ export function createStderrSink(options: StderrSinkOptions): StderrSink {
   const flush = () => {
     clearTimeout(timer);
     timer = undefined;
-    if (used === 0) return;
-    const bytes = buffer.subarray(0, used);
-    used = 0;
+    if (pending.length === 0) return;
+    const text = pending;
+    pending = "";
+    // Longer than the buffer (a line with a 100 kB socketmap key): encoded on its own, whole.
+    const bytes = text.length * 3 <= buffer.length
+      ? buffer.subarray(0, encoder.encodeInto(text, buffer).written)
+      : encoder.encode(text);
     try {
       write(bytes);
     } catch {
       // stderr is gone (closed pipe, journald restarting): losing log lines must not stop
       // the router answering Postfix.
     }
-  };
-  const push = (line: string) => {
-    // A UTF-16 unit takes at most 3 bytes.
-    if (used + line.length * 3 > buffer.length) flush();
-    if (line.length * 3 > buffer.length) {
-      // Longer than the whole buffer (a 100 kB socketmap key): written on its own, whole.
-      try {
-        write(encoder.encode(line));
-      } catch {
-        // as in flush
-      }
-      return;
-    }
-    used += encoder.encodeInto(line, buffer.subarray(used)).written;
   };
   const appendLine = (level: LogLevel, text: string, timestamp: number) => {
     let line: string;
@@ -117,8 +108,8 @@ export function createStderrSink(options: StderrSinkOptions): StderrSink {
       }
       line = `${stamp} ${LEVEL_NAME[level]} ${text}\n`;
     }
-    push(line);
-    if (used >= FLUSH_BYTES || level === "error" || level === "fatal") {
+    pending += line;
+    if (pending.length >= FLUSH_CHARS || level === "error" || level === "fatal") {
       flush();
     } else if (timer === undefined) {
       timer = setTimeout(flush, FLUSH_INTERVAL_MS);
@@ -233,9 +224,11 @@ export function lookupLogger(options: { sink: StderrSink; modeTag: string }): Lo
     report(report: LookupReport) {
       const { decision, answer } = report;
       const detail = decisionText(decision, answer);
-      const now = performance.now();
+      const ms = report.startedAt === 0
+        ? "0.00"
+        : (performance.now() - report.startedAt).toFixed(2);
       const text = `${modeTag}lookup ${report.key} domain=${report.domain ?? "-"} ${detail} ` +
-        `source=${report.source} ms=${(now - report.startedAt).toFixed(2)}`;
+        `source=${report.source} ms=${ms}`;
       sink.appendLine(decision.label === "match" ? "info" : "debug", text, Date.now());
     },
   };

@@ -188,7 +188,9 @@ export function createMetrics(sources: MetricSources): RouterMetrics {
     lookupObserver: {
       wants: () => true,
       report: (report: LookupReport) =>
-        lookupSeconds.observe((performance.now() - report.startedAt) / 1000),
+        lookupSeconds.observe(
+          report.startedAt === 0 ? 0 : (performance.now() - report.startedAt) / 1000,
+        ),
     },
     observeDnsQuery(event) {
       dnsQueries.inc({ rcode: DNS_OUTCOMES.includes(event.outcome) ? event.outcome : "other" });
