@@ -85,24 +85,42 @@ export function toQueryName(domain: string): string | null {
   return isDnsName(name) ? name : null;
 }
 
-/** Encodes an MX/IN query with RD=1 and an EDNS0 OPT record advertising 1232 bytes. */
+/**
+ * Encodes an MX/IN query with RD=1 and an EDNS0 OPT record advertising 1232 bytes, for a name
+ * from {@linkcode toQueryName} (printable ASCII labels). Written by hand: dns-packet's general
+ * encoder took 7 µs a query, a twentieth of a whole cache miss; the tests check the bytes are
+ * the same as dns-packet's.
+ */
 export function encodeMxQuery(query: SentQuery): Uint8Array {
-  return dnsPacket.encode({
-    type: "query",
-    id: query.id,
-    flags: dnsPacket.RECURSION_DESIRED,
-    questions: [{ type: "MX", class: "IN", name: query.name }],
-    additionals: [{
-      type: "OPT",
-      name: ".",
-      udpPayloadSize: EDNS_UDP_PAYLOAD_SIZE,
-      extendedRcode: 0,
-      ednsVersion: 0,
-      flags: 0,
-      flag_do: false,
-      options: [],
-    }],
-  });
+  const name = query.name;
+  // Header 12, name (labels plus the root), type and class 4, OPT record 11.
+  const bytes = new Uint8Array(12 + name.length + 2 + 4 + 11);
+  bytes[0] = query.id >> 8;
+  bytes[1] = query.id & 0xff;
+  bytes[2] = 0x01; // RD
+  bytes[5] = 1; // QDCOUNT
+  bytes[11] = 1; // ARCOUNT: the OPT record
+  let at = 12;
+  let lengthAt = at++;
+  for (let i = 0; i < name.length; i++) {
+    const code = name.charCodeAt(i);
+    if (code === 0x2e) {
+      bytes[lengthAt] = at - lengthAt - 1;
+      lengthAt = at++;
+    } else {
+      bytes[at++] = code;
+    }
+  }
+  bytes[lengthAt] = at - lengthAt - 1;
+  bytes[at++] = 0; // the root
+  bytes[at + 1] = 15; // MX
+  bytes[at + 3] = 1; // IN
+  at += 4;
+  // OPT: root name, type 41, class = UDP payload size, TTL 0 (rcode, version, flags), no data.
+  bytes[at + 2] = 41;
+  bytes[at + 3] = EDNS_UDP_PAYLOAD_SIZE >> 8;
+  bytes[at + 4] = EDNS_UDP_PAYLOAD_SIZE & 0xff;
+  return bytes;
 }
 
 /** Decodes a packet with dns-packet, which needs a Buffer view of the bytes. */

@@ -7,7 +7,9 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { FRAME_BAD, FRAME_NEED_MORE, FRAME_REQUEST, newFrame } from "../lib/codec.ts";
 import { parseConfig } from "../lib/config.ts";
-import { checkReply, interpretReply } from "../lib/dns_wire.ts";
+import dnsPacket from "dns-packet";
+import { Buffer } from "node:buffer";
+import { checkReply, encodeMxQuery, interpretReply, toQueryName } from "../lib/dns_wire.ts";
 import { domainFromKey } from "../lib/keys.ts";
 import { regexHazard } from "../lib/regex_safety.ts";
 import { encodeNetstring, scanNetstring, socketmapCodec } from "../lib/socketmap.ts";
@@ -110,6 +112,43 @@ Deno.test("the config parser and the regex check never throw on any text", () =>
       (parts) => {
         const parsed = parseConfig(parts.join(""), "fuzz.conf");
         assert.ok(parsed.ok || parsed.errors.length > 0);
+      },
+    ),
+    RUNS,
+  );
+});
+
+Deno.test("property: our MX query bytes are dns-packet's, for every name we would ask", () => {
+  const label = fc.string({
+    unit: fc.integer({ min: 0x21, max: 0x7e }).map((c) => String.fromCharCode(c)),
+    minLength: 1,
+    maxLength: 63,
+  })
+    .filter((text) => !text.includes("."));
+  fc.assert(
+    fc.property(
+      fc.array(label, { minLength: 1, maxLength: 6 }),
+      fc.integer({ min: 0, max: 0xffff }),
+      (labels, id) => {
+        const name = toQueryName(labels.join("."));
+        fc.pre(name !== null);
+        const expected = dnsPacket.encode({
+          type: "query",
+          id,
+          flags: dnsPacket.RECURSION_DESIRED,
+          questions: [{ type: "MX", class: "IN", name: name! }],
+          additionals: [{
+            type: "OPT",
+            name: ".",
+            udpPayloadSize: 1232,
+            extendedRcode: 0,
+            ednsVersion: 0,
+            flags: 0,
+            flag_do: false,
+            options: [],
+          }],
+        });
+        assert.deepEqual(encodeMxQuery({ id, name: name! }), new Uint8Array(Buffer.from(expected)));
       },
     ),
     RUNS,
