@@ -13,7 +13,8 @@ import { ServerHealth } from "./dns_health.ts";
 import { formatHostPort } from "./dns_servers.ts";
 import { errorMessage } from "./errors.ts";
 import { Limiter } from "./limiter.ts";
-import { type ExchangeRequest, exchangeTcp, UdpExchanger } from "./dns_transport.ts";
+import { type ExchangeRequest, exchangeTcp } from "./dns_transport.ts";
+import { UdpExchanger } from "./dns_udp.ts";
 import { interpretReply, rcodeLabel, toQueryName } from "./dns_wire.ts";
 
 /** How one query ended, as a fixed label for metrics. */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createResolver, type DnsQueryEvent } from "../lib/dns.ts";
-import { QUERIES_PER_SOCKET } from "../lib/dns_transport.ts";
+import { QUERIES_PER_SOCKET } from "../lib/dns_udp.ts";
 import { formatHostPort, nameserversFromResolvConf, parseDnsServer } from "../lib/dns_servers.ts";
 import type { DnsServer, MxOutcome } from "../lib/dns_types.ts";
 import { type FakeDns, type FakeDnsBehaviour, replyTo, startFakeDns } from "./support/fake_dns.ts";
