@@ -62,7 +62,10 @@ const MIN_ATTEMPT_MS = 200;
 
 /** A resolver that owns sockets: `close` it (or `await using` it) when done. */
 export interface DnsResolver extends MxResolver, AsyncDisposable {
-  /** Sends no more queries; resolves once the lookups under way have ended and sockets closed. */
+  /**
+   * Lets the lookups under way finish (retries included), then closes the sockets; resolves
+   * once they are closed. Start no new lookups after it.
+   */
   close(): Promise<void>;
 }
 
@@ -182,8 +185,20 @@ export function createResolver(options: ResolverOptions): DnsResolver {
     return last;
   }
 
+  // A reload replaces the resolver while lookups are under way: its sockets close only once the
+  // last of them has ended, retries included.
+  let active = 0;
+  let closing: Promise<void> | null = null;
+  let lastLookupEnded: (() => void) | null = null;
+  const close = () =>
+    closing ??= (async () => {
+      if (active > 0) await new Promise<void>((resolve) => lastLookupEnded = resolve);
+      await udp.close();
+    })();
+
   return {
     resolveMx: async (domain) => {
+      active++;
       try {
         return await resolveMx(domain);
       } catch (error) {
@@ -193,9 +208,11 @@ export function createResolver(options: ResolverOptions): DnsResolver {
           reason: `resolver error: ${errorMessage(error)}`,
           cause: "network",
         };
+      } finally {
+        if (--active === 0) lastLookupEnded?.();
       }
     },
-    close: () => udp.close(),
-    [Symbol.asyncDispose]: () => udp.close(),
+    close,
+    [Symbol.asyncDispose]: close,
   };
 }

@@ -602,3 +602,38 @@ Deno.test("nameserversFromResolvConf", () => {
   ]);
   assert.deepEqual(nameserversFromResolvConf(""), []);
 });
+
+Deno.test("a send the kernel refuses fails that query at once; the shared socket serves the next server", async () => {
+  await withFakes([{ "example.com": MX }], async ([fake]) => {
+    // Broadcast without SO_BROADCAST: the kernel refuses the send (EACCES).
+    const refused: DnsServer = { host: "255.255.255.255", port: 53 };
+    const events: DnsQueryEvent[] = [];
+    await using resolver = createResolver({
+      servers: [refused, fake.server],
+      timeoutMs: 2000,
+      onQuery: (event) => events.push(event),
+    });
+    const started = performance.now();
+    assert.deepEqual(await resolver.resolveMx("example.com"), MX_ANSWER);
+    assert.ok(performance.now() - started < 500);
+    assert.deepEqual(events.map((e) => [e.server, e.outcome]), [
+      ["255.255.255.255:53", "network"],
+      [`127.0.0.1:${fake.port}`, "noerror"],
+    ]);
+  });
+});
+
+Deno.test("closing the resolver (a reload) lets a lookup between attempts finish", async () => {
+  const zone: Record<string, FakeDnsBehaviour> = {
+    "example.com": { kind: "perQuery", list: [{ kind: "silence" }, MX] },
+  };
+  await withFakes([zone], async ([fake]) => {
+    const resolver = createResolver({ servers: [fake.server], timeoutMs: 400 });
+    const lookup = resolver.resolveMx("example.com");
+    const closed = resolver.close();
+    // The first attempt times out after 200 ms; the second, sent after close, is answered.
+    assert.deepEqual(await lookup, MX_ANSWER);
+    assert.equal(fake.queriesFor("example.com"), 2);
+    await closed;
+  });
+});
