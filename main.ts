@@ -158,7 +158,6 @@ async function serve(options: ServeOptions): Promise<void> {
     log.info`${signal}: stopping; answering the requests already read`;
     await Promise.all(servers.map((server) => server.stop(STOP_GRACE_MS)));
     await removeUnixSockets(endpoints.map((e) => e.address));
-    await resolver.current.close();
     await metricsServer?.shutdown();
     stats.stop();
     log.info`stopped`;

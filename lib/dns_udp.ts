@@ -56,6 +56,7 @@ interface PooledSocket {
  * question. `close` (or `await using`) ends it once the pending queries have ended.
  */
 export class UdpExchanger implements AsyncDisposable {
+  readonly #createSocket: (family: "udp4" | "udp6") => dgram.Socket;
   #current: { udp4: PooledSocket | null; udp6: PooledSocket | null } = { udp4: null, udp6: null };
   readonly #open = new Set<PooledSocket>();
   #closing = false;
@@ -66,6 +67,14 @@ export class UdpExchanger implements AsyncDisposable {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #timerAt = Infinity;
   #pendingCount = 0;
+
+  /**
+   * @param createSocket Makes a socket (tests pass one whose bind or send fails); by default
+   * node:dgram's.
+   */
+  constructor(createSocket: (family: "udp4" | "udp6") => dgram.Socket = dgram.createSocket) {
+    this.#createSocket = createSocket;
+  }
 
   /** Sends the query and waits for the matching answer, a failure, or the deadline. */
   async exchange({ server, name, deadline }: ExchangeRequest): Promise<Exchange> {
@@ -121,12 +130,18 @@ export class UdpExchanger implements AsyncDisposable {
   #socketFor(family: "udp4" | "udp6"): PooledSocket {
     const current = this.#current[family];
     if (current !== null && !current.retired) return current;
-    const socket = dgram.createSocket(family);
+    const socket = this.#createSocket(family);
     let closed!: () => void;
     const entry: PooledSocket = {
       socket,
-      // Port 0: the kernel picks a random source port.
-      bound: new Promise((resolve) => socket.bind(0, resolve)),
+      // Port 0: the kernel picks a random source port. A failed bind (out of descriptors, no
+      // IPv6) reports an error and never calls back: settle then too, or the socket would never
+      // close.
+      bound: new Promise((resolve) => {
+        socket.once("listening", resolve);
+        socket.once("error", () => resolve());
+        socket.bind(0);
+      }),
       closed: new Promise((resolve) => closed = resolve),
       pending: new Map(),
       used: new Set(),

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { createResolver, type DnsQueryEvent } from "../lib/dns.ts";
-import { QUERIES_PER_SOCKET } from "../lib/dns_udp.ts";
+import { QUERIES_PER_SOCKET, UdpExchanger } from "../lib/dns_udp.ts";
+import dgram from "node:dgram";
 import { formatHostPort, nameserversFromResolvConf, parseDnsServer } from "../lib/dns_servers.ts";
 import type { DnsServer, MxOutcome } from "../lib/dns_types.ts";
 import { type FakeDns, type FakeDnsBehaviour, replyTo, startFakeDns } from "./support/fake_dns.ts";
@@ -636,4 +637,32 @@ Deno.test("closing the resolver (a reload) lets a lookup between attempts finish
     assert.equal(fake.queriesFor("example.com"), 2);
     await closed;
   });
+});
+
+Deno.test("a socket that cannot bind: the query fails at once, the socket closes, close() ends", async () => {
+  const made: dgram.Socket[] = [];
+  let closes = 0;
+  const failingBind = (family: "udp4" | "udp6") => {
+    const socket = dgram.createSocket(family);
+    // As when out of file descriptors: bind reports an error and never calls back.
+    socket.bind = (() => {
+      queueMicrotask(() => socket.emit("error", new Error("bind EMFILE 0.0.0.0")));
+      return socket;
+    }) as typeof socket.bind;
+    socket.on("close", () => closes++);
+    made.push(socket);
+    return socket;
+  };
+  const udp = new UdpExchanger(failingBind);
+  const server: DnsServer = { host: "127.0.0.1", port: 53 };
+  for (let i = 0; i < 3; i++) {
+    const started = performance.now();
+    const exchange = await udp.exchange({ server, name: "example.com", deadline: started + 2000 });
+    assert.equal(exchange.kind === "fail" && exchange.failure.cause, "network");
+    assert.match(exchange.kind === "fail" ? exchange.failure.reason : "", /EMFILE/);
+    assert.ok(performance.now() - started < 100);
+  }
+  await udp.close();
+  assert.equal(made.length, 3);
+  assert.equal(closes, 3);
 });
