@@ -12,6 +12,7 @@ import { Buffer } from "node:buffer";
 import { checkReply, encodeMxQuery, interpretReply, toQueryName } from "../lib/dns_wire.ts";
 import { domainFromKey } from "../lib/keys.ts";
 import { regexHazard } from "../lib/regex_safety.ts";
+import { EDNS_OPT } from "./support/fake_dns.ts";
 import { encodeNetstring, scanNetstring, socketmapCodec } from "../lib/socketmap.ts";
 import {
   decodeTcpTable,
@@ -137,16 +138,7 @@ Deno.test("property: our MX query bytes are dns-packet's, for every name we woul
           id,
           flags: dnsPacket.RECURSION_DESIRED,
           questions: [{ type: "MX", class: "IN", name: name! }],
-          additionals: [{
-            type: "OPT",
-            name: ".",
-            udpPayloadSize: 1232,
-            extendedRcode: 0,
-            ednsVersion: 0,
-            flags: 0,
-            flag_do: false,
-            options: [],
-          }],
+          additionals: [EDNS_OPT],
         });
         assert.deepEqual(encodeMxQuery({ id, name: name! }), new Uint8Array(Buffer.from(expected)));
       },

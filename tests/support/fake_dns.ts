@@ -115,6 +115,18 @@ const RCODE = { NOERROR: 0, SERVFAIL: 2, NXDOMAIN: 3, REFUSED: 5 } as const;
 const DEFAULT_TTL = 300;
 const MAX_CHAIN = 16;
 
+/** The EDNS0 OPT record of RFC 6891 advertising 1232 bytes, as the router sends and we echo. */
+export const EDNS_OPT: dnsPacket.Answer = {
+  type: "OPT",
+  name: ".",
+  udpPayloadSize: 1232,
+  extendedRcode: 0,
+  ednsVersion: 0,
+  flags: 0,
+  flag_do: false,
+  options: [],
+};
+
 function key(name: string): string {
   return name.toLowerCase().replace(/\.$/, "");
 }
@@ -184,18 +196,7 @@ function encodeReply(query: Query, parts: ReplyParts): Uint8Array {
     questions: [{ name: parts.questionName ?? query.name, type: query.type, class: "IN" }],
     answers: parts.answers ?? [],
     authorities: parts.authorities ?? [],
-    additionals: query.edns
-      ? [{
-        type: "OPT",
-        name: ".",
-        udpPayloadSize: 1232,
-        extendedRcode: 0,
-        ednsVersion: 0,
-        flags: 0,
-        flag_do: false,
-        options: [],
-      }]
-      : [],
+    additionals: query.edns ? [EDNS_OPT] : [],
   });
 }
 
