@@ -115,3 +115,22 @@ Deno.test("a line longer than the write buffer is written whole, its newline kep
   assert.equal(lines[3], "<6>next");
   resetSync();
 });
+
+Deno.test("a long burst of mixed lines comes out whole and in order, in writes of many lines", () => {
+  const out = capture(true);
+  const expected: string[] = [];
+  for (let i = 0; i < 3000; i++) {
+    // Multi-byte text and odd lengths make chunk edges fall anywhere in a line.
+    const text = i === 1500
+      ? "y".repeat(20_000)
+      : `line ${i} ${"é".repeat(i % 37)}${"x".repeat(i % 101)}`;
+    out.sink.appendLine("info", text, Date.now());
+    expected.push(`<6>${text}\n`);
+  }
+  out.flush();
+  assert.equal(out.chunks.join(""), expected.join(""));
+  const bytes = out.chunks.map((chunk) => new TextEncoder().encode(chunk).length);
+  assert.ok(bytes.length > 1, "a burst this long is written in several writes");
+  assert.ok(bytes.slice(0, -1).every((n) => n >= 8_000 && n <= 100_000), JSON.stringify(bytes));
+  resetSync();
+});
