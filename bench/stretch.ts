@@ -9,6 +9,7 @@
  */
 
 import { freePort } from "../tests/support/e2e_util.ts";
+import { median } from "./bench.ts";
 import { type FloorHandle, runLoadgen, startDenoFloor } from "./processes.ts";
 import { chooseLoadgen, type MachineFacts, machineFacts, writeInputs } from "./setup.ts";
 
@@ -31,11 +32,6 @@ export interface StretchResults {
 
 function say(text: string): void {
   console.error(`stretch: ${text}`);
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
 }
 
 /** Runs the experiment (rounds interleaved, so drift hits both alike). */
