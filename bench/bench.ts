@@ -446,20 +446,16 @@ function evaluateTargets(r: BenchResults): BenchResults["targets"] {
   );
   const q = r.cold.queriesPerDistinctDomain;
   add("DNS queries per distinct domain", q, q.toFixed(3), "= 1.00", Math.abs(q - 1) < 0.005);
-  add(
-    "RSS, 100,000 domains cached (after the whole run)",
-    r.memory.rssAfterFillMB,
-    `${r.memory.rssAfterFillMB.toFixed(0)} MB`,
-    "≤ 150 MB",
-    r.memory.entriesAfterFill >= 100_000 && r.memory.rssAfterFillMB <= 150,
-  );
-  add(
-    "RSS, 100,000 domains cached (fresh router, production flags)",
-    r.memory.freshRssFilledMB,
-    `${r.memory.freshRssFilledMB.toFixed(0)} MB`,
-    "≤ 150 MB",
-    r.memory.freshEntries >= 100_000 && r.memory.freshRssFilledMB <= 150,
-  );
+  const rss = (which: string, mb: number, entries: number) =>
+    add(
+      `RSS, 100,000 domains cached (${which})`,
+      mb,
+      `${mb.toFixed(0)} MB`,
+      "≤ 150 MB",
+      entries >= 100_000 && mb <= 150,
+    );
+  rss("after the whole run", r.memory.rssAfterFillMB, r.memory.entriesAfterFill);
+  rss("fresh router, production flags", r.memory.freshRssFilledMB, r.memory.freshEntries);
   const unknown400 = r.deadDns.unknownReply.startsWith("400");
   add(
     "unknown domain, DNS dead",
