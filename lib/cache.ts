@@ -140,7 +140,8 @@ export class MxCache<M = unknown> {
 
   /** Answers for one ASCII domain: from memory when possible, else from DNS (coalesced). */
   lookup(domain: string): CacheAnswer<M> | Promise<CacheAnswer<M>> {
-    return this.#lookup(domain, false) ?? this.#fromDns(domain);
+    // Only a knownOnly lookup answers null.
+    return this.#lookup(domain, false)!;
   }
 
   /**

@@ -32,7 +32,7 @@ const ALL_DIGITS = /^[0-9]+$/;
  */
 export function domainFromKey(key: string): KeyDomain {
   let domain = domainPart(key);
-  if (domain === "*" || key === "*") return { ok: false, reason: "wildcard key" };
+  if (domain === "*") return { ok: false, reason: "wildcard key" };
   if (domain.startsWith("[")) return { ok: false, reason: "address literal" };
   if (domain.startsWith(".")) return { ok: false, reason: "parent-domain key" };
   if (domain.endsWith(".")) domain = domain.slice(0, -1);

@@ -64,7 +64,7 @@ function makeDecision(
     hosts: fields.hosts,
     replies: fields.replies ?? (fields.label === "tempfail" ? [] : NOT_FOUND_REPLIES),
     ruleSet: fields.ruleSet ?? null,
-    hostsText: fields.hostsText,
+    hostsText: undefined,
   };
 }
 
@@ -174,9 +174,6 @@ const DRY_RUN_ANSWER = makeDecision({
   hosts: [],
 });
 
-/** Placeholder of a report not finished yet. */
-const NO_DECISION = makeDecision({ label: "invalid", reason: "not decided yet", hosts: [] });
-
 /** The cache key a key would have if valid: its domain, lower case, without trailing dot. */
 function cacheKeyOf(key: string): string {
   const domain = domainPart(key).toLowerCase();
@@ -259,32 +256,22 @@ export class Router {
 
   /** Decides the answer for one key. */
   route(key: string): Decision | Promise<Decision> {
-    // One object per lookup: the report to observers, filled in as the lookup goes.
-    const report: LookupReport = {
-      key,
-      domain: null,
-      decision: NO_DECISION,
-      answer: NO_DECISION,
-      source: "key",
-      startedAt: 0,
-    };
     // A domain already in the cache was valid when it went in: skip the checks on hits.
     let domain = cacheKeyOf(key);
     let answer = this.#cache.lookupKnown(domain);
     if (answer === null) {
       const parsed = domainFromKey(key);
-      if (!parsed.ok) return this.#finish(invalidKeyDecision(parsed.reason), report);
+      if (!parsed.ok) return this.#finish(invalidKeyDecision(parsed.reason), key, null, 0);
       domain = parsed.domain;
       answer = this.#cache.lookup(domain);
     }
-    report.domain = domain;
     if (answer instanceof Promise) {
-      if (this.#observer !== undefined) report.startedAt = performance.now();
+      const startedAt = this.#observer !== undefined ? performance.now() : 0;
       return answer.then((settled) =>
-        this.#finish(this.#decision(settled, domain), report, settled)
+        this.#finish(this.#decision(settled, domain), key, domain, startedAt, settled)
       );
     }
-    return this.#finish(this.#decision(answer, domain), report, answer);
+    return this.#finish(this.#decision(answer, domain), key, domain, 0, answer);
   }
 
   #decision(answer: CacheAnswer<Decision>, domain: string): Decision {
@@ -294,15 +281,25 @@ export class Router {
     return entry.memo = decide(domain, entry.outcome, this.ruleSet);
   }
 
-  #finish(decision: Decision, report: LookupReport, answer?: CacheAnswer<Decision>): Decision {
+  #finish(
+    decision: Decision,
+    key: string,
+    domain: string | null,
+    startedAt: number,
+    answer?: CacheAnswer<Decision>,
+  ): Decision {
     const reply = answerFor(decision);
     if (decision.rule !== null) decision.rule.matches++;
     this.counts[decision.label]++;
     if (this.#observer?.wants(decision.label)) {
-      report.decision = decision;
-      report.answer = reply;
-      if (answer !== undefined) report.source = answer.source;
-      this.#observer.report(report);
+      this.#observer.report({
+        key,
+        domain,
+        decision,
+        answer: reply,
+        source: answer?.source ?? "key",
+        startedAt,
+      });
     }
     return this.#dryRun ? DRY_RUN_ANSWER : reply;
   }

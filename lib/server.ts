@@ -56,8 +56,6 @@ interface ConnectionState {
   lastActive: number;
   /** Between reading a chunk and writing its last reply. */
   busy: boolean;
-  /** When the current chunk was read (meaningful while busy). */
-  busySince: number;
   /** When the unfinished request now in the buffer began arriving; 0 when there is none. */
   partialSince: number;
   closed: boolean;
@@ -153,7 +151,6 @@ export class TableServer {
       conn,
       lastActive: this.#clock,
       busy: false,
-      busySince: 0,
       partialSince: 0,
       closed: false,
       done: Promise.resolve(),
@@ -176,7 +173,7 @@ export class TableServer {
     for (const state of this.#connections) {
       let why: string | null = null;
       if (state.busy) {
-        if (now - state.busySince >= stuckTimeoutMs) why = "not reading its replies";
+        if (now - state.lastActive >= stuckTimeoutMs) why = "not reading its replies";
       } else if (state.partialSince > 0 && now - state.partialSince >= requestMs) {
         why = `no complete request within ${requestMs} ms`;
       } else if (idleTimeoutMs > 0 && now - state.lastActive >= idleTimeoutMs) {
@@ -221,7 +218,6 @@ export class TableServer {
         if (read === null) return;
         end += read;
         state.lastActive = this.#clock;
-        state.busySince = state.lastActive;
         state.busy = true;
         let closeAfter = false;
         for (;;) {
@@ -248,8 +244,7 @@ export class TableServer {
         const only = replies.length === 1 ? replies[0] : null;
         if (only instanceof Uint8Array) {
           // The common case, one reply ready: no gathering, one write.
-          const written = await conn.write(only);
-          if (written < only.length) await writeAll(conn, only.subarray(written));
+          await writeAll(conn, only);
         } else {
           await writeInOrder(conn, replies);
         }
@@ -306,7 +301,7 @@ function concat(parts: Uint8Array[], size: number): Uint8Array {
 }
 
 async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let offset = 0;
+  let offset = await conn.write(bytes);
   while (offset < bytes.length) offset += await conn.write(bytes.subarray(offset));
 }
 
