@@ -12,7 +12,7 @@
 
 import { errorMessage } from "./errors.ts";
 import { regexHazard } from "./regex_safety.ts";
-import { encodeTcpTable, MAX_TCP_TABLE_LINE } from "./tcp_table.ts";
+import { encodeTcpTable, MAX_TCP_TABLE_TEXT } from "./tcp_table.ts";
 import { makeMatcher, type PatternKind, type Pool, type Rule, type RuleSet } from "./rules.ts";
 
 /** One problem in a config file, Postfix style: where, what, and how to fix it. */
@@ -95,14 +95,11 @@ export function parseConfig(text: string, file: string): ConfigResult {
   return { ok: true, ruleSet: { file, rules, pools } };
 }
 
-/** The longest encoded result that fits a tcp_table reply line (`200 `, result, newline). */
-const MAX_RESULT = MAX_TCP_TABLE_LINE - 5;
-
 /** A result Postfix could only receive cut short is refused here, never truncated later. */
 function resultTooLong(result: string): string | null {
   const length = encodeTcpTable(result).length;
-  return length > MAX_RESULT
-    ? `result is ${length} bytes once encoded; a tcp_table reply holds at most ${MAX_RESULT}`
+  return length > MAX_TCP_TABLE_TEXT
+    ? `result is ${length} bytes once encoded; a tcp_table reply holds at most ${MAX_TCP_TABLE_TEXT}`
     : null;
 }
 

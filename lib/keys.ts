@@ -35,9 +35,8 @@ export function domainFromKey(key: string): KeyDomain {
   if (domain === "*") return { ok: false, reason: "wildcard key" };
   if (domain.startsWith("[")) return { ok: false, reason: "address literal" };
   if (domain.startsWith(".")) return { ok: false, reason: "parent-domain key" };
-  if (domain.endsWith(".")) domain = domain.slice(0, -1);
+  domain = plainDomain(domain);
   if (domain === "") return { ok: false, reason: "empty domain" };
-  domain = domain.toLowerCase();
   if (!isAscii(domain)) {
     const ascii = domainToASCII(domain);
     if (ascii === "") return { ok: false, reason: "invalid internationalised domain name" };
@@ -58,6 +57,19 @@ export function domainFromKey(key: string): KeyDomain {
 export function domainPart(key: string): string {
   const at = key.lastIndexOf("@");
   return at < 0 ? key : key.slice(at + 1);
+}
+
+/**
+ * A domain as cached and compared: lower case, one trailing dot removed (the root is implied).
+ *
+ * @example
+ * ```ts
+ * plainDomain("Example.COM."); // "example.com"
+ * ```
+ */
+export function plainDomain(domain: string): string {
+  const lower = domain.toLowerCase();
+  return lower.endsWith(".") ? lower.slice(0, -1) : lower;
 }
 
 function isAscii(text: string): boolean {

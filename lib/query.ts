@@ -9,7 +9,7 @@ import type { QueryOptions } from "./cli.ts";
 import { createResolver } from "./dns.ts";
 import type { MxOutcome, MxResolver } from "./dns_types.ts";
 import { loadDnsServers, loadRuleSet } from "./setup.ts";
-import { domainFromKey, domainPart } from "./keys.ts";
+import { domainFromKey, domainPart, plainDomain } from "./keys.ts";
 import { answerFor, decide, type Decision, invalidKeyDecision } from "./router.ts";
 import { matchRules, type RuleSet } from "./rules.ts";
 import { socketmapCodec } from "./socketmap.ts";
@@ -140,7 +140,7 @@ export function formatQueryReport(report: QueryReport): string {
   if (report.invalid !== null) {
     lines.push(`domain:   ${report.domain} (no DNS lookup: ${report.invalid})`);
   } else {
-    const asIs = report.domain?.toLowerCase().replace(/\.$/, "");
+    const asIs = report.domain === null ? undefined : plainDomain(report.domain);
     const ascii = report.asciiDomain !== asIs ? ` (ASCII: ${report.asciiDomain})` : "";
     lines.push(`domain:   ${report.domain}${ascii}`);
   }

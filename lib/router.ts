@@ -9,7 +9,7 @@
 
 import type { AnswerSource, CacheAnswer, MxCache } from "./cache.ts";
 import type { MxOutcome } from "./dns_types.ts";
-import { domainFromKey, domainPart } from "./keys.ts";
+import { domainFromKey, domainPart, plainDomain } from "./keys.ts";
 import {
   matchRules,
   pickMember,
@@ -174,12 +174,6 @@ const DRY_RUN_ANSWER = makeDecision({
   hosts: [],
 });
 
-/** The cache key a key would have if valid: its domain, lower case, without trailing dot. */
-function cacheKeyOf(key: string): string {
-  const domain = domainPart(key).toLowerCase();
-  return domain.endsWith(".") ? domain.slice(0, -1) : domain;
-}
-
 /** One finished lookup, as logs and `query` see it. */
 export interface LookupReport {
   key: string;
@@ -257,7 +251,8 @@ export class Router {
   /** Decides the answer for one key. */
   route(key: string): Decision | Promise<Decision> {
     // A domain already in the cache was valid when it went in: skip the checks on hits.
-    let domain = cacheKeyOf(key);
+    // The cache key the key would have if valid.
+    let domain = plainDomain(domainPart(key));
     let answer = this.#cache.lookupKnown(domain);
     if (answer === null) {
       const parsed = domainFromKey(key);

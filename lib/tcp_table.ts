@@ -18,6 +18,9 @@ import type { Decision } from "./router.ts";
 /** Longest request line we read, newline included; Postfix's own reply limit is 4096 too. */
 export const MAX_TCP_TABLE_LINE = 4096;
 
+/** The longest encoded text a reply line holds: the line less the code, its space and newline. */
+export const MAX_TCP_TABLE_TEXT = MAX_TCP_TABLE_LINE - 5;
+
 const HEX = "0123456789ABCDEF";
 const utf8 = new TextEncoder();
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
@@ -121,7 +124,8 @@ export function parseTcpTableRequest(line: string): TcpTableRequest {
 }
 
 /** Shortens and cleans untrusted text for use inside an error message. */
-export function printable(text: string, max = 40): string {
+function printable(text: string): string {
+  const max = 40;
   // deno-lint-ignore no-control-regex
   const clean = text.replace(/[\x00-\x1f\x7f-\uffff]/g, "?");
   return clean.length > max ? clean.slice(0, max) + "..." : clean;
@@ -140,9 +144,9 @@ export type TcpTableCode = 200 | 400 | 500;
  */
 export function tcpTableReply(code: TcpTableCode, text: string): string {
   let encoded = encodeTcpTable(text);
-  if (encoded.length > MAX_TCP_TABLE_LINE - 5) {
+  if (encoded.length > MAX_TCP_TABLE_TEXT) {
     // Never cut inside an escape: back off to the last complete one.
-    let cut = MAX_TCP_TABLE_LINE - 5;
+    let cut = MAX_TCP_TABLE_TEXT;
     const percent = encoded.lastIndexOf("%", cut);
     if (percent > cut - 3) cut = percent;
     encoded = encoded.slice(0, cut);
@@ -150,13 +154,11 @@ export function tcpTableReply(code: TcpTableCode, text: string): string {
   return `${code} ${encoded}\n`;
 }
 
-const ascii = new TextEncoder();
-const requestText = new TextDecoder("utf-8", { fatal: true });
-const NOT_FOUND = ascii.encode("500 NO%20RESULT\n");
+const NOT_FOUND = utf8.encode("500 NO%20RESULT\n");
 
 function badFrame(out: Frame, next: number, reason: string, close: boolean): FrameStatus {
   out.next = next;
-  out.reply = ascii.encode(tcpTableReply(400, reason));
+  out.reply = utf8.encode(tcpTableReply(400, reason));
   out.close = close;
   return FRAME_BAD;
 }
@@ -211,7 +213,7 @@ export const tcpTableCodec: ProtocolCodec = {
     }
     let line: string;
     try {
-      line = requestText.decode(buffer.subarray(start, newline));
+      line = strictUtf8.decode(buffer.subarray(start, newline));
     } catch {
       return badFrame(out, newline + 1, "request is not UTF-8 text", false);
     }
@@ -224,9 +226,9 @@ export const tcpTableCodec: ProtocolCodec = {
   encode(decision: Decision): Uint8Array {
     switch (decision.label) {
       case "match":
-        return ascii.encode(tcpTableReply(200, decision.result ?? ""));
+        return utf8.encode(tcpTableReply(200, decision.result ?? ""));
       case "tempfail":
-        return ascii.encode(tcpTableReply(400, decision.reason));
+        return utf8.encode(tcpTableReply(400, decision.reason));
       default:
         return NOT_FOUND;
     }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { domainFromKey } from "../lib/keys.ts";
+import { domainFromKey, plainDomain } from "../lib/keys.ts";
 
 Deno.test("the domain is what follows the last @, lower-cased, without trailing dot", () => {
   assert.deepEqual(domainFromKey("user@example.com"), { ok: true, domain: "example.com" });
@@ -49,4 +49,11 @@ Deno.test("refusals say why", () => {
   assert.deepEqual(domainFromKey("a@[192.0.2.1]"), { ok: false, reason: "address literal" });
   assert.deepEqual(domainFromKey(".example.com"), { ok: false, reason: "parent-domain key" });
   assert.deepEqual(domainFromKey("localhost"), { ok: false, reason: "single-label name" });
+});
+
+Deno.test("plainDomain: lower case, one trailing dot dropped, the same key the cache uses", () => {
+  assert.equal(plainDomain("Example.COM."), "example.com");
+  assert.equal(plainDomain("example.com"), "example.com");
+  assert.equal(plainDomain("a.."), "a.");
+  assert.equal(plainDomain("."), "");
 });
