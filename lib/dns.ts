@@ -17,16 +17,20 @@ import { type ExchangeRequest, exchangeTcp } from "./dns_transport.ts";
 import { UdpExchanger } from "./dns_udp.ts";
 import { interpretReply, rcodeLabel, toQueryName } from "./dns_wire.ts";
 
-/** How one query ended, as a fixed label for metrics. */
-export type DnsQueryOutcome =
-  | "noerror"
-  | "nxdomain"
-  | "servfail"
-  | "refused"
-  | "other"
-  | "timeout"
-  | "malformed"
-  | "network";
+/** Every way one query can end, as fixed labels for metrics: the rcodes, then the failures. */
+export const DNS_QUERY_OUTCOMES = [
+  "noerror",
+  "nxdomain",
+  "servfail",
+  "refused",
+  "other",
+  "timeout",
+  "malformed",
+  "network",
+] as const;
+
+/** How one query ended. */
+export type DnsQueryOutcome = typeof DNS_QUERY_OUTCOMES[number];
 
 /** One query sent to one server (a lookup may send several), reported for metrics. */
 export interface DnsQueryEvent {

@@ -9,6 +9,7 @@
  */
 
 import client from "prom-client";
+import { DNS_QUERY_OUTCOMES, type DnsQueryEvent } from "./dns.ts";
 import type { CacheCounters } from "./cache.ts";
 import type { DecisionLabel, LookupObserver, LookupReport } from "./router.ts";
 import type { RuleSet } from "./rules.ts";
@@ -44,17 +45,6 @@ const CACHE_COUNTERS: [string, string, keyof CacheCounters][] = [
   ["prefetches", "Background refreshes of hot entries.", "prefetches"],
   ["coalesced", "Lookups that shared another's DNS query.", "coalesced"],
   ["failure_answers", "Lookups answered 400 from the failure cache.", "failureHits"],
-];
-
-const DNS_OUTCOMES = [
-  "noerror",
-  "nxdomain",
-  "servfail",
-  "refused",
-  "other",
-  "timeout",
-  "malformed",
-  "network",
 ];
 
 /**
@@ -106,7 +96,7 @@ export function createMetrics(sources: MetricSources): RouterMetrics {
     labelNames: ["rcode"],
     registers: [registry],
   });
-  for (const rcode of DNS_OUTCOMES) dnsQueries.inc({ rcode }, 0);
+  for (const rcode of DNS_QUERY_OUTCOMES) dnsQueries.inc({ rcode }, 0);
   for (const [name, help, counter] of CACHE_COUNTERS) {
     counterFrom(`mxrouter_cache_${name}_total`, help, () => sources.cache()[counter]);
   }
@@ -193,7 +183,7 @@ export function createMetrics(sources: MetricSources): RouterMetrics {
         ),
     },
     observeDnsQuery(event) {
-      dnsQueries.inc({ rcode: DNS_OUTCOMES.includes(event.outcome) ? event.outcome : "other" });
+      dnsQueries.inc({ rcode: event.outcome });
       dnsSeconds.observe(event.durationMs / 1000);
     },
     countReload(outcome) {

@@ -12,7 +12,7 @@ import type { RuleSet } from "./rules.ts";
 import type { ConnectionLimit } from "./server.ts";
 
 /** How often the stats line is logged. */
-export const STATS_INTERVAL_MS = 5 * 60 * 1000;
+const STATS_INTERVAL_MS = 5 * 60 * 1000;
 
 /** What the stats line reads. */
 export interface StatsSources {
@@ -41,19 +41,19 @@ export function statsLine(sources: StatsSources): string {
     `top rules: ${topRules(sources.router.ruleSet)}`;
 }
 
-function topRules(ruleSet: RuleSet, count = 3): string {
+/** How many of the most used rules the line names. */
+const TOP_RULES = 3;
+
+function topRules(ruleSet: RuleSet): string {
   const used = ruleSet.rules.filter((rule) => rule.matches > 0);
   if (used.length === 0) return "none";
-  return used.sort((a, b) => b.matches - a.matches).slice(0, count)
+  return used.sort((a, b) => b.matches - a.matches).slice(0, TOP_RULES)
     .map((rule) => `line ${rule.line}=${rule.matches}`).join(" ");
 }
 
 /** Logs the stats line every {@linkcode STATS_INTERVAL_MS}; `stop` ends it. */
-export function startStatsLog(
-  sources: StatsSources,
-  intervalMs = STATS_INTERVAL_MS,
-): { stop(): void } {
-  const timer = setInterval(() => log.info`${statsLine(sources)}`, intervalMs);
+export function startStatsLog(sources: StatsSources): { stop(): void } {
+  const timer = setInterval(() => log.info`${statsLine(sources)}`, STATS_INTERVAL_MS);
   Deno.unrefTimer(timer);
   return { stop: () => clearInterval(timer) };
 }
