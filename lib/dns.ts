@@ -98,7 +98,7 @@ export function createResolver(options: ResolverOptions): DnsResolver {
   async function ask(transport: "udp" | "tcp", request: ExchangeRequest) {
     const started = performance.now();
     const result = await (transport === "udp" ? udp.exchange(request) : exchangeTcp(request));
-    const from = formatHostPort(request.server);
+    const from = request.from;
     const outcome = result.kind === "fail"
       ? result.failure
       : interpretReply(result.reply, { name: request.name, from });
@@ -120,11 +120,12 @@ export function createResolver(options: ResolverOptions): DnsResolver {
     server: DnsServer,
     { name, deadline, budgetEnd }: { name: string; deadline: number; budgetEnd: number },
   ): Promise<MxOutcome> {
-    const first = await ask("udp", { server, name, deadline });
+    const from = formatHostPort(server);
+    const first = await ask("udp", { server, from, name, deadline });
     if (!first.truncated) return first.outcome;
     // TCP gets what is left of this attempt, but at least the minimum while the budget allows.
     const tcpDeadline = Math.min(budgetEnd, Math.max(deadline, performance.now() + MIN_ATTEMPT_MS));
-    return (await ask("tcp", { server, name, deadline: tcpDeadline })).outcome;
+    return (await ask("tcp", { server, from, name, deadline: tcpDeadline })).outcome;
   }
 
   async function resolveMx(domain: string): Promise<MxOutcome> {

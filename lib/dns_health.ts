@@ -5,7 +5,6 @@
  * @module
  */
 
-import { formatHostPort } from "./dns_servers.ts";
 import type { DnsServer, MxOutcome } from "./dns_types.ts";
 
 /** Timeouts for this many different names in a row make a silent server count as down... */
@@ -21,17 +20,17 @@ const PROBE_INTERVAL_MS = 1000;
  * dead (the resolver stays silent for that name only) must not take the others down with it.
  */
 export class ServerHealth {
+  // By the resolver's own server objects, which live as long as it does.
   readonly #state = new Map<
-    string,
+    DnsServer,
     { timedOut: Set<string>; lastReply: number; nextProbe: number }
   >();
 
   #of(server: DnsServer) {
-    const key = formatHostPort(server);
-    let state = this.#state.get(key);
+    let state = this.#state.get(server);
     if (state === undefined) {
       state = { timedOut: new Set(), lastReply: -Infinity, nextProbe: 0 };
-      this.#state.set(key, state);
+      this.#state.set(server, state);
     }
     return state;
   }

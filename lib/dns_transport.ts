@@ -5,7 +5,6 @@
  * @module
  */
 
-import { formatHostPort } from "./dns_servers.ts";
 import { closeQuietly, errorMessage } from "./errors.ts";
 import { checkReply, type DnsReply, encodeMxQuery, type SentQuery } from "./dns_wire.ts";
 import type { DnsServer, TempFailAnswer } from "./dns_types.ts";
@@ -21,6 +20,8 @@ export type ExchangeFailure = "timeout" | "malformed" | "network";
 /** What one exchange needs. */
 export interface ExchangeRequest {
   server: DnsServer;
+  /** The server as ADDR:PORT, for reasons (formatted once per attempt). */
+  from: string;
   /** The name to ask the MX records of, as returned by `toQueryName`. */
   name: string;
   /** performance.now() value by which the exchange must have ended. */
@@ -56,8 +57,9 @@ async function readExactly(conn: Deno.Conn, length: number): Promise<Uint8Array>
 }
 
 /** Sends the query over TCP with the 2-byte length prefix of RFC 7766 and reads one answer. */
-export async function exchangeTcp({ server, name, deadline }: ExchangeRequest): Promise<Exchange> {
-  const from = formatHostPort(server);
+export async function exchangeTcp(
+  { server, from, name, deadline }: ExchangeRequest,
+): Promise<Exchange> {
   const waitMs = Math.max(0, deadline - performance.now());
   const abort = new AbortController();
   let conn: Deno.Conn | undefined;

@@ -13,7 +13,6 @@
 
 import dgram from "node:dgram";
 import type { DnsServer } from "./dns_types.ts";
-import { formatHostPort } from "./dns_servers.ts";
 import { errorMessage } from "./errors.ts";
 import { checkReply, encodeMxQuery, type SentQuery } from "./dns_wire.ts";
 import { type Exchange, type ExchangeRequest, fail, randomId } from "./dns_transport.ts";
@@ -77,8 +76,7 @@ export class UdpExchanger implements AsyncDisposable {
   }
 
   /** Sends the query and waits for the matching answer, a failure, or the deadline. */
-  async exchange({ server, name, deadline }: ExchangeRequest): Promise<Exchange> {
-    const from = formatHostPort(server);
+  async exchange({ server, from, name, deadline }: ExchangeRequest): Promise<Exchange> {
     if (this.#closing) return fail("network", `${from}: resolver closed`);
     const waitMs = Math.max(0, deadline - performance.now());
     const entry = this.#socketFor(server.host.includes(":") ? "udp6" : "udp4");
