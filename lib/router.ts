@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { AnswerSource, CacheAnswer, MxCache } from "./cache.ts";
+import type { AnswerSource, CacheAnswer, CacheEntry, MxCache } from "./cache.ts";
 import type { MxOutcome } from "./dns_types.ts";
 import { domainFromKey, domainPart, plainDomain } from "./keys.ts";
 import {
@@ -191,7 +191,10 @@ export interface LookupReport {
   startedAt: number;
 }
 
-/** Receives finished lookups; `wants` lets the router skip building reports nobody reads. */
+/**
+ * Receives finished lookups; `wants` lets the router skip reports nobody reads. A report is valid
+ * during the `report` call only (the router refills one object): copy what you keep.
+ */
 export interface LookupObserver {
   wants(label: DecisionLabel): boolean;
   report(lookup: LookupReport): void;
@@ -240,6 +243,14 @@ export class Router {
   readonly #cache: MxCache<Decision>;
   readonly #observer: LookupObserver | undefined;
   readonly #dryRun: boolean;
+  readonly #report: LookupReport = {
+    key: "",
+    domain: null,
+    decision: DRY_RUN_ANSWER,
+    answer: DRY_RUN_ANSWER,
+    source: "key",
+    startedAt: 0,
+  };
 
   constructor(init: RouterInit) {
     this.#cache = init.cache;
@@ -250,28 +261,30 @@ export class Router {
 
   /** Decides the answer for one key. */
   route(key: string): Decision | Promise<Decision> {
-    // A domain already in the cache was valid when it went in: skip the checks on hits.
-    // The cache key the key would have if valid.
-    let domain = plainDomain(domainPart(key));
-    let answer = this.#cache.lookupKnown(domain);
-    if (answer === null) {
-      const parsed = domainFromKey(key);
-      if (!parsed.ok) return this.#finish(invalidKeyDecision(parsed.reason), key, null, 0);
-      domain = parsed.domain;
-      answer = this.#cache.lookup(domain);
-    }
+    // A fresh hit is looked up before any check of the key: a domain in the cache was valid when
+    // it went in. This is the key's cache key if it is valid.
+    const known = plainDomain(domainPart(key));
+    const entry = this.#cache.fresh(known);
+    if (entry !== null) return this.#finish(this.#memo(entry, known), key, known, "cache", 0);
+    const parsed = domainFromKey(key);
+    if (!parsed.ok) return this.#finish(invalidKeyDecision(parsed.reason), key, null, "key", 0);
+    const domain = parsed.domain;
+    const answer = this.#cache.lookup(domain);
     if (answer instanceof Promise) {
       const startedAt = this.#observer !== undefined ? performance.now() : 0;
       return answer.then((settled) =>
-        this.#finish(this.#decision(settled, domain), key, domain, startedAt, settled)
+        this.#finish(this.#decision(settled, domain), key, domain, settled.source, startedAt)
       );
     }
-    return this.#finish(this.#decision(answer, domain), key, domain, 0, answer);
+    return this.#finish(this.#decision(answer, domain), key, domain, answer.source, 0);
   }
 
   #decision(answer: CacheAnswer<Decision>, domain: string): Decision {
     const entry = answer.entry;
-    if (entry === null) return decide(domain, answer.outcome, this.ruleSet);
+    return entry === null ? decide(domain, answer.outcome, this.ruleSet) : this.#memo(entry, domain);
+  }
+
+  #memo(entry: CacheEntry<Decision>, domain: string): Decision {
     if (entry.memo !== undefined && entry.memo.ruleSet === this.ruleSet) return entry.memo;
     return entry.memo = decide(domain, entry.outcome, this.ruleSet);
   }
@@ -280,21 +293,22 @@ export class Router {
     decision: Decision,
     key: string,
     domain: string | null,
+    source: LookupReport["source"],
     startedAt: number,
-    answer?: CacheAnswer<Decision>,
   ): Decision {
     const reply = answerFor(decision);
     if (decision.rule !== null) decision.rule.matches++;
     this.counts[decision.label]++;
     if (this.#observer?.wants(decision.label)) {
-      this.#observer.report({
-        key,
-        domain,
-        decision,
-        answer: reply,
-        source: answer?.source ?? "key",
-        startedAt,
-      });
+      // One report object, refilled per lookup: observers read it during the call only.
+      const report = this.#report;
+      report.key = key;
+      report.domain = domain;
+      report.decision = decision;
+      report.answer = reply;
+      report.source = source;
+      report.startedAt = startedAt;
+      this.#observer.report(report);
     }
     return this.#dryRun ? DRY_RUN_ANSWER : reply;
   }

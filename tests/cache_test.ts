@@ -181,6 +181,26 @@ Deno.test("prefetch refreshes a hot entry in the last 10 % of its TTL", async ()
   assert.equal(resolver.queries.get("hot.example"), 2);
 });
 
+Deno.test("fresh answers only a fresh entry, counts it, and prefetches like lookup", async () => {
+  const { resolver, clock, cache } = setup();
+  resolver.answer("a.example", mx(100, "mx.a.example"));
+  resolver.answer("broken.example", servfail);
+  assert.equal(cache.fresh("a.example"), null, "not cached: no DNS query either");
+  assert.equal(resolver.queries.get("a.example"), undefined);
+  const first = await look(cache, "a.example");
+  const hits = cache.counters.hits;
+  assert.equal(cache.fresh("a.example"), first.entry, "the cached entry itself");
+  assert.equal(cache.counters.hits, hits + 1);
+  clock.advance(90); // the last 10 %: a hit prefetches
+  assert.equal(cache.fresh("a.example"), first.entry);
+  assert.equal(resolver.queries.get("a.example"), 2, "prefetch sent");
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  clock.advance(200); // expired (the prefetched entry too): stale is for lookup to answer
+  assert.equal(cache.fresh("a.example"), null);
+  await look(cache, "broken.example");
+  assert.equal(cache.fresh("broken.example"), null, "a remembered failure is not an entry");
+});
+
 Deno.test("the LRU bound holds under 10x --cache-size distinct domains", async () => {
   const { resolver, cache } = setup({ maxEntries: 100 });
   for (let i = 0; i < 1000; i++) resolver.answer(`d${i}.example`, mx(300, `mx.d${i}.example`));

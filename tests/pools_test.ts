@@ -86,7 +86,7 @@ function setup(ruleSet: RuleSet, dryRun = false) {
     cache,
     ruleSet,
     dryRun,
-    observer: { wants: () => true, report: (r) => reports.push(r) },
+    observer: { wants: () => true, report: (r) => reports.push({ ...r }) },
   });
   return { resolver, router, reports };
 }

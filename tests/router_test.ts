@@ -64,7 +64,7 @@ function setup() {
   const router = new Router({
     cache,
     ruleSet: RULES,
-    observer: { wants: () => true, report: (r) => reports.push(r) },
+    observer: { wants: () => true, report: (r) => reports.push({ ...r }) },
   });
   return { resolver, router, reports };
 }
