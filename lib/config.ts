@@ -177,6 +177,7 @@ function parseRuleLine(line: string, lineNumber: number): Rule | { message: stri
     pool: null,
     matches: 0,
     replies: [],
+    logTail: undefined,
     test,
   };
 }

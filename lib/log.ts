@@ -14,7 +14,6 @@ import {
   type Sink,
 } from "@logtape/logtape";
 import type { Decision, DecisionLabel, LookupObserver, LookupReport } from "./router.ts";
-import type { Rule } from "./rules.ts";
 
 /** The router's logger category. */
 export const LOG_CATEGORY = ["postfix-mx-pattern-router"];
@@ -206,19 +205,17 @@ function hostsText(decision: Decision): string {
   return decision.hostsText ??= hosts.join(",");
 }
 
-/** The end of a match's log line when no pool picks the answer: fixed per rule. */
-const ruleTails = new WeakMap<Rule, string>();
-
 /** The part of a lookup's log line that depends only on its decision and answer. */
 function decisionText(decision: Decision, answer: Decision): string {
   const mx = hostsText(decision);
   const rule = decision.rule;
   if (rule === null) return `mx=${mx} reply="${replyText(answer)}" (${decision.reason})`;
-  let tail = answer === decision ? ruleTails.get(rule) : undefined;
+  // Fixed per rule unless a pool picks the answer: kept on the rule, read without a lookup.
+  let tail = answer === decision ? rule.logTail : undefined;
   if (tail === undefined) {
     const pool = answer === decision ? "" : ` ${answer.reason}`;
     tail = ` rule=line ${rule.line} ${rule.pattern}${pool} reply="${replyText(answer)}"`;
-    if (answer === decision) ruleTails.set(rule, tail);
+    if (answer === decision) rule.logTail = tail;
   }
   return `mx=${mx} matched=${decision.matchedHost}${tail}`;
 }

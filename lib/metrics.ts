@@ -32,7 +32,7 @@ export interface RouterMetrics {
   /** Observes lookup durations (give it to the router beside the log observer). */
   lookupObserver: LookupObserver;
   /** Observes one DNS query (the resolver's onQuery hook). */
-  observeDnsQuery(event: { outcome: string; durationMs: number }): void;
+  observeDnsQuery(event: DnsQueryEvent): void;
   /** Counts a reload by outcome. */
   countReload(outcome: "success" | "failure"): void;
 }

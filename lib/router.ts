@@ -281,7 +281,9 @@ export class Router {
 
   #decision(answer: CacheAnswer<Decision>, domain: string): Decision {
     const entry = answer.entry;
-    return entry === null ? decide(domain, answer.outcome, this.ruleSet) : this.#memo(entry, domain);
+    return entry === null
+      ? decide(domain, answer.outcome, this.ruleSet)
+      : this.#memo(entry, domain);
   }
 
   #memo(entry: CacheEntry<Decision>, domain: string): Decision {

@@ -25,6 +25,8 @@ export interface Rule {
   matches: number;
   /** Encoded replies per protocol, shared by every decision this rule makes. */
   replies: (Uint8Array | undefined)[];
+  /** The end of the log line of a lookup this rule answers itself, set by the log on first use. */
+  logTail: string | undefined;
   /** True when the (lower-case, dot-less) host name matches. */
   test: (host: string) => boolean;
 }
