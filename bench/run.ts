@@ -22,7 +22,8 @@
  */
 
 import { parseArgs } from "node:util";
-import { formatBench, runBench } from "./bench.ts";
+import { runBench } from "./bench.ts";
+import { formatBench } from "./report.ts";
 import { formatProfile, runProfile } from "./profile.ts";
 import { writeResults } from "./setup.ts";
 import { formatSoak, runSoak } from "./soak.ts";

@@ -9,7 +9,7 @@
  */
 
 import { freePort } from "../tests/support/e2e_util.ts";
-import { median } from "./bench.ts";
+import { median } from "./report.ts";
 import { type FloorHandle, runLoadgen, startDenoFloor } from "./processes.ts";
 import { chooseLoadgen, type MachineFacts, machineFacts, writeInputs } from "./setup.ts";
 
