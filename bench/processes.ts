@@ -214,8 +214,10 @@ export async function startRouter(options: RouterStartOptions): Promise<RouterHa
     Deno.execPath(),
     "run",
     "--no-prompt",
-    ...(options.denoFlags ?? []),
     ...permissions,
+    // After the compile task's flags: V8 keeps the last value given, so an extra
+    // `--v8-flags=--max-semi-space-size=1` replaces the baked-in one instead of being replaced.
+    ...(options.denoFlags ?? []),
     `${PROJECT_ROOT}/main.ts`,
     "-c",
     options.rulesPath,

@@ -1,7 +1,7 @@
 /**
  * The router as a separate process, started exactly as the compiled binary runs: with the
- * permission flags of deno.json's `compile` task (read from deno.json, never restated here), so a
- * test fails when the baked permissions are too tight. The one documented difference: the test's
+ * permission and V8 flags of deno.json's `compile` task (read from deno.json, never restated
+ * here), so a test fails when the baked permissions are too tight. The one documented difference: the test's
  * temporary directory is appended to `--allow-read=` and `--allow-write=`, because the test's
  * configuration file lives there and not in /etc/postfix.
  *
@@ -18,8 +18,8 @@ import type { CapturedProcess } from "./e2e_util.ts";
 export const PROJECT_ROOT: string = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
 
 /**
- * Returns the permission flags (`--allow-*`, `--deny-*`) of the `compile` task in deno.json, in
- * their order.
+ * Returns the flags the `compile` task bakes into the binary, in their order: permissions
+ * (`--allow-*`, `--deny-*`) and `--v8-flags=`.
  *
  * @example
  * ```ts
@@ -43,7 +43,9 @@ export async function compilePermissionFlags(
   const flags = words.filter((w) =>
     /^--(allow|deny)-[a-z-]+(=.*)?$/.test(w) || w === "-A" || w.startsWith("--v8-flags=")
   );
-  if (flags.length === 0) throw new Error(`the compile task has no permission flags: ${command}`);
+  if (flags.length === 0) {
+    throw new Error(`the compile task has no permission or V8 flags: ${command}`);
+  }
   return flags;
 }
 
