@@ -1,9 +1,9 @@
 /**
  * The router as a separate process, started exactly as the compiled binary runs: with the
  * permission and V8 flags of deno.json's `compile` task (read from deno.json, never restated
- * here), so a test fails when the baked permissions are too tight. The one documented difference: the test's
- * temporary directory is appended to `--allow-read=` and `--allow-write=`, because the test's
- * configuration file lives there and not in /etc/postfix.
+ * here), so a test fails when the baked permissions are too tight. The one documented
+ * difference: the test's temporary directory is appended to `--allow-read=` and `--allow-write=`,
+ * because the test's configuration file lives there and not in /etc/postfix.
  *
  * `--no-prompt` is added too: a compiled binary never prompts, so a missing permission must fail
  * here as it would there instead of waiting for an answer.
