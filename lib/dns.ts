@@ -9,10 +9,10 @@
  */
 
 import type { DnsServer, MxOutcome, MxResolver, TempFailAnswer } from "./dns_types.ts";
-import { ServerHealth } from "./dns_health.ts";
+import { downReason, ServerHealth } from "./dns_health.ts";
 import { formatHostPort } from "./dns_servers.ts";
 import { errorMessage } from "./errors.ts";
-import { Limiter } from "./limiter.ts";
+import type { Limiter } from "./limiter.ts";
 import { type ExchangeRequest, exchangeTcp } from "./dns_transport.ts";
 import { UdpExchanger } from "./dns_udp.ts";
 import { interpretReply, rcodeLabel, toQueryName } from "./dns_wire.ts";
@@ -53,11 +53,10 @@ export interface ResolverOptions {
   /** Called once per query sent; exceptions it throws are ignored. */
   onQuery?: (event: DnsQueryEvent) => void;
   /**
-   * Most lookups talking to DNS at once (--max-dns-inflight); more wait in arrival order, and a
-   * wait counts against the lookup's budget. Default: no limit.
+   * Bounds the lookups talking to DNS at once (--max-dns-inflight); more wait in arrival order,
+   * and a wait counts against the lookup's budget. Shared across the resolvers a reload
+   * replaces, so a reload does not double the bound. Default: no limit.
    */
-  maxInflight?: number;
-  /** A limiter to share instead (e.g. across resolvers replaced by a reload). */
   limiter?: Limiter;
 }
 
@@ -77,14 +76,15 @@ export interface DnsResolver extends MxResolver, AsyncDisposable {
  * Creates a resolver that asks `servers` for MX records. A lookup never throws and never takes
  * longer than `timeoutMs`: on timeout, SERVFAIL, REFUSED or any other failure it asks the next
  * server (a single server twice), each attempt getting a fair share of the remaining budget, and
- * ends with `tempfail` when all attempts failed or the budget is spent.
+ * ends with `tempfail` when all attempts failed or the budget is spent. A server judged down (see
+ * {@linkcode ServerHealth}) is skipped but for one probe a second; when every server is skipped
+ * the lookup ends at once with `tempfail` (cause `down`), sending nothing.
  */
 export function createResolver(options: ResolverOptions): DnsResolver {
   const { servers, timeoutMs, onQuery } = options;
   const udp = new UdpExchanger();
   const health = new ServerHealth();
-  const limiter = options.limiter ??
-    (options.maxInflight === undefined ? null : new Limiter(options.maxInflight));
+  const limiter = options.limiter ?? null;
 
   function report(event: DnsQueryEvent): void {
     try {
@@ -169,8 +169,8 @@ export function createResolver(options: ResolverOptions): DnsResolver {
       const remaining = budgetEnd - now;
       if (remaining < 1) break;
       const server = servers[index % servers.length];
-      // A server that just timed out again and again is skipped, but for one probe a second:
-      // otherwise every new domain would wait the whole budget while DNS is down.
+      // A server judged down is skipped, but for one probe a second: otherwise every new domain
+      // would wait the whole budget while DNS is down.
       if (!health.mayAsk(server, now)) continue;
       asked++;
       const share = Math.min(remaining, Math.max(remaining / (attempts - index), MIN_ATTEMPT_MS));
@@ -180,12 +180,7 @@ export function createResolver(options: ResolverOptions): DnsResolver {
       last = outcome;
     }
     if (asked === 0) {
-      return {
-        kind: "tempfail",
-        reason: `DNS not answering: ${servers.map(formatHostPort).join(", ")} timed out ` +
-          "for different names and answered nothing for 2 s or more; probing once a second",
-        cause: "down",
-      };
+      return { kind: "tempfail", reason: downReason(servers), cause: "down" };
     }
     return last;
   }

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { formatHostPort } from "./dns_servers.ts";
 import type { DnsServer, MxOutcome } from "./dns_types.ts";
 
 /** Timeouts for this many different names in a row make a silent server count as down... */
@@ -66,4 +67,11 @@ export class ServerHealth {
       state.lastReply = now;
     }
   }
+}
+
+/** Why a lookup was answered without asking: every server is down (the text of its `400`). */
+export function downReason(servers: readonly DnsServer[]): string {
+  return `DNS not answering: ${servers.map(formatHostPort).join(", ")} timed out for ` +
+    `different names and answered nothing for ${DEAD_AFTER_SILENCE_MS / 1000} s or more; ` +
+    `probing once every ${PROBE_INTERVAL_MS / 1000} s`;
 }

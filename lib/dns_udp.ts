@@ -52,9 +52,9 @@ interface PooledSocket {
 /**
  * Sends UDP queries from a pool of sockets (one in use per address family, each replaced after
  * {@linkcode QUERIES_PER_SOCKET} queries) and matches answers to them by server, ID and
- * question. `close` (or `await using`) ends it once the pending queries have ended.
+ * question. `close` ends it once the pending queries have ended.
  */
-export class UdpExchanger implements AsyncDisposable {
+export class UdpExchanger {
   readonly #createSocket: (family: "udp4" | "udp6") => dgram.Socket;
   #current: { udp4: PooledSocket | null; udp6: PooledSocket | null } = { udp4: null, udp6: null };
   readonly #open = new Set<PooledSocket>();
@@ -119,10 +119,6 @@ export class UdpExchanger implements AsyncDisposable {
     this.#closing = true;
     for (const entry of this.#open) this.#retire(entry);
     await Promise.all([...this.#open].map((entry) => entry.closed));
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
   }
 
   #socketFor(family: "udp4" | "udp6"): PooledSocket {

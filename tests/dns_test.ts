@@ -4,6 +4,7 @@ import { QUERIES_PER_SOCKET, UdpExchanger } from "../lib/dns_udp.ts";
 import dgram from "node:dgram";
 import { formatHostPort, nameserversFromResolvConf, parseDnsServer } from "../lib/dns_servers.ts";
 import type { DnsServer, MxOutcome } from "../lib/dns_types.ts";
+import { MAX_MX_HOSTS } from "../lib/dns_wire.ts";
 import { type FakeDns, type FakeDnsBehaviour, replyTo, startFakeDns } from "./support/fake_dns.ts";
 
 const MX: FakeDnsBehaviour = {
@@ -377,7 +378,7 @@ Deno.test("TTL 0 and 2^31", async () => {
   });
 });
 
-Deno.test("2000 MX records arrive over TCP; the 16 most preferred are kept", async () => {
+Deno.test("2000 MX records arrive over TCP; the MAX_MX_HOSTS (16) most preferred are kept", async () => {
   const records = Array.from({ length: 2000 }, (_, i) => ({
     preference: 2000 - i,
     exchange: `m${i}.t`,
@@ -385,9 +386,9 @@ Deno.test("2000 MX records arrive over TCP; the 16 most preferred are kept", asy
   const { outcome, events } = await lookup({ kind: "mx", records, ttl: 77 }, { domain: "x.t" });
   assert.equal(outcome.kind, "mx");
   const hosts = outcome.kind === "mx" ? outcome.hosts : [];
-  assert.equal(hosts.length, 16);
+  assert.equal(hosts.length, MAX_MX_HOSTS);
   assert.equal(hosts[0], "m1999.t");
-  assert.equal(hosts[15], "m1984.t");
+  assert.equal(hosts[MAX_MX_HOSTS - 1], `m${2000 - MAX_MX_HOSTS}.t`);
   assert.equal(outcome.kind === "mx" && outcome.ttl, 77);
   assert.deepEqual(events.map((event) => event.transport), ["udp", "tcp"]);
 });

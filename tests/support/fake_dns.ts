@@ -22,6 +22,7 @@ import * as dnsPacket from "dns-packet";
 import dgram from "node:dgram";
 import { Buffer } from "node:buffer";
 import type { DnsServer } from "../../lib/dns_types.ts";
+import { closeQuietly } from "../../lib/errors.ts";
 
 /** One MX record of an `mx` behaviour. */
 export interface FakeMxRecord {
@@ -115,7 +116,11 @@ const RCODE = { NOERROR: 0, SERVFAIL: 2, NXDOMAIN: 3, REFUSED: 5 } as const;
 const DEFAULT_TTL = 300;
 const MAX_CHAIN = 16;
 
-/** The EDNS0 OPT record of RFC 6891 advertising 1232 bytes, as the router sends and we echo. */
+/**
+ * The EDNS0 OPT record of RFC 6891 advertising 1232 bytes, as the router sends and we echo.
+ * The size is written out, not imported from the router: tests compare the router's bytes
+ * against this independent copy.
+ */
 export const EDNS_OPT: dnsPacket.Answer = {
   type: "OPT",
   name: ".",
@@ -517,14 +522,6 @@ class Server implements FakeDns {
 async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   for (let written = 0; written < bytes.length;) {
     written += await conn.write(bytes.subarray(written));
-  }
-}
-
-function closeQuietly(conn: Deno.Conn): void {
-  try {
-    conn.close();
-  } catch {
-    // Already closed.
   }
 }
 
