@@ -112,7 +112,7 @@ async function serve(options: ServeOptions): Promise<void> {
       }),
     );
   }
-  const metricsServer = metrics === null ? null : await startMetrics(options, metrics);
+  const metricsServer = metrics === null ? null : startMetrics(options, metrics);
   const listening = endpoints.map((e) => `${formatListenAddress(e.address)} (${e.codec.name})`);
   const dnsList = dnsServers.value.map(formatHostPort).join(", ");
   const mode = options.dryRun ? 'dry-run (every answer is "not found"), ' : "";
@@ -221,17 +221,13 @@ async function listenAll(options: ServeOptions): Promise<Endpoint[]> {
   return endpoints;
 }
 
-async function startMetrics(
-  options: ServeOptions,
-  metrics: RouterMetrics,
-): Promise<Deno.HttpServer> {
-  const { serveMetrics } = await import("./lib/metrics.ts");
+function startMetrics(options: ServeOptions, metrics: RouterMetrics): Deno.HttpServer {
   const address = parseListenAddress(options.metrics ?? "");
   if ("error" in address || address.transport !== "tcp") {
     fail([`option '--metrics' needs HOST:PORT, not '${options.metrics}'`], 2);
   }
   try {
-    const server = serveMetrics({ hostname: address.host, port: address.port }, metrics.registry);
+    const server = metrics.serve({ hostname: address.host, port: address.port });
     log.info`metrics at http://${formatListenAddress(address)}/metrics`;
     return server;
   } catch (error) {

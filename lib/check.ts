@@ -82,7 +82,7 @@ export async function runCheck(options: CheckOptions): Promise<number> {
 }
 
 /** The measured worst-case match time of each regex rule on hostile 253-character names. */
-export function regexTimings(ruleSet: RuleSet): { rule: Rule; worstMs: number }[] {
+function regexTimings(ruleSet: RuleSet): { rule: Rule; worstMs: number }[] {
   return ruleSet.rules.filter((rule) => rule.kind === "regex").map((rule) => ({
     rule,
     worstMs: worstMatchMs(new RegExp(rule.value, "i")),

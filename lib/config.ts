@@ -138,7 +138,7 @@ function parsePoolLine(line: string, lineNumber: number): Pool | { message: stri
       weight: Number(member[1]),
       current: 0,
       picks: 0,
-      replies: [],
+      answer: undefined,
     });
   }
   const totalWeight = members.reduce((sum, m) => sum + m.weight, 0);

@@ -1,6 +1,7 @@
 /**
- * Logging through LogTape to stderr: one line per event, syslog priority prefixes when stderr is
- * the systemd journal, writes batched so a burst of lookups costs one write.
+ * Logging to stderr: one line per event, syslog priority prefixes when stderr is the systemd
+ * journal, writes batched so a burst of lookups costs one write. Events go through LogTape, but
+ * for the per-lookup lines, which go straight to the same sink (see {@linkcode lookupLogger}).
  *
  * @module
  */
@@ -13,7 +14,13 @@ import {
   resetSync,
   type Sink,
 } from "@logtape/logtape";
-import type { Decision, DecisionLabel, LookupObserver, LookupReport } from "./router.ts";
+import {
+  type Decision,
+  type DecisionLabel,
+  elapsedMs,
+  type LookupObserver,
+  type LookupReport,
+} from "./router.ts";
 
 /** The router's logger category. */
 export const LOG_CATEGORY = ["postfix-mx-pattern-router"];
@@ -242,9 +249,7 @@ export function lookupLogger(options: { sink: StderrSink; modeTag: string }): Lo
     report(report: LookupReport) {
       const { decision, answer } = report;
       const detail = decisionText(decision, answer);
-      const ms = report.startedAt === 0
-        ? "0.00"
-        : (performance.now() - report.startedAt).toFixed(2);
+      const ms = elapsedMs(report).toFixed(2);
       const text = `${modeTag}lookup ${report.key} domain=${report.domain ?? "-"} ${detail} ` +
         `source=${report.source} ms=${ms}`;
       sink.appendLine(decision.label === "match" ? "info" : "debug", text, Date.now());

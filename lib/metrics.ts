@@ -11,7 +11,7 @@
 import client from "prom-client";
 import { DNS_QUERY_OUTCOMES, type DnsQueryEvent } from "./dns.ts";
 import type { CacheCounters } from "./cache.ts";
-import type { DecisionLabel, LookupObserver, LookupReport } from "./router.ts";
+import { type DecisionLabel, elapsedMs, type LookupObserver, type LookupReport } from "./router.ts";
 import type { RuleSet } from "./rules.ts";
 
 /** Everything the scrape reads from the running router. */
@@ -28,13 +28,14 @@ export interface MetricSources {
 
 /** The metrics of one router process. */
 export interface RouterMetrics {
-  registry: client.Registry;
   /** Observes lookup durations (give it to the router beside the log observer). */
   lookupObserver: LookupObserver;
   /** Observes one DNS query (the resolver's onQuery hook). */
   observeDnsQuery(event: DnsQueryEvent): void;
   /** Counts a reload by outcome. */
   countReload(outcome: "success" | "failure"): void;
+  /** Serves `GET /metrics` on HOST:PORT (everything else is 404); throws if it cannot listen. */
+  serve(address: { hostname: string; port: number }): Deno.HttpServer;
 }
 
 /** Cache counters exposed as `mxrouter_cache_NAME_total`: name, help, counter. */
@@ -174,13 +175,9 @@ export function createMetrics(sources: MetricSources): RouterMetrics {
   }).set({ version: sources.version }, 1);
 
   return {
-    registry,
     lookupObserver: {
       wants: () => true,
-      report: (report: LookupReport) =>
-        lookupSeconds.observe(
-          report.startedAt === 0 ? 0 : (performance.now() - report.startedAt) / 1000,
-        ),
+      report: (report: LookupReport) => lookupSeconds.observe(elapsedMs(report) / 1000),
     },
     observeDnsQuery(event) {
       dnsQueries.inc({ rcode: event.outcome });
@@ -189,18 +186,11 @@ export function createMetrics(sources: MetricSources): RouterMetrics {
     countReload(outcome) {
       reloads.inc({ outcome });
     },
+    serve: (address) => serveMetrics(address, registry),
   };
 }
 
-/**
- * Serves `GET /metrics` on HOST:PORT; everything else is 404.
- *
- * @example
- * ```ts
- * const server = serveMetrics({ hostname: "127.0.0.1", port: 9110 }, metrics.registry);
- * ```
- */
-export function serveMetrics(
+function serveMetrics(
   address: { hostname: string; port: number },
   registry: client.Registry,
 ): Deno.HttpServer {

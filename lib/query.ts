@@ -5,12 +5,12 @@
  * @module
  */
 
-import type { QueryOptions } from "./cli.ts";
+import { PROGRAM, type QueryOptions } from "./cli.ts";
 import { createResolver } from "./dns.ts";
 import type { MxOutcome, MxResolver } from "./dns_types.ts";
 import { loadDnsServers, loadRuleSet } from "./setup.ts";
 import { domainFromKey, domainPart, plainDomain } from "./keys.ts";
-import { answerFor, decide, type Decision, invalidKeyDecision } from "./router.ts";
+import { answerFor, decide, type Decision, decisionReason, invalidKeyDecision } from "./router.ts";
 import { matchRules, type RuleSet } from "./rules.ts";
 import { socketmapCodec } from "./socketmap.ts";
 import { tcpTableCodec } from "./tcp_table.ts";
@@ -95,7 +95,7 @@ export interface ExplainOptions {
  * console.log(report.tcpTableReply); // "500 NO%20RESULT"
  * ```
  */
-export async function explainLookup(options: ExplainOptions): Promise<QueryReport> {
+async function explainLookup(options: ExplainOptions): Promise<QueryReport> {
   const { key, ruleSet } = options;
   const domain = domainPart(key);
   const parsed = domainFromKey(key);
@@ -135,7 +135,7 @@ export async function explainLookup(options: ExplainOptions): Promise<QueryRepor
 }
 
 /** Formats a report as lines for a terminal. */
-export function formatQueryReport(report: QueryReport): string {
+function formatQueryReport(report: QueryReport): string {
   const lines = [`key:      ${report.key}`];
   if (report.invalid !== null) {
     lines.push(`domain:   ${report.domain} (no DNS lookup: ${report.invalid})`);
@@ -157,10 +157,7 @@ export function formatQueryReport(report: QueryReport): string {
     });
   }
   const pool = report.decision.rule?.pool;
-  const why = report.decision.label === "match"
-    ? `${report.decision.matchedHost} matches line ${report.decision.rule?.line}`
-    : report.decision.reason;
-  lines.push(`decision: ${report.decision.label}: ${why}`);
+  lines.push(`decision: ${report.decision.label}: ${decisionReason(report.decision)}`);
   if (pool) lines.push(`pool:     ${pool.name}: this lookup gets ${report.answer.reason}`);
   lines.push(`tcp_table reply: ${report.tcpTableReply}`);
   lines.push(`socketmap reply: ${report.socketmapReply}`);
@@ -172,16 +169,15 @@ export function formatQueryReport(report: QueryReport): string {
  * worst exit code: 0 found, 1 not found, 2 temporary failure or unusable configuration.
  */
 export async function runQuery(options: QueryOptions): Promise<number> {
+  // Nothing to look up with: exit 2, as for a temporary failure.
+  const unusable = (errors: string[]) => {
+    for (const error of errors) console.error(`${PROGRAM}: ${error}`);
+    return 2;
+  };
   const rules = await loadRuleSet(options.config);
-  if (!rules.ok) {
-    for (const error of rules.errors) console.error(error);
-    return 2;
-  }
+  if (!rules.ok) return unusable(rules.errors);
   const dnsServers = await loadDnsServers(options.dnsServers);
-  if (!dnsServers.ok) {
-    for (const error of dnsServers.errors) console.error(error);
-    return 2;
-  }
+  if (!dnsServers.ok) return unusable(dnsServers.errors);
   await using resolver = createResolver({
     servers: dnsServers.value,
     timeoutMs: options.dnsTimeoutMs,
@@ -198,7 +194,11 @@ export async function runQuery(options: QueryOptions): Promise<number> {
     console.log(JSON.stringify(
       reports.map(({ decision, answer, ...rest }) => ({
         ...rest,
-        decision: { label: decision.label, result: decision.result, reason: decision.reason },
+        decision: {
+          label: decision.label,
+          result: decision.result,
+          reason: decisionReason(decision),
+        },
         answer: answer.result,
       })),
       null,

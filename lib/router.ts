@@ -10,14 +10,7 @@
 import type { AnswerSource, CacheAnswer, CacheEntry, MxCache } from "./cache.ts";
 import type { MxOutcome } from "./dns_types.ts";
 import { domainFromKey, domainPart, plainDomain } from "./keys.ts";
-import {
-  matchRules,
-  pickMember,
-  type Pool,
-  type PoolMember,
-  type Rule,
-  type RuleSet,
-} from "./rules.ts";
+import { matchRules, pickMember, type Pool, type Rule, type RuleSet } from "./rules.ts";
 
 /** What kind of answer a lookup got; a fixed label set for logs and metrics. */
 export type DecisionLabel = "match" | "nomatch" | "tempfail" | "invalid";
@@ -122,23 +115,16 @@ function decideHosts(hosts: readonly string[], ruleSet: RuleSet, noMatch: string
   });
 }
 
-// The answer of each pool member, shared by every lookup that picks it.
-const memberAnswers = new WeakMap<PoolMember, Decision>();
-
+/** The answer of a pool member: made once, kept on the member, shared by every lookup. */
 function memberAnswer(pool: Pool, index: number): Decision {
   const member = pool.members[index];
-  let answer = memberAnswers.get(member);
-  if (answer === undefined) {
-    answer = makeDecision({
-      label: "match",
-      result: member.result,
-      reason: `pool ${pool.name} member ${index + 1} (weight ${member.weight})`,
-      hosts: [],
-      replies: member.replies,
-    });
-    memberAnswers.set(member, answer);
-  }
-  return answer;
+  return member.answer ??= makeDecision({
+    label: "match",
+    result: member.result,
+    reason: `pool ${pool.name} member ${index + 1} (weight ${member.weight})`,
+    hosts: [],
+    replies: [],
+  });
 }
 
 /**
@@ -153,6 +139,21 @@ function memberAnswer(pool: Pool, index: number): Decision {
 export function answerFor(decision: Decision): Decision {
   const pool = decision.rule?.pool ?? null;
   return pool === null ? decision : memberAnswer(pool, pickMember(pool));
+}
+
+/**
+ * Why a decision answers as it does, for people: for a match, which MX host matched which line
+ * (derived, so cached decisions hold no text of their own); otherwise its reason.
+ *
+ * @example
+ * ```ts
+ * decisionReason(decision); // "c.mail.protection.outlook.com matches line 1"
+ * ```
+ */
+export function decisionReason(decision: Decision): string {
+  return decision.label === "match" && decision.rule !== null
+    ? `${decision.matchedHost} matches line ${decision.rule.line}`
+    : decision.reason;
 }
 
 /**
@@ -189,6 +190,11 @@ export interface LookupReport {
    * hit: a few microseconds, so the clock is not read twice for it).
    */
   startedAt: number;
+}
+
+/** How long a reported lookup took, in milliseconds; 0 for one answered at once (not timed). */
+export function elapsedMs(report: LookupReport): number {
+  return report.startedAt === 0 ? 0 : performance.now() - report.startedAt;
 }
 
 /**

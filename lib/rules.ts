@@ -4,6 +4,8 @@
  * @module
  */
 
+import type { Decision } from "./router.ts";
+
 /** How a rule's pattern is compared with an MX host name. */
 export type PatternKind = "substring" | "suffix" | "exact" | "regex";
 
@@ -41,8 +43,8 @@ export interface PoolMember {
   current: number;
   /** Lookups that picked this member. */
   picks: number;
-  /** Encoded replies per protocol, shared by every lookup that picks this member. */
-  replies: (Uint8Array | undefined)[];
+  /** What a lookup that picks this member answers, made on first use (see router.ts). */
+  answer: Decision | undefined;
 }
 
 /** A weighted relay pool: `pool:NAME WEIGHT RESULT | WEIGHT RESULT ...`. */

@@ -64,6 +64,8 @@ export function scanNetstring(buffer: Uint8Array, start: number, end: number): N
   for (; index < end; index++) {
     const c = buffer[index];
     if (c === COLON) break;
+    // A digit after a leading zero is refused: zeros would let a length field grow without
+    // bound while its value stays 0.
     if (c < 0x30 || c > 0x39 || (index > start && buffer[start] === 0x30)) {
       return { kind: "bad", reason: "malformed netstring length" };
     }
@@ -73,8 +75,7 @@ export function scanNetstring(buffer: Uint8Array, start: number, end: number): N
     }
   }
   if (index === end) return { kind: "need-more" };
-  // Leading zeros would let a length field grow without bound while its value stays 0.
-  if (index === start || (buffer[start] === 0x30 && index > start + 1)) {
+  if (index === start) {
     return { kind: "bad", reason: "malformed netstring length" };
   }
   const dataStart = index + 1;

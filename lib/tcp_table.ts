@@ -25,6 +25,11 @@ const HEX = "0123456789ABCDEF";
 const utf8 = new TextEncoder();
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
+/** Bytes (or UTF-16 units) sent as %XX: controls, space, non-ASCII and "%" itself. */
+function needsEscape(c: number): boolean {
+  return c <= 0x20 || c >= 0x7f || c === 0x25;
+}
+
 /**
  * Encodes text for a tcp_table request or reply: `%`, whitespace, controls and every non-ASCII
  * byte of the UTF-8 form become `%XX`.
@@ -38,7 +43,7 @@ export function encodeTcpTable(text: string): string {
   let plain = true;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
-    if (c <= 0x20 || c >= 0x7f || c === 0x25) {
+    if (needsEscape(c)) {
       plain = false;
       break;
     }
@@ -46,7 +51,7 @@ export function encodeTcpTable(text: string): string {
   if (plain) return text;
   let out = "";
   for (const byte of utf8.encode(text)) {
-    if (byte <= 0x20 || byte >= 0x7f || byte === 0x25) {
+    if (needsEscape(byte)) {
       out += "%" + HEX[byte >> 4] + HEX[byte & 15];
     } else {
       out += String.fromCharCode(byte);
@@ -181,7 +186,7 @@ function plainGetKey(buffer: Uint8Array, start: number, end: number): string | n
   }
   for (let i = start + 4; i < end; i++) {
     const c = buffer[i];
-    if (c <= 0x20 || c >= 0x7f || c === 0x25) return null;
+    if (needsEscape(c)) return null;
   }
   return String.fromCharCode.apply(null, buffer.subarray(start + 4, end) as unknown as number[]);
 }

@@ -252,6 +252,14 @@ Deno.test("query: explains the lookup; exit 0 found, 1 not found, 2 temporary fa
     const report = JSON.parse(failed.stdout)[0];
     assert.equal(report.decision.label, "tempfail");
     assert.match(report.tcpTableReply, /^400 SERVFAIL/);
+    const matched = JSON.parse((await runMain([...base, "--json", "a@contoso.test"], tmp)).stdout);
+    assert.equal(
+      matched[0].decision.reason,
+      "contoso-test.mail.protection.outlook.com matches line 2",
+    );
+    const unusable = await runMain(["query", "-c", `${tmp}/missing.conf`, "a@contoso.test"], tmp);
+    assert.equal(unusable.code, 2);
+    assert.match(unusable.stderr, /^postfix-mx-pattern-router: .*missing\.conf: cannot read/m);
   } finally {
     await dns.close();
     await Deno.remove(tmp, { recursive: true });
