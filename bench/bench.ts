@@ -6,26 +6,35 @@
  * @module
  */
 
+import { DEFAULT_DNS_TIMEOUT_S } from "../lib/cli.ts";
 import type { LoadResult } from "./loadgen.ts";
 import {
+  canPin,
   cpuSeconds,
   DnsProcess,
   type FloorHandle,
-  hasTaskset,
+  loadgenCpus,
   metricSum,
   pinProcess,
   type RouterHandle,
   rssBytes,
   runLoadgen,
   scrapeMetrics,
-  sleep,
   startCFloor,
   startDenoFloor,
   startRouter,
   timedLookups,
 } from "./processes.ts";
+import { delay } from "../tests/support/e2e_util.ts";
 import { type BenchResults, evaluateTargets, hitRatios, type HitRow, hitRow } from "./report.ts";
-import { chooseLoadgen, machineFacts, SEED, STALE_PROBE_DOMAIN, writeInputs } from "./setup.ts";
+import {
+  chooseLoadgen,
+  machineFacts,
+  SEED,
+  STALE_PROBE_DOMAIN,
+  STALE_PROBE_TTL_S,
+  writeInputs,
+} from "./setup.ts";
 import { freshKeys } from "./workload.ts";
 
 /** Options of {@linkcode runBench}. */
@@ -77,7 +86,7 @@ async function measureHits(
   const hits: HitRow[] = [];
   for (const conns of [1, 8]) {
     const active = targets.filter((t) => t.conns.includes(conns));
-    const cpus = pinning ? (conns === 1 ? "0" : "1") : undefined;
+    const cpus = pinning ? loadgenCpus(conns) : undefined;
     const measure = async (target: HitTarget, seconds: number) => {
       if (pinning) await pinProcess(target.pid, "0");
       try {
@@ -111,7 +120,7 @@ async function measureHits(
  */
 async function fillFreshRouter(
   options: { router: RouterHandle; dns: DnsProcess; run: RunLoad; dir: string },
-): Promise<{ rssStart: number; rss: number; entries: number; seconds: number }> {
+): Promise<{ rssStart: number; rss: number; entries: number }> {
   const { router, dns, run, dir } = options;
   const rssStart = (await rssBytes(router.pid)) ?? 0;
   const keys = freshKeys("fresh", 0, 100_000);
@@ -120,7 +129,7 @@ async function fillFreshRouter(
   const dnsBefore = await dns.queries();
   const fill = await run(router.port, 8, keysPath, 0);
   const dnsAfter = await dns.queries();
-  await sleep(500);
+  await delay(500);
   const rss = (await rssBytes(router.pid)) ?? 0;
   const samplePath = `${dir}/fresh-sample.txt`;
   await Deno.writeTextFile(samplePath, keys.filter((_, i) => i % 100 === 0).join("\n") + "\n");
@@ -131,7 +140,7 @@ async function fillFreshRouter(
     `  ${entries} entries in ${fill.secs.toFixed(2)} s (${sampleQueries} queries ` +
       `when 1 % were asked again); RSS ${(rss / MB).toFixed(0)} MB`,
   );
-  return { rssStart, rss, entries, seconds: fill.secs };
+  return { rssStart, rss, entries };
 }
 
 /**
@@ -148,9 +157,9 @@ async function probeDeadDns(
   },
 ): Promise<BenchResults["deadDns"]> {
   const { port, dns, knownKeys, probeKey, probeAt } = options;
-  // The probe domain has the shortest TTL (30 s): expired by now.
-  const staleWait = 31_000 - (performance.now() - probeAt);
-  if (staleWait > 0) await sleep(staleWait);
+  // The probe domain has the shortest TTL: expired by now.
+  const staleWait = (STALE_PROBE_TTL_S + 1) * 1000 - (performance.now() - probeAt);
+  if (staleWait > 0) await delay(staleWait);
   await dns.down();
   try {
     const known = await timedLookups(port, knownKeys);
@@ -174,14 +183,14 @@ async function probeDeadDns(
       staleAgeS,
       unknownMs: unknown[0].ms,
       unknownReply: unknown[0].reply,
-      dnsTimeoutS: 5,
+      dnsTimeoutS: DEFAULT_DNS_TIMEOUT_S,
     };
   } finally {
     await dns.up();
   }
 }
 
-/** Runs the benchmark; prints the table on stdout and writes bench/results.json. */
+/** Runs the benchmark and returns what it measured (run.ts prints and saves it). */
 export async function runBench(options: BenchOptions): Promise<BenchResults> {
   const wallStart = performance.now();
   const dir = await Deno.makeTempDir({ prefix: "mxrouter-bench-" });
@@ -215,11 +224,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
     for (const handle of handles) if (handle !== null) stops.push(() => handle.stop());
     const run: RunLoad = (port, conns, keyFile, seconds, cpus) =>
       runLoadgen(loadgen.tool, { port, conns, keyFile, seconds, cpus });
-    // Unpinned, one connection is bimodal on these VMs (the C floor gives 14,000 or 67,000/s):
-    // a wake-up across vCPUs costs about 25 µs. So the hit runs pin the server to CPU 0 and the
-    // load generator to CPU 0 too (1 connection: pure per-request cost, no cross-CPU wake-up) or
-    // to CPU 1 (8 connections: each side has a core).
-    const pinning = machine.cores >= 2 && await hasTaskset();
+    const pinning = await canPin(machine.cores);
 
     // Known, with the shortest TTL: expired (and served stale) by the time the DNS dies.
     const probeKey = `postmaster@${STALE_PROBE_DOMAIN}`;
@@ -258,7 +263,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
     const fillPath = `${dir}/fill.txt`;
     await Deno.writeTextFile(fillPath, freshKeys("fill", 0, fillCount).join("\n") + "\n");
     const fill = await run(metricsRouter.port, 8, fillPath, 0);
-    await sleep(500);
+    await delay(500);
     const metricsAfterFill = await scrapeMetrics(metricsRouter.metricsPort ?? 0);
     const entriesAfterFill = metricSum(metricsAfterFill, "mxrouter_cache_entries");
     const rssAfterFill = (await rssBytes(metricsRouter.pid)) ?? 0;
@@ -310,7 +315,6 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
         dnsQueriesRouterMetrics: queriesFromMetrics,
         dnsQueriesServer: dnsAfterMetricsPass - dnsBefore,
         queriesPerDistinctDomain: queriesFromMetrics / workload.distinctDomains,
-        cacheEntries: entriesAfterPass,
         secondsWithMetrics: coldMetrics.secs,
         routerCpuSeconds: (cpuAfter[0] ?? 0) - (cpuBefore[0] ?? 0),
         dnsCpuSeconds: (cpuAfter[1] ?? 0) - (cpuBefore[1] ?? 0),

@@ -74,12 +74,10 @@ export class LineReader {
     this.#conn = conn;
   }
 
-  /** The first three bytes of the next line as a reply code (0 if not a number), or null at EOF. */
+  /** The reply code of the next line (see {@linkcode replyCode}), or null at EOF. */
   async nextCode(): Promise<number | null> {
     const line = await this.nextLine();
-    if (line === null) return null;
-    const code = (line[0] - 48) * 100 + (line[1] - 48) * 10 + (line[2] - 48);
-    return line.length >= 3 && code >= 100 && code <= 999 ? code : 0;
+    return line === null ? null : replyCode(line);
   }
 
   /** The next line without its newline (a view valid until the next call), or null at EOF. */
@@ -106,6 +104,33 @@ export class LineReader {
       if (read === null) return null;
       this.#end += read;
     }
+  }
+}
+
+/** The first three bytes of a reply line as a reply code; 0 if they are not one. */
+export function replyCode(line: Uint8Array): number {
+  const code = (line[0] - 48) * 100 + (line[1] - 48) * 10 + (line[2] - 48);
+  return line.length >= 3 && code >= 100 && code <= 999 ? code : 0;
+}
+
+/** Latencies in microseconds, kept unboxed in a Float64Array that grows as needed. */
+export class Samples {
+  #data = new Float64Array(1 << 16);
+  #length = 0;
+
+  /** Adds one sample. */
+  push(value: number): void {
+    if (this.#length === this.#data.length) {
+      const grown = new Float64Array(this.#length * 2);
+      grown.set(this.#data);
+      this.#data = grown;
+    }
+    this.#data[this.#length++] = value;
+  }
+
+  /** The samples so far (a view, valid until the next push). */
+  values(): Float64Array {
+    return this.#data.subarray(0, this.#length);
   }
 }
 
@@ -143,11 +168,9 @@ export async function runLoad(options: RunLoadOptions): Promise<LoadResult> {
   const codes = { 200: 0, 400: 0, 500: 0, other: 0 };
   let errors = 0;
   const samples: Float64Array[] = [];
-  const counts: number[] = [];
   const started = performance.now();
   const worker = async (id: number) => {
-    let latencies = new Float64Array(1 << 16);
-    let n = 0;
+    const latencies = new Samples();
     let conn: Deno.TcpConn;
     try {
       conn = await Deno.connect({ hostname: options.host, port: options.port });
@@ -177,20 +200,14 @@ export async function runLoad(options: RunLoadOptions): Promise<LoadResult> {
         }
         if (code === 200 || code === 400 || code === 500) codes[code]++;
         else codes.other++;
-        if (n === latencies.length) {
-          const grown = new Float64Array(n * 2);
-          grown.set(latencies);
-          latencies = grown;
-        }
-        latencies[n++] = (performance.now() - t0) * 1000;
+        latencies.push((performance.now() - t0) * 1000);
       }
     } catch {
       errors++;
     } finally {
       conn.close();
     }
-    samples.push(latencies.subarray(0, n));
-    counts.push(n);
+    samples.push(latencies.values());
   };
   const workers = Array.from({ length: conns }, (_, id) => worker(id));
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -198,7 +215,7 @@ export async function runLoad(options: RunLoadOptions): Promise<LoadResult> {
   await Promise.all(workers);
   clearTimeout(timer);
   const secs = (performance.now() - started) / 1000;
-  const lookups = counts.reduce((a, b) => a + b, 0);
+  const lookups = samples.reduce((sum, s) => sum + s.length, 0);
   const all = new Float64Array(lookups);
   let offset = 0;
   for (const s of samples) {

@@ -5,7 +5,8 @@
  * @module
  */
 
-import { freePort } from "../tests/support/e2e_util.ts";
+import { freePort, WaitAborted, waitFor, waitForTcp } from "../tests/support/e2e_util.ts";
+import { errorMessage } from "../lib/errors.ts";
 import {
   compilePermissionFlags,
   PROJECT_ROOT,
@@ -17,11 +18,6 @@ import { LineReader, type LoadResult, parseLoadLine, writeAll } from "./loadgen.
 export const HOST = "127.0.0.1";
 
 const BENCH_DIR = `${PROJECT_ROOT}/bench`;
-
-/** Resolves after `ms` milliseconds. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 /** Lines of a child's stdout, read in the background and handed out in order. */
 class StdoutLines {
@@ -183,8 +179,6 @@ export interface RouterStartOptions {
   logPath: string;
   /** Serve metrics on a free port. */
   metrics?: boolean;
-  /** More router flags. */
-  args?: string[];
   /** Flags for `deno run` itself (e.g. `--cpu-prof`). */
   denoFlags?: string[];
 }
@@ -197,7 +191,6 @@ export interface RouterHandle {
   metricsPort: number | null;
   /** The command line (program first). */
   command: string[];
-  logPath: string;
   /** SIGTERM, then SIGKILL after 10 s; resolves when it is gone. */
   stop(): Promise<void>;
 }
@@ -228,7 +221,6 @@ export async function startRouter(options: RouterStartOptions): Promise<RouterHa
     "--dns-server",
     `${HOST}:${options.dnsPort}`,
     ...(metricsPort === null ? [] : ["--metrics", `${HOST}:${metricsPort}`]),
-    ...(options.args ?? []),
   ];
   // The log goes to a file, as journald would take it: cheaper than a pipe we would have to read,
   // dearer than /dev/null, which would hide the cost of writing it.
@@ -244,22 +236,23 @@ export async function startRouter(options: RouterStartOptions): Promise<RouterHa
   let exited = false;
   child.status.then(() => exited = true);
   const listening = `listening on ${HOST}:${port}`;
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const log = await Deno.readTextFile(options.logPath).catch(() => "");
-    if (log.includes(listening)) break;
-    if (exited || Date.now() > deadline) {
-      await stopChild(child, 1000);
-      throw new Error(`router did not start: ${command.join(" ")}\n${log}`);
-    }
-    await sleep(25);
+  const readLog = () => Deno.readTextFile(options.logPath).catch(() => "");
+  try {
+    await waitFor(async () => {
+      if (exited) throw new WaitAborted("the router exited");
+      return (await readLog()).includes(listening);
+    }, { what: listening, timeoutMs: 60_000, intervalMs: 25 });
+  } catch (error) {
+    await stopChild(child, 1000);
+    throw new Error(
+      `router did not start (${errorMessage(error)}): ${command.join(" ")}\n${await readLog()}`,
+    );
   }
   return {
     port,
     pid: child.pid,
     metricsPort,
     command,
-    logPath: options.logPath,
     stop: () => stopChild(child, 10_000),
   };
 }
@@ -309,21 +302,8 @@ export async function startCFloor(binary: string): Promise<FloorHandle> {
     stderr: "inherit",
     stdin: "null",
   }).spawn();
-  await waitForListen(port);
+  await waitForTcp(port, { hostname: HOST });
   return { port, pid: child.pid, stop: () => stopChild(child) };
-}
-
-async function waitForListen(port: number): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    try {
-      (await Deno.connect({ hostname: HOST, port })).close();
-      return;
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await sleep(20);
-    }
-  }
 }
 
 /** The C tools of ../shared/bench, built, or null. */
@@ -362,8 +342,25 @@ export async function buildCTools(dir: string): Promise<{ tools: CTools | null; 
 /** Which load generator drives the servers. */
 export type LoadgenTool = { kind: "c"; binary: string } | { kind: "deno" };
 
-/** Whether `taskset` (util-linux) is there to pin processes to CPUs. */
-export async function hasTaskset(): Promise<boolean> {
+/**
+ * Whether runs can be pinned: 2 cores or more, and `taskset` (util-linux). Unpinned, one
+ * connection is bimodal on these VMs (the C floor gives 14,000 or 67,000/s): a wake-up across
+ * vCPUs costs about 25 µs. So hit runs pin the server to CPU 0 and the load generator as
+ * {@linkcode loadgenCpus} says.
+ */
+export async function canPin(cores: number): Promise<boolean> {
+  return cores >= 2 && await hasTaskset();
+}
+
+/**
+ * Where a pinned load generator runs: on CPU 0 with the server for 1 connection (pure
+ * per-request cost, no cross-CPU wake-up), on CPU 1 for more (each side has a core).
+ */
+export function loadgenCpus(conns: number): string {
+  return conns === 1 ? "0" : "1";
+}
+
+async function hasTaskset(): Promise<boolean> {
   try {
     return (await new Deno.Command("taskset", { args: ["-V"], stdout: "null", stderr: "null" })
       .output()).success;

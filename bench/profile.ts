@@ -7,7 +7,14 @@
  * @module
  */
 
-import { DnsProcess, hasTaskset, pinProcess, runLoadgen, startRouter } from "./processes.ts";
+import {
+  canPin,
+  DnsProcess,
+  loadgenCpus,
+  pinProcess,
+  runLoadgen,
+  startRouter,
+} from "./processes.ts";
 import { chooseLoadgen, writeInputs } from "./setup.ts";
 
 /** Options of {@linkcode runProfile}. */
@@ -107,7 +114,7 @@ export function summarizeProfile(
   }).sort((a, b) => b.selfMs - a.selfMs);
 }
 
-/** Profiles the router's hit path; prints the top functions by self time. */
+/** Profiles the router (the hit path, or the cold pass); returns the functions by self time. */
 export async function runProfile(options: ProfileOptions): Promise<ProfileEntry[]> {
   const dir = await Deno.makeTempDir({ prefix: "mxrouter-profile-" });
   const profileDir = `${dir}/profile`;
@@ -127,7 +134,7 @@ export async function runProfile(options: ProfileOptions): Promise<ProfileEntry[
         denoFlags: ["--cpu-prof", `--cpu-prof-dir=${profileDir}`, ...options.routerDenoFlags],
       });
       // Pinned as in the benchmark's hit runs (see bench.ts), once the cache is full.
-      const pinning = navigator.hardwareConcurrency >= 2 && await hasTaskset();
+      const pinning = await canPin(navigator.hardwareConcurrency);
       let cpus: string | undefined;
       const run = (seconds: number) =>
         runLoadgen(loadgen.tool, {
@@ -145,7 +152,7 @@ export async function runProfile(options: ProfileOptions): Promise<ProfileEntry[
           [hitStart, hitEnd] = [coldStart, coldEnd];
           console.error(`profile: cold pass in ${cold.secs.toFixed(2)} s under the profiler`);
         } else {
-          if (pinning && await pinProcess(router.pid, "0")) cpus = options.conns === 1 ? "0" : "1";
+          if (pinning && await pinProcess(router.pid, "0")) cpus = loadgenCpus(options.conns);
           await run(1);
           hitStart = performance.now();
           const hits = await run(options.seconds);

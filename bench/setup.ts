@@ -22,6 +22,8 @@ export const SEED = 20250601;
 
 /** A name in the zone with the shortest TTL the router keeps (30 s), to test serve-stale. */
 export const STALE_PROBE_DOMAIN = "stale-probe.bench.example";
+/** Its TTL, in seconds: the shortest the router keeps (--min-ttl), so it expires first. */
+export const STALE_PROBE_TTL_S = 30;
 
 /** The machine a run happened on. */
 export interface MachineFacts {
@@ -77,7 +79,6 @@ async function revision(): Promise<string> {
 
 /** The generated inputs, written to files in `dir`. */
 export interface BenchInputs {
-  dir: string;
   zone: ZoneDomain[];
   workload: Workload;
   zonePath: string;
@@ -96,11 +97,10 @@ export async function writeInputs(dir: string, profile: TtlProfile): Promise<Ben
   const probe: FakeDnsBehaviour = {
     kind: "mx",
     records: [{ preference: 0, exchange: "stale-probe.mail.protection.outlook.com" }],
-    ttl: 30,
+    ttl: STALE_PROBE_TTL_S,
   };
   file.zone[STALE_PROBE_DOMAIN] = probe;
   const inputs: BenchInputs = {
-    dir,
     zone,
     workload,
     zonePath: `${dir}/zone.json`,

@@ -15,9 +15,9 @@ import {
   rssBytes,
   runLoadgen,
   scrapeMetrics,
-  sleep,
   startRouter,
 } from "./processes.ts";
+import { delay } from "../tests/support/e2e_util.ts";
 import { chooseLoadgen, type MachineFacts, machineFacts, SEED, writeInputs } from "./setup.ts";
 import type { SoakPlan, SoakReport } from "./soak_client.ts";
 import { PROJECT_ROOT } from "../tests/support/router_process.ts";
@@ -66,7 +66,7 @@ function say(text: string): void {
   console.error(`soak: ${text}`);
 }
 
-/** Runs the soak; prints its table on stdout and writes bench/results.json ("soak"). */
+/** Runs the soak and returns what it measured (run.ts prints and saves it). */
 export async function runSoak(options: SoakOptions): Promise<SoakResults> {
   const dir = await Deno.makeTempDir({ prefix: "mxrouter-soak-" });
   const stops: (() => Promise<void>)[] = [];
@@ -136,14 +136,14 @@ export async function runSoak(options: SoakOptions): Promise<SoakResults> {
         await (dead ? dns.down() : dns.servfail());
         const fromS = elapsed();
         say(`  ${fromS.toFixed(0)} s: DNS ${kind} for ${OUTAGE_S} s`);
-        await sleep(Math.min(OUTAGE_S, options.seconds - fromS) * 1000);
+        await delay(Math.min(OUTAGE_S, options.seconds - fromS) * 1000);
         await dns.up();
         outages.push({ kind, fromS, toS: elapsed() });
         dead = !dead;
         nextOutage += OUTAGE_EVERY_S;
         continue;
       }
-      await sleep(Math.max(0.01, Math.min(nextSample, nextOutage) - elapsed()) * 1000);
+      await delay(Math.max(0.01, Math.min(nextSample, nextOutage) - elapsed()) * 1000);
     }
     const output = await client;
     const report = JSON.parse(new TextDecoder().decode(output.stdout)) as SoakReport;

@@ -12,7 +12,7 @@
  * @module
  */
 
-import { LineReader, percentile, writeAll } from "./loadgen.ts";
+import { LineReader, percentile, replyCode, Samples, writeAll } from "./loadgen.ts";
 import { seededRandom } from "./workload.ts";
 
 /** What the soak client is told to do. */
@@ -71,22 +71,6 @@ export interface SoakReport {
 
 function counts(): ClassCounts {
   return { requests: 0, 200: 0, 400: 0, 500: 0, other: 0, wrong500: 0, wrong200: 0 };
-}
-
-class Samples {
-  data = new Float64Array(1 << 16);
-  length = 0;
-  push(value: number): void {
-    if (this.length === this.data.length) {
-      const grown = new Float64Array(this.length * 2);
-      grown.set(this.data);
-      this.data = grown;
-    }
-    this.data[this.length++] = value;
-  }
-  sorted(): Float64Array {
-    return this.data.subarray(0, this.length).sort();
-  }
 }
 
 /** Runs the soak load described by `plan`. */
@@ -158,7 +142,7 @@ export async function runSoakClient(plan: SoakPlan): Promise<SoakReport> {
           report.errors++;
           break;
         }
-        const code = (line[0] - 48) * 100 + (line[1] - 48) * 10 + (line[2] - 48);
+        const code = replyCode(line);
         const us = (t1 - t0) * 1000;
         all.push(us);
         if (stats === report.known) knownSamples.push(us);
@@ -191,11 +175,11 @@ export async function runSoakClient(plan: SoakPlan): Promise<SoakReport> {
     }
   };
   await Promise.all(Array.from({ length: plan.conns }, (_, id) => worker(id)));
-  const sorted = all.sorted();
+  const sorted = all.values().sort();
   report.p50Us = percentile(sorted, 0.5);
   report.p99Us = percentile(sorted, 0.99);
   report.maxUs = sorted.length > 0 ? sorted[sorted.length - 1] : 0;
-  const knownSorted = knownSamples.sorted();
+  const knownSorted = knownSamples.values().sort();
   report.knownP99Us = percentile(knownSorted, 0.99);
   report.knownMaxUs = knownSorted.length > 0 ? knownSorted[knownSorted.length - 1] : 0;
   return report;

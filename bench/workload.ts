@@ -10,6 +10,8 @@
  */
 
 import type { FakeDnsBehaviour, FakeMxRecord } from "../tests/support/fake_dns.ts";
+import { domainToASCII } from "node:url";
+import { encodeTcpTable } from "../lib/tcp_table.ts";
 
 /** The rules the benchmark's router runs: Microsoft-, Google- and iCloud-like MX, as shipped. */
 export const BENCH_RULES = `# postfix-mx-pattern-router benchmark rules (same as the example config)
@@ -165,10 +167,6 @@ function googleRecords(primary: string): FakeMxRecord[] {
   ];
 }
 
-function toAscii(name: string): string {
-  return new URL(`http://${name}/`).hostname;
-}
-
 function pick<T>(random: () => number, list: readonly T[]): T {
   return list[Math.floor(random() * list.length)];
 }
@@ -271,7 +269,7 @@ export function generateZone(options: ZoneOptions = {}): ZoneDomain[] {
       (random() < 0.5 ? pick(random, SYLLABLES) : "") + (random() < 0.7 ? String(n) : "");
     const idn = random() < 0.01;
     const unicode = `${idn ? pick(random, IDN_PARTS) + n : stem}.${pick(random, TLDS)}`;
-    const ascii = idn ? toAscii(unicode) : unicode;
+    const ascii = idn ? domainToASCII(unicode) : unicode;
     if (seen.has(ascii)) continue;
     seen.add(ascii);
     const kind = pickKind(random);
@@ -301,18 +299,6 @@ export function zoneFile(
       ttl: profile === "long" ? 3600 : 60,
     },
   };
-}
-
-/** Encodes a key as Postfix sends it in a tcp_table request (`%XX` for `%`, space, non-ASCII). */
-export function encodeKey(key: string): string {
-  if (/^[\x21-\x24\x26-\x7e]*$/.test(key)) return key;
-  let out = "";
-  for (const byte of new TextEncoder().encode(key)) {
-    out += byte <= 0x20 || byte >= 0x7f || byte === 0x25
-      ? "%" + byte.toString(16).toUpperCase().padStart(2, "0")
-      : String.fromCharCode(byte);
-  }
-  return out;
 }
 
 /** A generated workload. */
@@ -385,7 +371,7 @@ export function generateWorkload(
     }
     const domain = zone[low];
     distinct.add(low);
-    keys.push(encodeKey(`${localPart(random, k)}@${domain.unicode}`));
+    keys.push(encodeTcpTable(`${localPart(random, k)}@${domain.unicode}`));
     expected.push(domain.expected);
     expectedCounts[domain.expected]++;
   }

@@ -11,6 +11,9 @@ import type { Verbosity } from "./log.ts";
 
 /** Program name in messages. */
 export const PROGRAM = "postfix-mx-pattern-router";
+
+/** --dns-timeout when not given, in seconds: the whole budget of one lookup. */
+export const DEFAULT_DNS_TIMEOUT_S = 5;
 /** Version printed by --version. */
 export const VERSION = "1.0.0";
 
@@ -96,7 +99,7 @@ Serves Postfix tcp_table lookups: routes each recipient domain by the MX hosts D
       --max-dns-inflight N most DNS lookups at once; more wait in order (default 256)
       --dns-server ADDR[:PORT]  DNS server to ask, repeatable; IPv6 as [::1]:5353
                            (default: nameserver lines of /etc/resolv.conf)
-      --dns-timeout SECONDS  the whole time budget of one DNS lookup (default 5)
+      --dns-timeout SECONDS  the whole time budget of one DNS lookup (default ${DEFAULT_DNS_TIMEOUT_S})
       --socketmap ADDR     also serve socketmap_table(5) on HOST:PORT or unix:/path; repeatable
       --socket-mode MODE   permission bits of unix sockets, octal (default 0660)
       --socket-group NAME  group to own unix sockets (e.g. postfix)
@@ -219,7 +222,7 @@ export function parseCommandLine(args: string[]): Command {
       host,
       port: numbers.port ?? 10099,
       dnsServers: values["dns-server"] ?? [],
-      dnsTimeoutMs: (numbers["dns-timeout"] ?? 5) * 1000,
+      dnsTimeoutMs: (numbers["dns-timeout"] ?? DEFAULT_DNS_TIMEOUT_S) * 1000,
       idleTimeoutMs: (numbers.timeout ?? 600) * 1000,
       cacheTtl: numbers["cache-ttl"] ?? 3600,
       minTtl: numbers["min-ttl"] ?? 30,
@@ -272,7 +275,7 @@ function parseQuery(args: string[]): Command {
   }
   const { values, positionals } = parsed;
   if (positionals.length === 0) return { kind: "error", message: "query: give at least one KEY" };
-  let dnsTimeout = 5;
+  let dnsTimeout = DEFAULT_DNS_TIMEOUT_S;
   if (values["dns-timeout"] !== undefined) {
     const value = parseNumber("dns-timeout", values["dns-timeout"]);
     if (typeof value === "string") return { kind: "error", message: `query: ${value}` };
