@@ -181,6 +181,11 @@ export interface RouterStartOptions {
   metrics?: boolean;
   /** Flags for `deno run` itself (e.g. `--cpu-prof`). */
   denoFlags?: string[];
+  /**
+   * The router variant to run: the multi-core experiment, bench/multicore_router.ts with this
+   * many workers (each logs its own `listening on`); the router itself, main.ts, when absent.
+   */
+  workers?: number;
 }
 
 /** A router process. */
@@ -202,16 +207,25 @@ export interface RouterHandle {
 export async function startRouter(options: RouterStartOptions): Promise<RouterHandle> {
   const port = await freePort();
   const metricsPort = options.metrics ? await freePort() : null;
-  const permissions = withExtraPaths(await compilePermissionFlags(), [options.tmpDir]);
+  const workers = options.workers ?? null;
+  // Workers load their modules with read permission, which `deno run` asks for the sources (a
+  // compiled binary would not); SO_REUSEPORT needs --unstable-net.
+  const permissions = withExtraPaths(await compilePermissionFlags(), [options.tmpDir])
+    .map((flag) =>
+      workers !== null && flag.startsWith("--allow-read=") ? `${flag},${PROJECT_ROOT}` : flag
+    );
   const command = [
     Deno.execPath(),
     "run",
     "--no-prompt",
     ...permissions,
+    ...(workers === null ? [] : ["--unstable-net"]),
     // After the compile task's flags: V8 keeps the last value given, so an extra
     // `--v8-flags=--max-semi-space-size=1` replaces the baked-in one instead of being replaced.
     ...(options.denoFlags ?? []),
-    `${PROJECT_ROOT}/main.ts`,
+    ...(workers === null
+      ? [`${PROJECT_ROOT}/main.ts`]
+      : [`${BENCH_DIR}/multicore_router.ts`, "--workers", String(workers)]),
     "-c",
     options.rulesPath,
     "-H",
@@ -240,7 +254,7 @@ export async function startRouter(options: RouterStartOptions): Promise<RouterHa
   try {
     await waitFor(async () => {
       if (exited) throw new WaitAborted("the router exited");
-      return (await readLog()).includes(listening);
+      return (await readLog()).split(listening).length > (workers ?? 1);
     }, { what: listening, timeoutMs: 60_000, intervalMs: 25 });
   } catch (error) {
     await stopChild(child, 1000);

@@ -7,7 +7,8 @@
  * deno task bench --soak --soak-seconds 60
  * deno task bench --profile            # the router's hit path under the CPU profiler
  * deno task bench --profile --profile-phase cold   # the cold pass under the CPU profiler
- * deno task bench --stretch            # the multi-core ceiling: the floor in 1 and 2 processes
+ * deno task bench --stretch            # more than one core: the router in 1 thread and in 2
+ *                                      # workers (SO_REUSEPORT), and the floor in 1 and 2 processes
  * ```
  *
  * Other flags: `--seconds N` and `--rounds N` (each hit figure is the median of N interleaved
