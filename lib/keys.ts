@@ -35,13 +35,16 @@ export function domainFromKey(key: string): KeyDomain {
   if (domain === "*") return { ok: false, reason: "wildcard key" };
   if (domain.startsWith("[")) return { ok: false, reason: "address literal" };
   if (domain.startsWith(".")) return { ok: false, reason: "parent-domain key" };
-  domain = plainDomain(domain);
-  if (domain === "") return { ok: false, reason: "empty domain" };
-  if (!isAscii(domain)) {
-    const ascii = domainToASCII(domain);
+  if (isAscii(domain)) {
+    domain = plainDomain(domain);
+  } else {
+    // IDNA maps case itself (UTS #46); JavaScript's toLowerCase would not map the same way
+    // (a final sigma), and could name another domain.
+    const ascii = domainToASCII(domain.endsWith(".") ? domain.slice(0, -1) : domain);
     if (ascii === "") return { ok: false, reason: "invalid internationalised domain name" };
     domain = ascii;
   }
+  if (domain === "") return { ok: false, reason: "empty domain" };
   return checkDomainName(domain);
 }
 

@@ -17,6 +17,12 @@ Deno.test("UTF-8 domains become their ASCII form", () => {
     domain: "xn--mller-kva.example",
   });
   assert.deepEqual(domainFromKey("bücher.example"), { ok: true, domain: "xn--bcher-kva.example" });
+  // IDNA's own case mapping, not JavaScript's: ΣΑΣ is σασ, where toLowerCase gives σας.
+  assert.deepEqual(domainFromKey("u@example.ΣΑΣ"), { ok: true, domain: "example.xn--mxa9ab" });
+  assert.deepEqual(domainFromKey("u@BÜCHER.Example."), {
+    ok: true,
+    domain: "xn--bcher-kva.example",
+  });
 });
 
 Deno.test("keys that name no routable domain are refused without DNS", () => {
