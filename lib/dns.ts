@@ -105,9 +105,10 @@ export function createResolver(options: ResolverOptions): DnsResolver {
     report({
       server: from,
       transport,
+      // A truncated reply is counted by its rcode: it is not broken, only short (TCP follows).
       outcome: result.kind === "fail"
         ? result.failure.cause
-        : outcome.kind === "tempfail" && outcome.cause === "malformed"
+        : outcome.kind === "tempfail" && outcome.cause === "malformed" && !result.reply.truncated
         ? "malformed"
         : rcodeLabel(result.reply.rcode),
       durationMs: performance.now() - started,

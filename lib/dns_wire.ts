@@ -37,8 +37,8 @@ export interface DnsReply {
   rcode: number;
   /** The TC bit: the answer did not fit, ask again over TCP. */
   truncated: boolean;
-  /** The decoded message. */
-  packet: dnsPacket.DecodedPacket;
+  /** The decoded message; null for a truncated one cut too short to decode. */
+  packet: dnsPacket.DecodedPacket | null;
 }
 
 /** What a received packet means for the query we sent. */
@@ -138,10 +138,16 @@ export function checkReply(bytes: Uint8Array, query: SentQuery): ReplyCheck {
   if (id !== query.id) return { kind: "ignore", why: "wrong ID" };
   if ((bytes[2] & 0x80) === 0) return { kind: "ignore", why: "not a response" };
   if (((bytes[2] >> 3) & 0x0f) !== 0) return { kind: "ignore", why: "wrong opcode" };
+  const truncated = (bytes[2] & 0x02) !== 0;
   let packet: dnsPacket.DecodedPacket;
   try {
     packet = decode(bytes);
   } catch (error) {
+    // A server may cut a truncated answer mid-record and keep the counts: what matters is the
+    // TC bit, which sends us to TCP (the ID matched, and the sender was checked by the caller).
+    if (truncated) {
+      return { kind: "reply", reply: { rcode: bytes[3] & 0x0f, truncated, packet: null } };
+    }
     // dns-packet throws on compression loops, bad pointers and counts exceeding the packet.
     return { kind: "malformed", why: errorMessage(error) };
   }
@@ -158,7 +164,7 @@ export function checkReply(bytes: Uint8Array, query: SentQuery): ReplyCheck {
     // RFC 6891: the OPT record carries the upper 8 bits of a 12-bit rcode.
     if (record.type === "OPT") rcode |= record.extendedRcode << 4;
   }
-  return { kind: "reply", reply: { rcode, truncated: (bytes[2] & 0x02) !== 0, packet } };
+  return { kind: "reply", reply: { rcode, truncated, packet } };
 }
 
 /** Maps a response code to its metrics label. */
@@ -232,6 +238,35 @@ function negativeTtl(packet: dnsPacket.DecodedPacket, name: string): number | nu
 }
 
 /**
+ * NOERROR without MX records: NODATA (the domain is its own MX) only when the reply says so. A
+ * resolver's NODATA carries the zone's SOA (RFC 2308); a bare empty reply (a local server such as
+ * dnsmasq) is taken as NODATA too. But an empty answer with NS records only is a referral (the
+ * server does not recurse), and one with records that lead nowhere (a CNAME not followed, records
+ * of other names) is incomplete: both are failures, never "no MX" (a wrong 500 misroutes mail).
+ */
+function noData(
+  packet: dnsPacket.DecodedPacket,
+  reply: { soaTtl: number | null; answers: dnsPacket.Answer[]; from: string },
+): MxOutcome {
+  if (reply.soaTtl !== null) return { kind: "nodata", negativeTtl: reply.soaTtl };
+  if ((packet.authorities ?? []).some((record) => record.type === "NS")) {
+    return {
+      kind: "tempfail",
+      reason: `referral from ${reply.from}, not an answer: is it a recursive resolver?`,
+      cause: "malformed",
+    };
+  }
+  if (reply.answers.length > 0) {
+    return {
+      kind: "tempfail",
+      reason: `incomplete answer from ${reply.from}: no MX records and no SOA for the name`,
+      cause: "malformed",
+    };
+  }
+  return { kind: "nodata", negativeTtl: null };
+}
+
+/**
  * Turns a reply that answers an MX query for `context.name` into an outcome. Follows CNAME
  * chains within the answer section and ignores records about any other name. Never throws.
  */
@@ -253,6 +288,8 @@ export function interpretReply(reply: DnsReply, context: ReplyContext): MxOutcom
     const rcodeName = RCODE_NAMES[rcode] ?? `RCODE ${rcode}`;
     return { kind: "tempfail", reason: `${rcodeName} from ${from}`, cause: "rcode" };
   }
+  // An answer cut short is never taken for the whole: over UDP the caller asks again over TCP.
+  if (reply.truncated || packet === null) return malformed("truncated (TC bit set)");
 
   const answers = (packet.answers ?? []).filter(isIn);
   // The CNAME TTLs bound the answer too: the alias may change when they expire.
@@ -273,8 +310,11 @@ export function interpretReply(reply: DnsReply, context: ReplyContext): MxOutcom
     chainTtl = Math.min(chainTtl, usableTtl(alias.ttl));
   }
 
+  const soaTtl = negativeTtl(packet, owner);
+  // Through a CNAME, a negative answer lasts no longer than the alias.
+  const chainedTtl = soaTtl === null ? null : Math.min(soaTtl, chainTtl);
   if (rcode === RCODE_NXDOMAIN) {
-    return { kind: "nxdomain", negativeTtl: negativeTtl(packet, owner) };
+    return { kind: "nxdomain", negativeTtl: chainTtl < Infinity ? chainedTtl ?? chainTtl : soaTtl };
   }
 
   const exchanges: { preference: number; host: string }[] = [];
@@ -293,9 +333,8 @@ export function interpretReply(reply: DnsReply, context: ReplyContext): MxOutcom
   }
   if (exchanges.length === 0) {
     // RFC 7505: a null MX says "no mail"; mixed with real exchanges it is ignored.
-    return nullMxTtl === null
-      ? { kind: "nodata", negativeTtl: negativeTtl(packet, owner) }
-      : { kind: "nullmx", ttl: nullMxTtl };
+    if (nullMxTtl !== null) return { kind: "nullmx", ttl: nullMxTtl };
+    return noData(packet, { soaTtl: chainedTtl, answers, from });
   }
   // Array.prototype.sort is stable, so equal preferences keep the answer order.
   exchanges.sort((a, b) => a.preference - b.preference);

@@ -255,6 +255,44 @@ Deno.test("truncated UDP answer: the TCP answer is used", async () => {
   ]);
 });
 
+Deno.test("truncated UDP answer cut mid-record: the TCP answer is used", async () => {
+  // Some servers cut a long answer at 512 bytes, mid-record, with TC set and the counts kept.
+  const records = Array.from({ length: 30 }, (_, i) => ({
+    preference: i,
+    exchange: `mx${i}.a-long-name-for-padding.example.net`,
+  }));
+  const whole: FakeDnsBehaviour = { kind: "mx", records, ttl: 600 };
+  const cut = (query: Uint8Array) => {
+    const bytes = Uint8Array.from(
+      replyTo(query, {
+        answers: records.map((data) => ({
+          type: "MX" as const,
+          name: "example.com",
+          ttl: 600,
+          class: "IN" as const,
+          data,
+        })),
+      }),
+    ).slice(0, 512);
+    bytes[2] |= 0x02; // TC
+    return bytes;
+  };
+  const { outcome, queries, events } = await lookup({
+    kind: "perQuery",
+    list: [{ kind: "raw", reply: cut }, whole],
+  });
+  assert.equal(outcome.kind, "mx");
+  assert.equal(
+    outcome.kind === "mx" && outcome.hosts[0],
+    "mx0.a-long-name-for-padding.example.net",
+  );
+  assert.equal(queries, 2);
+  assert.deepEqual(events.map((event) => [event.transport, event.outcome]), [
+    ["udp", "noerror"],
+    ["tcp", "noerror"],
+  ]);
+});
+
 Deno.test("truncated UDP answer and a TCP server that fails: tempfail", async () => {
   const { outcome } = await lookup({ kind: "truncate", then: { kind: "silence" } }, {
     timeoutMs: 300,

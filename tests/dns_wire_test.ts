@@ -309,10 +309,70 @@ Deno.test("interpretReply: records about other names are ignored", () => {
     }),
     { kind: "mx", hosts: ["mx.example.com"], ttl: 500 },
   );
+  // Nothing about our name and no SOA: not a NODATA answer, and so not a "no MX" guess.
   assert.deepEqual(outcome({ answers: [mx("evil.example", 0, "attacker.example")] }), {
-    kind: "nodata",
-    negativeTtl: null,
+    kind: "tempfail",
+    reason: "incomplete answer from 127.0.0.1:53: no MX records and no SOA for the name",
+    cause: "malformed",
   });
+});
+
+Deno.test("interpretReply: a referral or an unfollowed CNAME is a failure, never NODATA", () => {
+  const ns = (name: string): dnsPacket.Answer => ({
+    type: "NS",
+    name,
+    ttl: 518400,
+    class: "IN",
+    data: "a.root-servers.net",
+  });
+  // A server that does not recurse answers with NS records only: no answer at all.
+  assert.deepEqual(outcome({ authorities: [ns(".")] }), {
+    kind: "tempfail",
+    reason: "referral from 127.0.0.1:53, not an answer: is it a recursive resolver?",
+    cause: "malformed",
+  });
+  assert.deepEqual(outcome({ authorities: [ns("com")] }).kind, "tempfail");
+  // The alias, but neither the target's MX records nor its zone's SOA: the chain was not followed.
+  assert.deepEqual(outcome({ answers: [cname("example.com", "mail.other.net")] }), {
+    kind: "tempfail",
+    reason: "incomplete answer from 127.0.0.1:53: no MX records and no SOA for the name",
+    cause: "malformed",
+  });
+  // NODATA with the zone's SOA beside NS records is still NODATA.
+  assert.deepEqual(outcome({ authorities: [soa("example.com", 600, 300), ns("example.com")] }), {
+    kind: "nodata",
+    negativeTtl: 300,
+  });
+});
+
+Deno.test("checkReply: a truncated answer cut mid-record is a reply to retry, not malformed", () => {
+  // A copy: slices of the Buffer dns-packet returns would share its bytes.
+  const full = Uint8Array.from(response({
+    answers: Array.from(
+      { length: 30 },
+      (_, i) => mx("example.com", i, `mx${i}.a-long-name-for-padding.example.net`),
+    ),
+  }));
+  const cut = full.slice(0, 512);
+  cut[2] |= 0x02; // TC
+  const check = checkReply(cut, QUERY);
+  assert.equal(check.kind, "reply");
+  if (check.kind !== "reply") return;
+  assert.equal(check.reply.truncated, true);
+  assert.equal(check.reply.packet, null);
+  // Never read as an answer, whole or partial.
+  assert.deepEqual(interpretReply(check.reply, { name: QUERY.name, from: FROM }), {
+    kind: "tempfail",
+    reason: "malformed answer from 127.0.0.1:53: truncated (TC bit set)",
+    cause: "malformed",
+  });
+  // Without TC the same cut packet is malformed.
+  assert.equal(checkReply(full.slice(0, 512), QUERY).kind, "malformed");
+  // Decodable but truncated: not taken as the whole answer either.
+  assert.equal(
+    outcome({ flags: 0x0200, answers: [mx("example.com", 0, "mx.test")] }).kind,
+    "tempfail",
+  );
 });
 
 Deno.test("interpretReply: CNAME chains are followed, their TTLs bound the answer", () => {
@@ -336,12 +396,33 @@ Deno.test("interpretReply: CNAME chains are followed, their TTLs bound the answe
     }),
     { kind: "nxdomain", negativeTtl: 30 },
   );
-  assert.deepEqual(
+  // An SOA of the alias's zone says nothing about the target: the chain was not followed.
+  assert.equal(
     outcome({
       answers: [cname("example.com", "a.test")],
       authorities: [soa("example.com", 60, 30)],
+    }).kind,
+    "tempfail",
+  );
+  // A negative answer through a CNAME lasts no longer than the alias.
+  assert.deepEqual(
+    outcome({
+      answers: [cname("example.com", "a.test", 20)],
+      authorities: [soa("test", 600, 300)],
     }),
-    { kind: "nodata", negativeTtl: null },
+    { kind: "nodata", negativeTtl: 20 },
+  );
+  assert.deepEqual(
+    outcome({
+      rcode: 3,
+      answers: [cname("example.com", "gone.test", 20)],
+      authorities: [soa("test", 600, 300)],
+    }),
+    { kind: "nxdomain", negativeTtl: 20 },
+  );
+  assert.deepEqual(
+    outcome({ rcode: 3, answers: [cname("example.com", "gone.test", 20)] }),
+    { kind: "nxdomain", negativeTtl: 20 },
   );
 });
 
