@@ -40,6 +40,11 @@ function fail(lines: string[], code: number): never {
 }
 
 async function serve(options: ServeOptions): Promise<void> {
+  // A SIGHUP before the reload handler below is in place (`systemctl reload` right after start)
+  // would kill the process by default: note it, and reload once serving.
+  let reloadAsked = false;
+  const noteReload = () => reloadAsked = true;
+  Deno.addSignalListener("SIGHUP", noteReload);
   const logSink = setupLogging({
     verbosity: options.verbosity,
     journal: Deno.env.get("JOURNAL_STREAM") !== undefined,
@@ -122,7 +127,7 @@ async function serve(options: ServeOptions): Promise<void> {
 
   const stats = startStatsLog({ cache, router, limit });
   let reloads = 0;
-  Deno.addSignalListener("SIGHUP", async () => {
+  const reload = async () => {
     // Two quick SIGHUPs: only the newest reload may install what it read.
     const reload = ++reloads;
     const [reloaded, reread] = await Promise.all([
@@ -150,7 +155,10 @@ async function serve(options: ServeOptions): Promise<void> {
     // Its lookups under way finish on their sockets; then they close.
     replaced.close();
     log.info`reload: DNS servers ${reread.value.map(formatHostPort).join(", ")}`;
-  });
+  };
+  Deno.addSignalListener("SIGHUP", reload);
+  Deno.removeSignalListener("SIGHUP", noteReload);
+  if (reloadAsked) reload();
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;

@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import { findBinary, freePort, run } from "./support/e2e_util.ts";
+import { delay, findBinary, freePort, run, spawnCaptured, waitFor } from "./support/e2e_util.ts";
 import { isCi } from "./support/e2e_env.ts";
 import { postmapQuery } from "./support/postfix.ts";
 import { O365, postmapTest, RULES, startRouterFixture } from "./support/router_fixture.ts";
@@ -149,6 +149,67 @@ async function waitForLog(stderr: () => string, pattern: RegExp): Promise<void> 
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+Deno.test("a SIGHUP while starting (systemctl reload at once) is a reload, not death", async () => {
+  const tmp = await Deno.makeTempDir();
+  const dns = await startFakeDns({
+    zone: { "implicit.test": { kind: "nodata" }, "new.test": { kind: "nodata" } },
+  });
+  // The rules file is a pipe: the router's read of it waits for us, mid-start, by design.
+  const fifo = `${tmp}/rules.conf`;
+  assert.equal((await run("mkfifo", { args: [fifo] })).code, 0);
+  const port = await freePort();
+  const permissions = withExtraPaths(await compilePermissionFlags(), [tmp]);
+  const router = spawnCaptured(Deno.execPath(), {
+    args: [
+      "run",
+      "--no-prompt",
+      ...permissions,
+      `${PROJECT_ROOT}/main.ts`,
+      "-c",
+      fifo,
+      "-p",
+      String(port),
+      "--dns-server",
+      `127.0.0.1:${dns.port}`,
+    ],
+    env: { NO_COLOR: "1" },
+  });
+  const feed = async (text: string) => {
+    // Opening for writing returns once the router has opened the file to read it.
+    using file = await Deno.open(fifo, { write: true });
+    await file.write(encoder.encode(text));
+  };
+  try {
+    const file = await Deno.open(fifo, { write: true });
+    try {
+      router.kill("SIGHUP"); // the router is reading its rules: not serving yet
+      await delay(300);
+      assert.equal(router.exited(), false, `killed by SIGHUP:\n${router.stderr()}`);
+      await file.write(encoder.encode(RULES));
+    } finally {
+      file.close();
+    }
+    // The reload it owes reads the rules again (once serving, so the first read is closed): a
+    // rule added since then is in force after.
+    await waitFor(() => router.stderr().includes(`listening on 127.0.0.1:${port}`), {
+      what: "listening",
+      detail: () => router.stderr(),
+    });
+    await feed(RULES + "suffix:new.test relay:[new.example]:25\n");
+    await waitFor(() => router.stderr().includes("reloaded 4 rules"), {
+      what: "the reload",
+      detail: () => router.stderr(),
+    });
+    const client = await LineClient.connect(port);
+    assert.equal(await client.get("a@new.test"), "200 relay:[new.example]:25");
+    client.close();
+  } finally {
+    await router.stop();
+    await dns.close();
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
 
 Deno.test("SIGTERM with requests in flight: all answered, exit 0", async () => {
   await using fixture = await startRouterFixture();
