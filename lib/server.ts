@@ -220,6 +220,7 @@ export class TableServer {
         state.lastActive = this.#clock;
         state.busy = true;
         let closeAfter = false;
+        const unread = start;
         for (;;) {
           const status = codec.frame(buffer, start, end, frame);
           if (status === FRAME_NEED_MORE) break;
@@ -238,7 +239,11 @@ export class TableServer {
         if (start === end) {
           start = end = 0;
           state.partialSince = 0;
-        } else if (state.partialSince === 0) {
+          // A long request grew the buffer: give it back, idle connections stay small.
+          if (buffer.length > INITIAL_BUFFER) buffer = new Uint8Array(INITIAL_BUFFER);
+        } else if (state.partialSince === 0 || start !== unread) {
+          // The request left unfinished began in this read (a client that pipelines and makes
+          // progress is never "drip-feeding").
           state.partialSince = state.lastActive;
         }
         const only = replies.length === 1 ? replies[0] : null;

@@ -15,8 +15,13 @@ import {
 } from "./codec.ts";
 import type { Decision } from "./router.ts";
 
-/** Longest netstring payload accepted or sent, as socketmap_table(5) allows. */
+/** Longest netstring payload sent, as socketmap_table(5) allows. */
 export const MAX_NETSTRING = 100_000;
+/**
+ * Longest request payload accepted ("NAME KEY"): the bound of a tcp_table request line. Keys are
+ * addresses; a 100,000-byte buffer kept for each of thousands of connections is not.
+ */
+export const MAX_SOCKETMAP_REQUEST = 4096;
 
 const encoder = new TextEncoder();
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
@@ -50,7 +55,7 @@ export type NetstringScan =
   | { kind: "bad"; reason: string };
 
 /**
- * Looks for one netstring at `buffer[start, end)`. A bad length, an oversize length or a missing
+ * Looks for one netstring at `buffer[start, end)`. A bad length, a length over `max` or a missing
  * trailing comma is `bad`: the stream cannot be framed any further.
  *
  * @example
@@ -58,7 +63,12 @@ export type NetstringScan =
  * scanNetstring(new TextEncoder().encode("3:abc,"), 0, 6); // { kind: "ok", data: "abc", next: 6 }
  * ```
  */
-export function scanNetstring(buffer: Uint8Array, start: number, end: number): NetstringScan {
+export function scanNetstring(
+  buffer: Uint8Array,
+  start: number,
+  end: number,
+  max: number = MAX_NETSTRING,
+): NetstringScan {
   let length = 0;
   let index = start;
   for (; index < end; index++) {
@@ -70,9 +80,7 @@ export function scanNetstring(buffer: Uint8Array, start: number, end: number): N
       return { kind: "bad", reason: "malformed netstring length" };
     }
     length = length * 10 + (c - 0x30);
-    if (length > MAX_NETSTRING) {
-      return { kind: "bad", reason: `netstring longer than ${MAX_NETSTRING} bytes` };
-    }
+    if (length > max) return { kind: "bad", reason: `netstring longer than ${max} bytes` };
   }
   if (index === end) return { kind: "need-more" };
   if (index === start) {
@@ -101,9 +109,9 @@ const NOT_FOUND = encodeNetstring("NOTFOUND ");
 export const socketmapCodec: ProtocolCodec = {
   name: "socketmap",
   slot: 1,
-  maxFrame: MAX_NETSTRING + 8,
+  maxFrame: MAX_SOCKETMAP_REQUEST + 6,
   frame(buffer: Uint8Array, start: number, end: number, out: Frame): FrameStatus {
-    const scan = scanNetstring(buffer, start, end);
+    const scan = scanNetstring(buffer, start, end, MAX_SOCKETMAP_REQUEST);
     if (scan.kind === "need-more") return FRAME_NEED_MORE;
     if (scan.kind === "bad") return perm(out, end, scan.reason, true);
     let request: string;

@@ -191,6 +191,37 @@ Deno.test("a request dripped byte by byte is cut off after the request timeout",
   assert.ok(waited >= 250 && waited < 2000, `closed after ${waited} ms`);
 });
 
+Deno.test("after a long request the connection serves on (its buffer shrinks back)", async () => {
+  await using s = await startServer();
+  const client = await s.client();
+  // 3 kB: over the first buffer, under the line bound; sent in two parts, so the buffer grows.
+  const key = "x".repeat(3000) + "@other.example";
+  await client.send(`get ${key.slice(0, 1500)}`);
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  await client.send(`${key.slice(1500)}\nget user@contoso.example\n`);
+  assert.equal(await client.line(), "500 NO%20RESULT");
+  assert.equal(await client.line(), "200 relay:[o365.example]:587");
+  for (const part of ["get user@gmail.", "example\nget user@contoso.example\n"]) {
+    await client.send(part);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  assert.equal(await client.line(), "200 smtp:[a.example]:25,%20[b.example]:25");
+  assert.equal(await client.line(), "200 relay:[o365.example]:587");
+});
+
+Deno.test("a client that makes progress is not cut off, though each read ends mid-request", async () => {
+  await using s = await startServer({ idleTimeoutMs: 300 });
+  const client = await s.client();
+  // Every 60 ms: finish the request begun before and begin the next (9 × 60 ms > 300 ms).
+  await client.send("get user@contoso.ex");
+  for (let i = 0; i < 9; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    await client.send("ample\nget user@contoso.ex");
+    assert.equal(await client.line(), "200 relay:[o365.example]:587", `request ${i + 1}`);
+  }
+  assert.equal(s.server.connections, 1, "the pipelining connection is still open");
+});
+
 Deno.test("a client that never reads its replies cannot make the server buffer without bound", async () => {
   await using s = await startServer({ stuckTimeoutMs: 300 });
   const conn = await Deno.connect({ hostname: "127.0.0.1", port: s.port });

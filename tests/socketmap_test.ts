@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { FRAME_BAD, FRAME_NEED_MORE, FRAME_REQUEST, newFrame } from "../lib/codec.ts";
 import type { Decision } from "../lib/router.ts";
-import { encodeNetstring, MAX_NETSTRING, scanNetstring, socketmapCodec } from "../lib/socketmap.ts";
+import {
+  encodeNetstring,
+  MAX_NETSTRING,
+  MAX_SOCKETMAP_REQUEST,
+  scanNetstring,
+  socketmapCodec,
+} from "../lib/socketmap.ts";
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 const text = (data: Uint8Array) => new TextDecoder().decode(data);
@@ -55,6 +61,16 @@ Deno.test("socketmapCodec answers PERM: malformed framing closes, bad content do
   const oversize = bytes("200000:");
   assert.equal(socketmapCodec.frame(oversize, 0, oversize.length, frame), FRAME_BAD);
   assert.equal(frame.close, true);
+  // Requests are bounded like a tcp_table line: refused from the length, before any data.
+  const long = bytes(`${MAX_SOCKETMAP_REQUEST + 1}:`);
+  assert.equal(socketmapCodec.frame(long, 0, long.length, frame), FRAME_BAD);
+  assert.equal(frame.close, true);
+  assert.match(text(frame.reply), /^\d+:PERM netstring longer than 4096 bytes,$/);
+  const key = "u@example.com".padStart(MAX_SOCKETMAP_REQUEST - "mxroute ".length, "x");
+  const longest = bytes(`${MAX_SOCKETMAP_REQUEST}:mxroute ${key},`);
+  assert.equal(longest.length, socketmapCodec.maxFrame);
+  assert.equal(socketmapCodec.frame(longest, 0, longest.length, frame), FRAME_REQUEST);
+  assert.equal(frame.key, key);
   const noKey = bytes("7:mxroute,");
   assert.equal(socketmapCodec.frame(noKey, 0, noKey.length, frame), FRAME_BAD);
   assert.equal(frame.close, false);
