@@ -24,6 +24,7 @@ import {
   type ListenAddress,
   openListener,
   parseListenAddress,
+  removeOwnSocket,
 } from "./lib/listen.ts";
 import { type ConnectionLimit, REQUEST_TIMEOUT_MS, TableServer } from "./lib/server.ts";
 import { socketmapCodec } from "./lib/socketmap.ts";
@@ -165,7 +166,11 @@ async function serve(options: ServeOptions): Promise<void> {
     stopping = true;
     log.info`${signal}: stopping; answering the requests already read`;
     await Promise.all(servers.map((server) => server.stop(STOP_GRACE_MS)));
-    await removeUnixSockets(endpoints.map((e) => e.address));
+    for (const { address, socketFile } of endpoints) {
+      if (address.transport === "unix" && socketFile !== null) {
+        await removeOwnSocket(address.path, socketFile);
+      }
+    }
     await metricsServer?.shutdown();
     stats.stop();
     log.info`stopped`;
@@ -192,6 +197,8 @@ interface Endpoint {
   address: ListenAddress;
   codec: ProtocolCodec;
   listener: Deno.Listener;
+  /** Which unix socket file is ours (removed at stop only if still there); null for TCP. */
+  socketFile: string | null;
 }
 
 /** Opens every listener the options ask for, or exits with a message naming the address. */
@@ -219,8 +226,11 @@ async function listenAll(options: ServeOptions): Promise<Endpoint[]> {
   const endpoints: Endpoint[] = [];
   for (const { address, codec } of wanted) {
     try {
-      const listener = await openListener(address, { mode: options.socketMode, gid });
-      endpoints.push({ address, codec, listener });
+      const { listener, socketFile } = await openListener(address, {
+        mode: options.socketMode,
+        gid,
+      });
+      endpoints.push({ address, codec, listener, socketFile });
     } catch (error) {
       const why = errorMessage(error);
       fail([`fatal: cannot listen on ${formatListenAddress(address)}: ${why}`], 1);
@@ -240,13 +250,6 @@ function startMetrics(options: ServeOptions, metrics: RouterMetrics): Deno.HttpS
     return server;
   } catch (error) {
     fail([`fatal: cannot listen on ${options.metrics} for metrics: ${error}`], 1);
-  }
-}
-
-async function removeUnixSockets(addresses: ListenAddress[]): Promise<void> {
-  for (const address of addresses) {
-    if (address.transport !== "unix") continue;
-    await Deno.remove(address.path).catch(() => {});
   }
 }
 

@@ -48,30 +48,75 @@ export interface UnixSocketOptions {
   gid: number | null;
 }
 
+/** An open listener; for a unix socket, which socket file is ours. */
+export interface OpenListener {
+  listener: Deno.Listener;
+  /** The socket file's identity, to remove it at stop only if it is still ours; null for TCP. */
+  socketFile: string | null;
+}
+
 /**
- * Opens a listener. A unix socket path that holds a stale socket is replaced; any other kind of
- * file there is an error (we never delete what is not ours).
+ * A file's identity: its inode and modification time, to the millisecond (an inode number alone
+ * is soon reused; the change time, which our chmod moves, is read to the second only).
+ */
+function fileIdentity(info: Deno.FileInfo): string {
+  return `${info.dev}:${info.ino}:${info.mtime?.getTime()}`;
+}
+
+/**
+ * Opens a listener. A unix socket path that holds a stale socket (nobody accepts on it) is
+ * replaced; a socket another process serves, or any other kind of file, is an error (we never
+ * delete what is not ours).
  */
 export async function openListener(
   address: ListenAddress,
   unix: UnixSocketOptions,
-): Promise<Deno.Listener> {
+): Promise<OpenListener> {
   if (address.transport === "tcp") {
-    return Deno.listen({ hostname: address.host, port: address.port });
+    const listener = Deno.listen({ hostname: address.host, port: address.port });
+    return { listener, socketFile: null };
   }
+  const path = address.path;
   try {
-    const stat = await Deno.lstat(address.path);
+    const stat = await Deno.lstat(path);
     if (!stat.isSocket) {
-      throw new Error(`${address.path} exists and is not a socket; remove it or pick another path`);
+      throw new Error(`${path} exists and is not a socket; remove it or pick another path`);
     }
-    await Deno.remove(address.path);
+    if (await accepts(path)) {
+      throw new Error(
+        `${path} is in use: another process accepts connections on it; stop it or pick another path`,
+      );
+    }
+    await Deno.remove(path);
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
   }
-  const listener = Deno.listen({ transport: "unix", path: address.path });
-  await Deno.chmod(address.path, unix.mode);
-  if (unix.gid !== null) await Deno.chown(address.path, null, unix.gid);
-  return listener;
+  const listener = Deno.listen({ transport: "unix", path });
+  await Deno.chmod(path, unix.mode);
+  if (unix.gid !== null) await Deno.chown(path, null, unix.gid);
+  return { listener, socketFile: fileIdentity(await Deno.lstat(path)) };
+}
+
+/** Whether a process accepts connections on the unix socket at `path`. */
+async function accepts(path: string): Promise<boolean> {
+  try {
+    (await Deno.connect({ transport: "unix", path })).close();
+    return true;
+  } catch {
+    return false; // refused: a socket left by a process that is gone
+  }
+}
+
+/**
+ * Removes the unix socket we made at `path`, unless the file there is no longer ours (another
+ * instance replaced it since): that one's clients must keep reaching it.
+ */
+export async function removeOwnSocket(path: string, socketFile: string): Promise<void> {
+  try {
+    if (fileIdentity(await Deno.lstat(path)) === socketFile) await Deno.remove(path);
+  } catch {
+    // Gone already.
+  }
 }
 
 /**
