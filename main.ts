@@ -26,7 +26,8 @@ import {
   parseListenAddress,
   removeOwnSocket,
 } from "./lib/listen.ts";
-import { type ConnectionLimit, REQUEST_TIMEOUT_MS, TableServer } from "./lib/server.ts";
+import type { ConnectionLimit } from "./lib/connection_limit.ts";
+import { REQUEST_TIMEOUT_MS, TableServer } from "./lib/server.ts";
 import { socketmapCodec } from "./lib/socketmap.ts";
 import { loadDnsServers, loadRuleSet } from "./lib/setup.ts";
 import { startStatsLog } from "./lib/stats.ts";

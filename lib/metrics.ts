@@ -103,7 +103,7 @@ export function createMetrics(sources: MetricSources): RouterMetrics {
   }
   counterFrom(
     "mxrouter_connections_refused_total",
-    "Connections closed at once past --max-connections.",
+    "Connections closed at once past --max-connections (no idle connection could give way).",
     sources.refusedConnections,
   );
   new client.Gauge({

@@ -12,6 +12,7 @@
 
 import { closeQuietly, errorMessage } from "./errors.ts";
 import { FRAME_BAD, FRAME_NEED_MORE, newFrame, type ProtocolCodec } from "./codec.ts";
+import { type ConnectionLimit, makeRoom, track } from "./connection_limit.ts";
 import { log } from "./log.ts";
 import type { Decision, Router } from "./router.ts";
 
@@ -26,14 +27,6 @@ const ACCEPT_RETRY_MS = 100;
 export const REQUEST_TIMEOUT_MS = 100_000;
 /** How many reply bytes we gather before a write, when many requests arrive in one read. */
 const WRITE_BATCH = 16384;
-
-/** Connections open across all listeners, and the most allowed (--max-connections). */
-export interface ConnectionLimit {
-  open: number;
-  max: number;
-  /** Connections refused because `max` was reached. */
-  refused: number;
-}
 
 /** Options of {@linkcode TableServer}. */
 export interface TableServerInit {
@@ -115,7 +108,7 @@ export class TableServer {
           continue;
         }
         const limit = this.#init.limit;
-        if (limit.open >= limit.max || this.#stopping) {
+        if (this.#stopping || (limit.open >= limit.max && !makeRoom(limit))) {
           limit.refused++;
           closeQuietly(conn);
           continue;
@@ -156,9 +149,11 @@ export class TableServer {
       done: Promise.resolve(),
     };
     this.#connections.add(state);
+    const untrack = track(limit, state, () => closeState(state));
     state.done = this.#handle(state).finally(() => {
       closeState(state);
       this.#connections.delete(state);
+      untrack();
       limit.open--;
     });
   }

@@ -9,7 +9,7 @@ import type { MxCache } from "./cache.ts";
 import { log } from "./log.ts";
 import type { Decision, Router } from "./router.ts";
 import type { RuleSet } from "./rules.ts";
-import type { ConnectionLimit } from "./server.ts";
+import type { ConnectionLimit } from "./connection_limit.ts";
 
 /** How often the stats line is logged. */
 const STATS_INTERVAL_MS = 5 * 60 * 1000;

@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { DEFAULT_CACHE_OPTIONS, MxCache } from "../lib/cache.ts";
 import { parseConfig } from "../lib/config.ts";
 import { type Decision, Router } from "../lib/router.ts";
-import { type ConnectionLimit, TableServer } from "../lib/server.ts";
+import { type ConnectionLimit, EVICT_IDLE_MS } from "../lib/connection_limit.ts";
+import { TableServer } from "../lib/server.ts";
 import { tcpTableCodec } from "../lib/tcp_table.ts";
 import { FakeResolver } from "./support/fake_resolver.ts";
 import { LineClient } from "./support/tcp_client.ts";
@@ -151,6 +152,20 @@ Deno.test("past --max-connections new connections are closed at once and counted
   assert.equal(await c.line().catch(() => null), null);
   assert.equal(s.limit.refused, 1);
   assert.equal(await a.get("user@other.example"), "500 NO%20RESULT");
+});
+
+Deno.test("at --max-connections a connection idle 2 s gives way to a new one", async () => {
+  await using s = await startServer({ maxConnections: 2 });
+  const a = await s.client();
+  const b = await s.client();
+  assert.equal(await a.get("user@contoso.example"), "200 relay:[o365.example]:587");
+  await new Promise((resolve) => setTimeout(resolve, EVICT_IDLE_MS + 1100)); // the clock is coarse
+  assert.equal(await b.get("user@contoso.example"), "200 relay:[o365.example]:587");
+  const c = await s.client();
+  assert.equal(await c.get("user@gmail.example"), "200 smtp:[a.example]:25,%20[b.example]:25");
+  assert.equal(s.limit.refused, 0);
+  assert.equal(await a.line().catch(() => null), null, "the idle one was closed");
+  assert.equal(await b.get("user@other.example"), "500 NO%20RESULT");
 });
 
 Deno.test("stop answers requests already read, then closes", async () => {
