@@ -15,7 +15,7 @@ import { errorMessage } from "./errors.ts";
 import type { Limiter } from "./limiter.ts";
 import { type ExchangeRequest, exchangeTcp } from "./dns_transport.ts";
 import { UdpExchanger } from "./dns_udp.ts";
-import { interpretReply, rcodeLabel, toQueryName } from "./dns_wire.ts";
+import { interpretReply, rcodeLabel, refusesEdns, toQueryName } from "./dns_wire.ts";
 
 /** Every way one query can end, as fixed labels for metrics: the rcodes, then the failures. */
 export const DNS_QUERY_OUTCOMES = [
@@ -113,7 +113,12 @@ export function createResolver(options: ResolverOptions): DnsResolver {
         : rcodeLabel(result.reply.rcode),
       durationMs: performance.now() - started,
     });
-    return { truncated: result.kind === "reply" && result.reply.truncated, outcome };
+    const reply = result.kind === "reply" ? result.reply : null;
+    return {
+      truncated: reply?.truncated ?? false,
+      noEdns: reply !== null && refusesEdns(reply),
+      outcome,
+    };
   }
 
   /** Asks one server over UDP, then over TCP when the UDP answer is truncated. */
@@ -122,11 +127,17 @@ export function createResolver(options: ResolverOptions): DnsResolver {
     { name, deadline, budgetEnd }: { name: string; deadline: number; budgetEnd: number },
   ): Promise<MxOutcome> {
     const from = formatHostPort(server);
-    const first = await ask("udp", { server, from, name, deadline });
+    let edns = true;
+    let first = await ask("udp", { server, from, name, deadline });
+    if (first.noEdns) {
+      // An old server or middlebox that refuses EDNS0: ask again without it, within the attempt.
+      edns = false;
+      first = await ask("udp", { server, from, name, deadline, edns });
+    }
     if (!first.truncated) return first.outcome;
     // TCP gets what is left of this attempt, but at least the minimum while the budget allows.
     const tcpDeadline = Math.min(budgetEnd, Math.max(deadline, performance.now() + MIN_ATTEMPT_MS));
-    return (await ask("tcp", { server, from, name, deadline: tcpDeadline })).outcome;
+    return (await ask("tcp", { server, from, name, deadline: tcpDeadline, edns })).outcome;
   }
 
   async function resolveMx(domain: string): Promise<MxOutcome> {

@@ -26,6 +26,8 @@ export interface ExchangeRequest {
   name: string;
   /** performance.now() value by which the exchange must have ended. */
   deadline: number;
+  /** False to ask without EDNS0 (the server answered FORMERR to it); true unless set. */
+  edns?: boolean;
 }
 
 /** An exchange that failed before there was a reply. */
@@ -58,7 +60,7 @@ async function readExactly(conn: Deno.Conn, length: number): Promise<Uint8Array>
 
 /** Sends the query over TCP with the 2-byte length prefix of RFC 7766 and reads one answer. */
 export async function exchangeTcp(
-  { server, from, name, deadline }: ExchangeRequest,
+  { server, from, name, deadline, edns }: ExchangeRequest,
 ): Promise<Exchange> {
   const waitMs = Math.max(0, deadline - performance.now());
   const abort = new AbortController();
@@ -72,7 +74,7 @@ export async function exchangeTcp(
   try {
     conn = await Deno.connect({ hostname: server.host, port: server.port, signal: abort.signal });
     if (timedOut) throw new Error("timed out");
-    const query: SentQuery = { id: randomId(), name };
+    const query: SentQuery = { id: randomId(), name, edns };
     const message = encodeMxQuery(query);
     const framed = new Uint8Array(message.length + 2);
     new DataView(framed.buffer).setUint16(0, message.length);

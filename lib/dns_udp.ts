@@ -76,14 +76,14 @@ export class UdpExchanger {
   }
 
   /** Sends the query and waits for the matching answer, a failure, or the deadline. */
-  async exchange({ server, from, name, deadline }: ExchangeRequest): Promise<Exchange> {
+  async exchange({ server, from, name, deadline, edns }: ExchangeRequest): Promise<Exchange> {
     if (this.#closing) return fail("network", `${from}: resolver closed`);
     const waitMs = Math.max(0, deadline - performance.now());
     const entry = this.#socketFor(server.host.includes(":") ? "udp6" : "udp4");
     let id = randomId();
     while (entry.used.has(id)) id = randomId();
     entry.used.add(id);
-    const query: SentQuery = { id, name };
+    const query: SentQuery = { id, name, edns };
     return await new Promise<Exchange>((resolve) => {
       const pending: PendingQuery = {
         server,

@@ -293,6 +293,47 @@ Deno.test("truncated UDP answer cut mid-record: the TCP answer is used", async (
   ]);
 });
 
+Deno.test("a server that answers FORMERR to EDNS0 is asked again without it", async () => {
+  // An old server: FORMERR (no OPT) to a query with an OPT record, the answer to one without.
+  const oldServer = (query: Uint8Array) => {
+    const hasOpt = query[11] > 0; // ARCOUNT
+    if (!hasOpt) {
+      return replyTo(query, {
+        answers: [{
+          type: "MX",
+          name: "example.com",
+          ttl: 600,
+          class: "IN",
+          data: { preference: 10, exchange: "mx.example.net" },
+        }],
+      });
+    }
+    const reply = query.slice(0, query.length - 11); // the header and question, no OPT
+    reply[2] |= 0x80; // QR
+    reply[3] = 0x80 | 1; // RA, FORMERR
+    reply[11] = 0; // ARCOUNT
+    return reply;
+  };
+  const { outcome, queries, events } = await lookup({ kind: "raw", reply: oldServer });
+  assert.deepEqual(outcome, MX_ANSWER);
+  assert.equal(queries, 2);
+  assert.deepEqual(events.map((event) => [event.transport, event.outcome]), [
+    ["udp", "other"],
+    ["udp", "noerror"],
+  ]);
+  // FORMERR with an OPT record is a real format error: never asked without EDNS0.
+  const optCounts: number[] = [];
+  const { outcome: formErr } = await lookup({
+    kind: "raw",
+    reply: (query) => {
+      optCounts.push(query[11]);
+      return replyTo(query, { rcode: 1 }); // echoes the OPT record
+    },
+  });
+  assert.equal(formErr.kind === "tempfail" && formErr.reason.startsWith("FORMERR from"), true);
+  assert.ok(optCounts.length > 0 && optCounts.every((count) => count === 1), `${optCounts}`);
+});
+
 Deno.test("truncated UDP answer and a TCP server that fails: tempfail", async () => {
   const { outcome } = await lookup({ kind: "truncate", then: { kind: "silence" } }, {
     timeoutMs: 300,

@@ -7,6 +7,7 @@ import {
   encodeMxQuery,
   interpretReply,
   rcodeLabel,
+  refusesEdns,
   toQueryName,
   usableTtl,
 } from "../lib/dns_wire.ts";
@@ -62,6 +63,38 @@ Deno.test("encodeMxQuery: ID, RD, one MX/IN question and EDNS0 with 1232 bytes",
   const opt = packet.additionals?.[0];
   assert.equal(opt?.type, "OPT");
   assert.equal(opt?.type === "OPT" && opt.udpPayloadSize, 1232);
+});
+
+Deno.test("encodeMxQuery without EDNS0: no OPT record, the same bytes as dns-packet's", () => {
+  const bytes = encodeMxQuery({ ...QUERY, edns: false });
+  const expected = dnsPacket.encode({
+    type: "query",
+    id: QUERY.id,
+    flags: dnsPacket.RECURSION_DESIRED,
+    questions: [{ type: "MX", class: "IN", name: QUERY.name }],
+  });
+  assert.deepEqual([...bytes], [...expected]);
+});
+
+Deno.test("refusesEdns: FORMERR without an OPT record only", () => {
+  const reply = (parts: Parts) => {
+    const check = checkReply(response(parts), QUERY);
+    if (check.kind !== "reply") throw new Error(JSON.stringify(check));
+    return check.reply;
+  };
+  assert.equal(refusesEdns(reply({ rcode: 1 })), true);
+  const opt: dnsPacket.Answer = {
+    type: "OPT",
+    name: ".",
+    udpPayloadSize: 1232,
+    extendedRcode: 0,
+    ednsVersion: 0,
+    flags: 0,
+    flag_do: false,
+    options: [],
+  };
+  assert.equal(refusesEdns(reply({ rcode: 1, additionals: [opt] })), false);
+  assert.equal(refusesEdns(reply({ rcode: 2 })), false);
 });
 
 Deno.test("toQueryName: lower-cases, drops one trailing dot, rejects impossible names", () => {
