@@ -252,32 +252,34 @@ function negativeTtl(packet: dnsPacket.DecodedPacket, name: string): number | nu
 }
 
 /**
- * NOERROR without MX records: NODATA (the domain is its own MX) only when the reply says so. A
- * resolver's NODATA carries the zone's SOA (RFC 2308); a bare empty reply (a local server such as
- * dnsmasq) is taken as NODATA too. But an empty answer with NS records only is a referral (the
- * server does not recurse), and one with records that lead nowhere (a CNAME not followed, records
- * of other names) is incomplete: both are failures, never "no MX" (a wrong 500 misroutes mail).
+ * NOERROR without MX records: NODATA (the domain is its own MX) only when the reply says so:
+ * - with the zone's SOA, as resolvers send NODATA (RFC 2308);
+ * - entirely empty, as a local server such as dnsmasq sends it for its own names;
+ * - with only the CNAME chain to the final name, from a server that recurses (RA): it followed the
+ *   chain to a name without MX.
+ * Anything else is a failure, never "no MX" (a wrong 500 misroutes mail): NS records only are a
+ * referral (the server does not recurse), a CNAME from a server that does not recurse was not
+ * followed, and records of other names answer another question.
  */
 function noData(
   packet: dnsPacket.DecodedPacket,
-  reply: { soaTtl: number | null; answers: dnsPacket.Answer[]; from: string },
+  reply: { soaTtl: number | null; chainTtl: number; from: string; unrelated: number },
 ): MxOutcome {
   if (reply.soaTtl !== null) return { kind: "nodata", negativeTtl: reply.soaTtl };
+  const incomplete = (why: string): TempFailAnswer => ({
+    kind: "tempfail",
+    reason: `incomplete answer from ${reply.from}: ${why}`,
+    cause: "malformed",
+  });
   if ((packet.authorities ?? []).some((record) => record.type === "NS")) {
-    return {
-      kind: "tempfail",
-      reason: `referral from ${reply.from}, not an answer: is it a recursive resolver?`,
-      cause: "malformed",
-    };
+    return incomplete("a referral (NS records only): is it a recursive resolver?");
   }
-  if (reply.answers.length > 0) {
-    return {
-      kind: "tempfail",
-      reason: `incomplete answer from ${reply.from}: no MX records and no SOA for the name`,
-      cause: "malformed",
-    };
+  if (reply.unrelated > 0) return incomplete("records of other names, no MX and no SOA");
+  if (reply.chainTtl === Infinity) return { kind: "nodata", negativeTtl: null };
+  if (packet.flag_ra !== true) {
+    return incomplete("a CNAME not followed (the server does not recurse)");
   }
-  return { kind: "nodata", negativeTtl: null };
+  return { kind: "nodata", negativeTtl: reply.chainTtl };
 }
 
 /**
@@ -348,7 +350,12 @@ export function interpretReply(reply: DnsReply, context: ReplyContext): MxOutcom
   if (exchanges.length === 0) {
     // RFC 7505: a null MX says "no mail"; mixed with real exchanges it is ignored.
     if (nullMxTtl !== null) return { kind: "nullmx", ttl: nullMxTtl };
-    return noData(packet, { soaTtl: chainedTtl, answers, from });
+    // Records that are neither the CNAME chain nor about its final name answer something else.
+    const unrelated = answers.filter((record) =>
+      !(record.type === "CNAME" && seen.has(normalName(record.name))) &&
+      normalName(record.name) !== owner
+    ).length;
+    return noData(packet, { soaTtl: chainedTtl, chainTtl, from, unrelated });
   }
   // Array.prototype.sort is stable, so equal preferences keep the answer order.
   exchanges.sort((a, b) => a.preference - b.preference);

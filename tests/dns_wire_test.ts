@@ -345,7 +345,7 @@ Deno.test("interpretReply: records about other names are ignored", () => {
   // Nothing about our name and no SOA: not a NODATA answer, and so not a "no MX" guess.
   assert.deepEqual(outcome({ answers: [mx("evil.example", 0, "attacker.example")] }), {
     kind: "tempfail",
-    reason: "incomplete answer from 127.0.0.1:53: no MX records and no SOA for the name",
+    reason: "incomplete answer from 127.0.0.1:53: records of other names, no MX and no SOA",
     cause: "malformed",
   });
 });
@@ -361,16 +361,39 @@ Deno.test("interpretReply: a referral or an unfollowed CNAME is a failure, never
   // A server that does not recurse answers with NS records only: no answer at all.
   assert.deepEqual(outcome({ authorities: [ns(".")] }), {
     kind: "tempfail",
-    reason: "referral from 127.0.0.1:53, not an answer: is it a recursive resolver?",
+    reason:
+      "incomplete answer from 127.0.0.1:53: a referral (NS records only): is it a recursive resolver?",
     cause: "malformed",
   });
   assert.deepEqual(outcome({ authorities: [ns("com")] }).kind, "tempfail");
-  // The alias, but neither the target's MX records nor its zone's SOA: the chain was not followed.
+  // The alias from a server that does not recurse (RA clear), no SOA: the chain was not followed.
   assert.deepEqual(outcome({ answers: [cname("example.com", "mail.other.net")] }), {
     kind: "tempfail",
-    reason: "incomplete answer from 127.0.0.1:53: no MX records and no SOA for the name",
+    reason:
+      "incomplete answer from 127.0.0.1:53: a CNAME not followed (the server does not recurse)",
     cause: "malformed",
   });
+  // The same from a resolver (RA set; some send no SOA): it followed the chain to a name without
+  // MX, which lasts no longer than the alias.
+  const recursive = dnsPacket.RECURSION_AVAILABLE;
+  assert.deepEqual(
+    outcome({ flags: recursive, answers: [cname("example.com", "mail.other.net", 120)] }),
+    { kind: "nodata", negativeTtl: 120 },
+  );
+  // Records of our (final) name but no MX: NODATA; records of another name: not.
+  const a = (name: string): dnsPacket.Answer => ({
+    type: "A",
+    name,
+    ttl: 60,
+    class: "IN",
+    data: "192.0.2.1",
+  });
+  assert.deepEqual(outcome({ answers: [a("example.com")] }), { kind: "nodata", negativeTtl: null });
+  assert.deepEqual(
+    outcome({ flags: recursive, answers: [cname("example.com", "b.test", 120), a("c.test")] })
+      .kind,
+    "tempfail",
+  );
   // NODATA with the zone's SOA beside NS records is still NODATA.
   assert.deepEqual(outcome({ authorities: [soa("example.com", 600, 300), ns("example.com")] }), {
     kind: "nodata",
