@@ -15,7 +15,8 @@ import { errorMessage } from "./errors.ts";
 import type { Limiter } from "./limiter.ts";
 import { type ExchangeRequest, exchangeTcp } from "./dns_transport.ts";
 import { UdpExchanger } from "./dns_udp.ts";
-import { interpretReply, rcodeLabel, refusesEdns, toQueryName } from "./dns_wire.ts";
+import { interpretReply } from "./dns_answer.ts";
+import { rcodeLabel, refusesEdns, toQueryName } from "./dns_wire.ts";
 
 /** Every way one query can end, as fixed labels for metrics: the rcodes, then the failures. */
 export const DNS_QUERY_OUTCOMES = [

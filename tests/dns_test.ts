@@ -4,7 +4,7 @@ import { QUERIES_PER_SOCKET, UdpExchanger } from "../lib/dns_udp.ts";
 import dgram from "node:dgram";
 import { formatHostPort, nameserversFromResolvConf, parseDnsServer } from "../lib/dns_servers.ts";
 import type { DnsServer, MxOutcome } from "../lib/dns_types.ts";
-import { MAX_MX_HOSTS } from "../lib/dns_wire.ts";
+import { MAX_MX_HOSTS } from "../lib/dns_answer.ts";
 import { type FakeDns, type FakeDnsBehaviour, replyTo, startFakeDns } from "./support/fake_dns.ts";
 
 const MX: FakeDnsBehaviour = {

@@ -9,7 +9,8 @@ import { FRAME_BAD, FRAME_NEED_MORE, FRAME_REQUEST, newFrame } from "../lib/code
 import { parseConfig } from "../lib/config.ts";
 import dnsPacket from "dns-packet";
 import { Buffer } from "node:buffer";
-import { checkReply, encodeMxQuery, interpretReply, toQueryName } from "../lib/dns_wire.ts";
+import { interpretReply } from "../lib/dns_answer.ts";
+import { checkReply, encodeMxQuery, toQueryName } from "../lib/dns_wire.ts";
 import { domainFromKey } from "../lib/keys.ts";
 import { regexHazard } from "../lib/regex_safety.ts";
 import { EDNS_OPT } from "./support/fake_dns.ts";
