@@ -216,6 +216,13 @@ async function listenAll(options: ServeOptions): Promise<Endpoint[]> {
     if ("error" in address) fail([`option '--socketmap' ${address.error}`], 2);
     wanted.push({ address, codec: socketmapCodec });
   }
+  const seen = new Set<string>();
+  for (const { address } of wanted) {
+    // A second listener on the same unix path would find our own first one "in use".
+    const text = formatListenAddress(address);
+    if (seen.has(text)) fail([`${text} is given twice: each address serves one protocol`], 2);
+    seen.add(text);
+  }
   let gid: number | null = null;
   if (options.socketGroup !== null) {
     const groups = await Deno.readTextFile("/etc/group").catch(() => "");

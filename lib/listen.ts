@@ -6,6 +6,7 @@
  */
 
 import { formatHostPort } from "./dns_servers.ts";
+import { errorMessage } from "./errors.ts";
 
 /** Where to listen. */
 export type ListenAddress =
@@ -97,13 +98,21 @@ export async function openListener(
   return { listener, socketFile: fileIdentity(await Deno.lstat(path)) };
 }
 
-/** Whether a process accepts connections on the unix socket at `path`. */
+/**
+ * Whether a process accepts connections on the unix socket at `path`. Only a refused connection
+ * (a socket left by a process that is gone) or a vanished file says no; anything else (a full
+ * backlog, no permission) cannot tell, and is an error rather than a guess that deletes a live
+ * socket.
+ */
 async function accepts(path: string): Promise<boolean> {
   try {
     (await Deno.connect({ transport: "unix", path })).close();
     return true;
-  } catch {
-    return false; // refused: a socket left by a process that is gone
+  } catch (error) {
+    if (error instanceof Deno.errors.ConnectionRefused || error instanceof Deno.errors.NotFound) {
+      return false;
+    }
+    throw new Error(`cannot tell whether ${path} is in use: ${errorMessage(error)}`);
   }
 }
 

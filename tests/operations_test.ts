@@ -40,6 +40,12 @@ Deno.test("socketmap over TCP and over a unix socket, with the socket mode asked
     }),
     /taken exists and is not a socket/,
   );
+  await assert.rejects(
+    startRouterFixture({
+      args: (tmp) => ["--socketmap", `unix:${tmp}/twice`, "--socketmap", `unix:${tmp}/twice`],
+    }),
+    /unix:\S+\/twice is given twice: each address serves one protocol/,
+  );
   await using fixture = await startRouterFixture({
     args: (tmp) => {
       socketPath = `${tmp}/mxroute.sock`;
