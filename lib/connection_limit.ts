@@ -31,6 +31,12 @@ export interface TrackedConnection {
  * them) cannot lock Postfix out. Postfix reconnects when it finds its idle connection closed.
  */
 export const EVICT_IDLE_MS = 2000;
+/**
+ * How far a connection's `lastActive` may lag the real time: the server stamps it from a coarse
+ * clock its sweep advances at most this often. A connection counts as idle
+ * {@linkcode EVICT_IDLE_MS} only when it looks idle this much longer.
+ */
+const COARSE_CLOCK_LAG_MS = 1000;
 /** The notice that the limit was reached is logged at most this often. */
 const EVICT_LOG_MS = 60_000;
 
@@ -62,8 +68,10 @@ export function track(
 }
 
 /**
- * Closes the connection idle longest under `limit` (idle at least {@linkcode EVICT_IDLE_MS}, with
- * no request under way) to make room for a new one; false when there is none.
+ * Closes the connection idle longest under `limit` to make room for a new one: idle at least
+ * {@linkcode EVICT_IDLE_MS}, or holding a request begun that long ago and still unfinished (Postfix
+ * writes a request whole; one byte must not make a hoarded connection safe), and never one whose
+ * reply is under way. False when there is none.
  *
  * @example
  * ```ts
@@ -74,9 +82,11 @@ export function makeRoom(limit: ConnectionLimit, now: number = performance.now()
   const tracked = trackedUnder.get(limit);
   if (tracked === undefined) return false;
   let idlest: TrackedConnection | null = null;
+  const before = now - EVICT_IDLE_MS - COARSE_CLOCK_LAG_MS;
   for (const connection of tracked.connections.keys()) {
-    if (connection.busy || connection.partialSince !== 0 || connection.closed) continue;
-    if (now - connection.lastActive < EVICT_IDLE_MS) continue;
+    if (connection.busy || connection.closed) continue;
+    const since = connection.partialSince !== 0 ? connection.partialSince : connection.lastActive;
+    if (since > before) continue;
     if (idlest === null || connection.lastActive < idlest.lastActive) idlest = connection;
   }
   if (idlest === null) return false;

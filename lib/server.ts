@@ -215,7 +215,7 @@ export class TableServer {
         state.lastActive = this.#clock;
         state.busy = true;
         let closeAfter = false;
-        const unread = start;
+        const startBeforeFraming = start;
         for (;;) {
           const status = codec.frame(buffer, start, end, frame);
           if (status === FRAME_NEED_MORE) break;
@@ -236,7 +236,7 @@ export class TableServer {
           state.partialSince = 0;
           // A long request grew the buffer: give it back, idle connections stay small.
           if (buffer.length > INITIAL_BUFFER) buffer = new Uint8Array(INITIAL_BUFFER);
-        } else if (state.partialSince === 0 || start !== unread) {
+        } else if (state.partialSince === 0 || start !== startBeforeFraming) {
           // The request left unfinished began in this read (a client that pipelines and makes
           // progress is never "drip-feeding").
           state.partialSince = state.lastActive;
