@@ -8,7 +8,15 @@
 import { errorMessage } from "./lib/errors.ts";
 import { MxCache } from "./lib/cache.ts";
 import { runCheck } from "./lib/check.ts";
-import { HELP, parseCommandLine, PROGRAM, type ServeOptions, USAGE, VERSION } from "./lib/cli.ts";
+import {
+  cacheOptionsOf,
+  HELP,
+  parseCommandLine,
+  PROGRAM,
+  type ServeOptions,
+  USAGE,
+  VERSION,
+} from "./lib/cli.ts";
 import { runQuery } from "./lib/query.ts";
 import { createResolver, type DnsQueryEvent, type DnsResolver } from "./lib/dns.ts";
 import { Limiter } from "./lib/limiter.ts";
@@ -69,15 +77,7 @@ async function serve(options: ServeOptions): Promise<void> {
   );
   const cache = new MxCache<Decision>({
     resolver,
-    options: {
-      maxTtl: options.cacheTtl,
-      minTtl: options.minTtl,
-      negativeTtl: options.negativeTtl,
-      failureTtl: options.failureTtl,
-      staleTtl: options.staleTtl,
-      staleAnswerMs: options.staleAnswerMs,
-      maxEntries: options.cacheSize,
-    },
+    options: cacheOptionsOf(options),
   });
   const limit: ConnectionLimit = { open: 0, max: options.maxConnections, refused: 0 };
   const servers: TableServer[] = [];

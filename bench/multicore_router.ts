@@ -20,7 +20,7 @@
  */
 
 import { MxCache } from "../lib/cache.ts";
-import { parseCommandLine, PROGRAM } from "../lib/cli.ts";
+import { cacheOptionsOf, parseCommandLine, PROGRAM } from "../lib/cli.ts";
 import { createResolver } from "../lib/dns.ts";
 import type { MxOutcome } from "../lib/dns_types.ts";
 import { Limiter } from "../lib/limiter.ts";
@@ -96,15 +96,7 @@ async function main(): Promise<void> {
   });
   const cache = new MxCache({
     resolver,
-    options: {
-      maxTtl: options.cacheTtl,
-      minTtl: options.minTtl,
-      negativeTtl: options.negativeTtl,
-      failureTtl: options.failureTtl,
-      staleTtl: options.staleTtl,
-      staleAnswerMs: options.staleAnswerMs,
-      maxEntries: options.cacheSize,
-    },
+    options: cacheOptionsOf(options),
   });
   const workers: Worker[] = [];
   const answer = async (request: OwnerRequest, asker: Worker): Promise<void> => {

@@ -9,7 +9,7 @@
 /// <reference lib="deno.worker" />
 
 import { MxCache } from "../lib/cache.ts";
-import type { ServeOptions } from "../lib/cli.ts";
+import { cacheOptionsOf, type ServeOptions } from "../lib/cli.ts";
 import type { MxOutcome, MxResolver } from "../lib/dns_types.ts";
 import { log, lookupLogger, setupLogging } from "../lib/log.ts";
 import { type Decision, Router } from "../lib/router.ts";
@@ -79,15 +79,7 @@ async function serve(options: ServeOptions): Promise<void> {
   };
   const cache = new MxCache<Decision>({
     resolver,
-    options: {
-      maxTtl: options.cacheTtl,
-      minTtl: options.minTtl,
-      negativeTtl: options.negativeTtl,
-      failureTtl: options.failureTtl,
-      staleTtl: options.staleTtl,
-      staleAnswerMs: options.staleAnswerMs,
-      maxEntries: options.cacheSize,
-    },
+    options: cacheOptionsOf(options),
   });
   const router = new Router({
     cache,

@@ -7,6 +7,7 @@
 
 import { errorMessage } from "./errors.ts";
 import { parseArgs } from "node:util";
+import type { CacheOptions } from "./cache.ts";
 import type { Verbosity } from "./log.ts";
 
 /** Program name in messages. */
@@ -53,6 +54,19 @@ export interface ServeOptions {
   /** --dry-run: decide and log as usual, answer "not found". */
   dryRun: boolean;
   verbosity: Verbosity;
+}
+
+/** The cache's tuning from the command line's options. */
+export function cacheOptionsOf(options: ServeOptions): CacheOptions {
+  return {
+    maxTtl: options.cacheTtl,
+    minTtl: options.minTtl,
+    negativeTtl: options.negativeTtl,
+    failureTtl: options.failureTtl,
+    staleTtl: options.staleTtl,
+    staleAnswerMs: options.staleAnswerMs,
+    maxEntries: options.cacheSize,
+  };
 }
 
 /** Options of `check`. */

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { DEFAULT_CONFIG, parseCommandLine } from "../lib/cli.ts";
+import { DEFAULT_CACHE_OPTIONS } from "../lib/cache.ts";
+import { cacheOptionsOf, DEFAULT_CONFIG, parseCommandLine } from "../lib/cli.ts";
 
 Deno.test("defaults match the original router", () => {
   const command = parseCommandLine([]);
@@ -128,4 +129,37 @@ Deno.test("check and query subcommands", () => {
   }
   const empty = parseCommandLine(["query"]);
   assert.ok(empty.kind === "error" && /at least one KEY/.test(empty.message));
+});
+
+Deno.test("cacheOptionsOf: each cache flag reaches the cache; no flags give the cache's defaults", () => {
+  const command = parseCommandLine([
+    "--cache-ttl",
+    "100",
+    "--min-ttl",
+    "5",
+    "--negative-ttl",
+    "60",
+    "--failure-ttl",
+    "3",
+    "--stale-ttl",
+    "900",
+    "--stale-answer-ms",
+    "250",
+    "--cache-size",
+    "7",
+  ]);
+  assert.equal(command.kind, "serve");
+  if (command.kind !== "serve") return;
+  assert.deepEqual(cacheOptionsOf(command.options), {
+    maxTtl: 100,
+    minTtl: 5,
+    negativeTtl: 60,
+    failureTtl: 3,
+    staleTtl: 900,
+    staleAnswerMs: 250,
+    maxEntries: 7,
+  });
+  const defaults = parseCommandLine([]);
+  if (defaults.kind !== "serve") throw new Error(defaults.kind);
+  assert.deepEqual(cacheOptionsOf(defaults.options), DEFAULT_CACHE_OPTIONS);
 });

@@ -11,6 +11,7 @@ import {
   toQueryName,
 } from "../lib/dns_wire.ts";
 import { FROM, mx, outcome, type Parts, QUERY, response } from "./support/dns_packets.ts";
+import { EDNS_OPT } from "./support/fake_dns.ts";
 
 Deno.test("encodeMxQuery: ID, RD, one MX/IN question and EDNS0 with 1232 bytes", () => {
   const bytes = encodeMxQuery(QUERY);
@@ -42,17 +43,7 @@ Deno.test("refusesEdns: FORMERR without an OPT record only", () => {
     return check.reply;
   };
   assert.equal(refusesEdns(reply({ rcode: 1 })), true);
-  const opt: dnsPacket.Answer = {
-    type: "OPT",
-    name: ".",
-    udpPayloadSize: 1232,
-    extendedRcode: 0,
-    ednsVersion: 0,
-    flags: 0,
-    flag_do: false,
-    options: [],
-  };
-  assert.equal(refusesEdns(reply({ rcode: 1, additionals: [opt] })), false);
+  assert.equal(refusesEdns(reply({ rcode: 1, additionals: [EDNS_OPT] })), false);
   assert.equal(refusesEdns(reply({ rcode: 2 })), false);
 });
 
