@@ -249,7 +249,8 @@ export function lookupLogger(options: { sink: StderrSink; modeTag: string }): Lo
     report(report: LookupReport) {
       const { decision, answer } = report;
       const detail = decisionText(decision, answer);
-      const ms = elapsedMs(report).toFixed(2);
+      // A lookup answered at once is not timed: its constant text, not a new string per hit.
+      const ms = report.startedAt === 0 ? "0.00" : elapsedMs(report).toFixed(2);
       const text = `${modeTag}lookup ${report.key} domain=${report.domain ?? "-"} ${detail} ` +
         `source=${report.source} ms=${ms}`;
       sink.appendLine(decision.label === "match" ? "info" : "debug", text, Date.now());
