@@ -107,7 +107,8 @@ async function main(): Promise<void> {
       asker.postMessage({ id, domain, outcome: settled.outcome } satisfies OwnerReply);
       return;
     }
-    // A stale answer (DNS down) is served as it is served by the router: for a short while.
+    // A stale answer (DNS down) goes with the shortest TTL, which the worker's cache raises to
+    // --min-ttl: it asks again that much later (the router itself retries a stale entry sooner).
     const left = settled.source === "stale" ? 1 : (entry.freshUntil - Date.now()) / 1000;
     const outcome = withTtlLeft(entry.outcome, left);
     asker.postMessage({ id, domain, outcome } satisfies OwnerReply);
