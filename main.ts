@@ -34,7 +34,7 @@ import {
   parseListenAddress,
   removeOwnSocket,
 } from "./lib/listen.ts";
-import type { ConnectionLimit } from "./lib/connection_limit.ts";
+import { ConnectionLimit } from "./lib/connection_limit.ts";
 import { REQUEST_TIMEOUT_MS, TableServer } from "./lib/server.ts";
 import { socketmapCodec } from "./lib/socketmap.ts";
 import { loadDnsServers, loadRuleSet } from "./lib/setup.ts";
@@ -79,7 +79,7 @@ async function serve(options: ServeOptions): Promise<void> {
     resolver,
     options: cacheOptionsOf(options),
   });
-  const limit: ConnectionLimit = { open: 0, max: options.maxConnections, refused: 0 };
+  const limit = new ConnectionLimit(options.maxConnections);
   const servers: TableServer[] = [];
   const observers = [lookupLogger({ sink: logSink, modeTag: options.dryRun ? "dry-run " : "" })];
   if (options.metrics !== null) {

@@ -10,6 +10,7 @@
 
 import { MxCache } from "../lib/cache.ts";
 import { cacheOptionsOf, type ServeOptions } from "../lib/cli.ts";
+import { ConnectionLimit } from "../lib/connection_limit.ts";
 import type { MxOutcome, MxResolver } from "../lib/dns_types.ts";
 import { log, lookupLogger, setupLogging } from "../lib/log.ts";
 import { type Decision, Router } from "../lib/router.ts";
@@ -99,7 +100,7 @@ async function serve(options: ServeOptions): Promise<void> {
     router,
     idleTimeoutMs: options.idleTimeoutMs,
     stuckTimeoutMs: options.dnsTimeoutMs + REQUEST_TIMEOUT_MS,
-    limit: { open: 0, max: options.maxConnections, refused: 0 },
+    limit: new ConnectionLimit(options.maxConnections),
   });
   log.info`${self.name} listening on ${options.host}:${options.port} (tcp_table, SO_REUSEPORT)`;
   await server.serve();

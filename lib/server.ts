@@ -12,7 +12,7 @@
 
 import { closeQuietly, errorMessage } from "./errors.ts";
 import { FRAME_BAD, FRAME_NEED_MORE, newFrame, type ProtocolCodec } from "./codec.ts";
-import { type ConnectionLimit, makeRoom, track } from "./connection_limit.ts";
+import type { ConnectionLimit } from "./connection_limit.ts";
 import { log } from "./log.ts";
 import type { Decision, Router } from "./router.ts";
 
@@ -108,7 +108,7 @@ export class TableServer {
           continue;
         }
         const limit = this.#init.limit;
-        if (this.#stopping || (limit.open >= limit.max && !makeRoom(limit))) {
+        if (this.#stopping || !limit.admit()) {
           limit.refused++;
           closeQuietly(conn);
           continue;
@@ -139,7 +139,6 @@ export class TableServer {
 
   #track(conn: Deno.Conn): void {
     const limit = this.#init.limit;
-    limit.open++;
     const state: ConnectionState = {
       conn,
       lastActive: this.#clock,
@@ -149,12 +148,11 @@ export class TableServer {
       done: Promise.resolve(),
     };
     this.#connections.add(state);
-    const untrack = track(limit, state, () => closeState(state));
+    const forget = limit.track(state, () => closeState(state));
     state.done = this.#handle(state).finally(() => {
       closeState(state);
       this.#connections.delete(state);
-      untrack();
-      limit.open--;
+      forget();
     });
   }
 

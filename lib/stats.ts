@@ -6,10 +6,10 @@
  */
 
 import type { MxCache } from "./cache.ts";
+import type { ConnectionLimit } from "./connection_limit.ts";
 import { log } from "./log.ts";
 import type { Decision, Router } from "./router.ts";
 import type { RuleSet } from "./rules.ts";
-import type { ConnectionLimit } from "./connection_limit.ts";
 
 /** How often the stats line is logged. */
 const STATS_INTERVAL_MS = 5 * 60 * 1000;
@@ -18,7 +18,8 @@ const STATS_INTERVAL_MS = 5 * 60 * 1000;
 export interface StatsSources {
   cache: MxCache<Decision>;
   router: Router;
-  limit: ConnectionLimit;
+  /** The connection limit's counts (a {@linkcode ConnectionLimit} in the router). */
+  limit: Readonly<Pick<ConnectionLimit, "open" | "max" | "refused">>;
 }
 
 /**

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { DEFAULT_CACHE_OPTIONS, MxCache } from "../lib/cache.ts";
 import { parseConfig } from "../lib/config.ts";
 import { type Decision, Router } from "../lib/router.ts";
-import { type ConnectionLimit, EVICT_IDLE_MS } from "../lib/connection_limit.ts";
+import { ConnectionLimit, EVICT_IDLE_MS } from "../lib/connection_limit.ts";
 import { TableServer } from "../lib/server.ts";
 import { tcpTableCodec } from "../lib/tcp_table.ts";
 import { FakeResolver } from "./support/fake_resolver.ts";
@@ -32,7 +32,7 @@ function startServer(
   const cache = new MxCache<Decision>({ resolver, options: DEFAULT_CACHE_OPTIONS });
   const router = new Router({ cache, ruleSet: parsed.ruleSet });
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const limit: ConnectionLimit = { open: 0, max: options.maxConnections ?? 100, refused: 0 };
+  const limit = new ConnectionLimit(options.maxConnections ?? 100);
   const server = new TableServer({
     listener,
     codec: tcpTableCodec,
