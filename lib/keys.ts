@@ -40,7 +40,7 @@ export function domainFromKey(key: string): KeyDomain {
   } else {
     // IDNA maps case itself (UTS #46); JavaScript's toLowerCase would not map the same way
     // (a final sigma), and could name another domain.
-    const ascii = domainToASCII(domain.endsWith(".") ? domain.slice(0, -1) : domain);
+    const ascii = domainToASCII(withoutTrailingDot(domain));
     if (ascii === "") return { ok: false, reason: "invalid internationalised domain name" };
     domain = ascii;
   }
@@ -71,8 +71,12 @@ export function domainPart(key: string): string {
  * ```
  */
 export function plainDomain(domain: string): string {
-  const lower = domain.toLowerCase();
-  return lower.endsWith(".") ? lower.slice(0, -1) : lower;
+  return withoutTrailingDot(domain.toLowerCase());
+}
+
+/** One trailing dot removed (the root is implied). */
+function withoutTrailingDot(domain: string): string {
+  return domain.endsWith(".") ? domain.slice(0, -1) : domain;
 }
 
 function isAscii(text: string): boolean {

@@ -14,6 +14,7 @@ import {
   type ProtocolCodec,
 } from "./codec.ts";
 import type { Decision } from "./router.ts";
+import { MAX_TCP_TABLE_LINE } from "./tcp_table.ts";
 
 /** Longest netstring payload sent, as socketmap_table(5) allows. */
 export const MAX_NETSTRING = 100_000;
@@ -21,7 +22,7 @@ export const MAX_NETSTRING = 100_000;
  * Longest request payload accepted ("NAME KEY"): the bound of a tcp_table request line. Keys are
  * addresses; a 100,000-byte buffer kept for each of thousands of connections is not.
  */
-export const MAX_SOCKETMAP_REQUEST = 4096;
+export const MAX_SOCKETMAP_REQUEST = MAX_TCP_TABLE_LINE;
 
 const encoder = new TextEncoder();
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
@@ -109,7 +110,8 @@ const NOT_FOUND = encodeNetstring("NOTFOUND ");
 export const socketmapCodec: ProtocolCodec = {
   name: "socketmap",
   slot: 1,
-  maxFrame: MAX_SOCKETMAP_REQUEST + 6,
+  // The longest netstring: its length digits, the colon, the payload and the comma.
+  maxFrame: String(MAX_SOCKETMAP_REQUEST).length + 1 + MAX_SOCKETMAP_REQUEST + 1,
   frame(buffer: Uint8Array, start: number, end: number, out: Frame): FrameStatus {
     const scan = scanNetstring(buffer, start, end, MAX_SOCKETMAP_REQUEST);
     if (scan.kind === "need-more") return FRAME_NEED_MORE;
