@@ -66,6 +66,9 @@ export interface StretchResults {
   gain: number;
 }
 
+/** Connections the load generator opens: Postfix-like concurrency on a busy host. */
+const CONNS = 8;
+
 function say(text: string): void {
   console.error(`stretch: ${text}`);
 }
@@ -78,10 +81,10 @@ export async function runStretch(options: StretchOptions): Promise<StretchResult
     const machine = await machineFacts();
     const inputs = await writeInputs(dir, "long");
     const loadgen = await chooseLoadgen(dir, options.denoLoadgen);
-    const conns = 8;
     const routerRounds = new Map<number, RouterRound[]>([[1, []], [2, []]]);
     const floorRounds = new Map<number, number[]>([[1, []], [2, []]]);
-    const dnsServer = dns = await DnsProcess.start(inputs.zonePath);
+    const dnsServer = await DnsProcess.start(inputs.zonePath);
+    dns = dnsServer;
     for (let round = 1; round <= options.rounds; round++) {
       for (const threads of [1, 2]) {
         const result = await measureRouter({
@@ -123,7 +126,7 @@ export async function runStretch(options: StretchOptions): Promise<StretchResult
     }));
     return {
       machine,
-      conns,
+      conns: CONNS,
       router,
       routerGain: router[1].hitRate / router[0].hitRate,
       rates,
@@ -166,7 +169,7 @@ async function measureRouter(
     const keyFile = inputs.keysPath;
     const cold = await runLoadgen(run.tool, {
       port: router.port,
-      conns: 8,
+      conns: CONNS,
       keyFile,
       seconds: 0,
     });
@@ -174,15 +177,8 @@ async function measureRouter(
     const expected = inputs.workload.expectedCounts;
     const wrongReplies = Math.abs(cold.codes[200] - expected[200]) + cold.codes[400] +
       cold.codes.other + cold.errors;
-    await runLoadgen(run.tool, { port: router.port, conns: 8, keyFile, seconds: 1 });
-    const hits = await runLoadgen(run.tool, {
-      port: router.port,
-      conns: 8,
-      keyFile,
-      seconds: run.seconds,
-    });
     return {
-      hitRate: hits.rate,
+      hitRate: await hitRate(run.tool, { port: router.port, keyFile, seconds: run.seconds }),
       coldSeconds: cold.secs,
       queriesPerDomain: queries / inputs.workload.distinctDomains,
       wrongReplies,
@@ -190,6 +186,15 @@ async function measureRouter(
   } finally {
     await router.stop();
   }
+}
+
+/** Lookups/s on {@linkcode CONNS} connections for `seconds`, after a 1 s warm-up of the same load. */
+async function hitRate(
+  tool: LoadgenTool,
+  run: { port: number; keyFile: string; seconds: number },
+): Promise<number> {
+  await runLoadgen(tool, { ...run, conns: CONNS, seconds: 1 });
+  return (await runLoadgen(tool, { ...run, conns: CONNS })).rate;
 }
 
 /** The floor in `processes` processes sharing one port: lookups/s on 8 connections. */
@@ -205,9 +210,7 @@ async function measureFloor(
     for (let i = 0; i < processes; i++) {
       floors.push(await startDenoFloor({ port, reusePort: true }));
     }
-    const keyFile = inputs.keysPath;
-    await runLoadgen(tool, { port, conns: 8, keyFile, seconds: 1 });
-    return (await runLoadgen(tool, { port, conns: 8, keyFile, seconds })).rate;
+    return await hitRate(tool, { port, keyFile: inputs.keysPath, seconds });
   } finally {
     await Promise.all(floors.map((floor) => floor.stop()));
   }
