@@ -15,6 +15,7 @@ import { errorMessage } from "./errors.ts";
 import type { Limiter } from "./limiter.ts";
 import { type ExchangeRequest, exchangeTcp } from "./dns_transport.ts";
 import { UdpExchanger } from "./dns_udp.ts";
+import { TcpPipeliner } from "./dns_tcp_pipe.ts";
 import { interpretReply } from "./dns_answer.ts";
 import { rcodeLabel, refusesEdns, toQueryName } from "./dns_wire.ts";
 
@@ -59,6 +60,11 @@ export interface ResolverOptions {
    * replaces, so a reload does not double the bound. Default: no limit.
    */
   limiter?: Limiter;
+  /**
+   * `udp` (the default): each query in a UDP packet, TCP only for a truncated answer. `tcp`
+   * (--dns-tcp): every query pipelined on one TCP connection per server.
+   */
+  transport?: "udp" | "tcp";
 }
 
 /** The least time worth giving one attempt while the budget allows it. */
@@ -84,6 +90,8 @@ export interface DnsResolver extends MxResolver, AsyncDisposable {
 export function createResolver(options: ResolverOptions): DnsResolver {
   const { servers, timeoutMs, onQuery } = options;
   const udp = new UdpExchanger();
+  const pipe = options.transport === "tcp" ? new TcpPipeliner() : null;
+  const primary = pipe === null ? "udp" : "tcp";
   const health = new ServerHealth();
   const limiter = options.limiter ?? null;
 
@@ -98,7 +106,12 @@ export function createResolver(options: ResolverOptions): DnsResolver {
   /** One exchange, reported to onQuery, with its reply interpreted. */
   async function ask(transport: "udp" | "tcp", request: ExchangeRequest) {
     const started = performance.now();
-    const result = await (transport === "udp" ? udp.exchange(request) : exchangeTcp(request));
+    const result =
+      await (transport === "udp"
+        ? udp.exchange(request)
+        : pipe !== null
+        ? pipe.exchange(request)
+        : exchangeTcp(request));
     const from = request.from;
     const outcome = result.kind === "fail"
       ? result.failure
@@ -122,20 +135,24 @@ export function createResolver(options: ResolverOptions): DnsResolver {
     };
   }
 
-  /** Asks one server over UDP, then over TCP when the UDP answer is truncated. */
+  /**
+   * Asks one server over UDP, then over TCP when the UDP answer is truncated; or only over the
+   * pipelined TCP connection (--dns-tcp).
+   */
   async function attempt(
     server: DnsServer,
     { name, deadline, budgetEnd }: { name: string; deadline: number; budgetEnd: number },
   ): Promise<MxOutcome> {
     const from = formatHostPort(server);
     let edns = true;
-    let first = await ask("udp", { server, from, name, deadline });
+    let first = await ask(primary, { server, from, name, deadline });
     if (first.noEdns) {
       // An old server or middlebox that refuses EDNS0: ask again without it, within the attempt.
       edns = false;
-      first = await ask("udp", { server, from, name, deadline, edns });
+      first = await ask(primary, { server, from, name, deadline, edns });
     }
-    if (!first.truncated) return first.outcome;
+    // Truncated over TCP is a broken answer, already a temporary failure.
+    if (!first.truncated || primary === "tcp") return first.outcome;
     // TCP gets what is left of this attempt, but at least the minimum while the budget allows.
     const tcpDeadline = Math.min(budgetEnd, Math.max(deadline, performance.now() + MIN_ATTEMPT_MS));
     return (await ask("tcp", { server, from, name, deadline: tcpDeadline, edns })).outcome;
@@ -206,7 +223,7 @@ export function createResolver(options: ResolverOptions): DnsResolver {
   const close = () =>
     closing ??= (async () => {
       if (active > 0) await new Promise<void>((resolve) => lastLookupEnded = resolve);
-      await udp.close();
+      await Promise.all([udp.close(), pipe?.close()]);
     })();
 
   return {

@@ -1,0 +1,398 @@
+import assert from "node:assert/strict";
+import { createResolver, type DnsQueryEvent } from "../lib/dns.ts";
+import { TcpPipeliner } from "../lib/dns_tcp_pipe.ts";
+import { interpretReply } from "../lib/dns_answer.ts";
+import type { Exchange, ExchangeRequest } from "../lib/dns_transport.ts";
+import type { DnsServer } from "../lib/dns_types.ts";
+import { formatHostPort } from "../lib/dns_servers.ts";
+import { closeQuietly } from "../lib/errors.ts";
+import { replyTo, startFakeDns } from "./support/fake_dns.ts";
+
+/** The question name of a query (uncompressed, as the router writes it). */
+function questionName(query: Uint8Array): string {
+  const labels: string[] = [];
+  for (let offset = 12; query[offset] !== 0; offset += query[offset] + 1) {
+    labels.push(new TextDecoder().decode(query.subarray(offset + 1, offset + 1 + query[offset])));
+  }
+  return labels.join(".");
+}
+
+/** An MX answer naming `mx.<name>`, as the server's reply to `query`. */
+function mxReply(query: Uint8Array): Uint8Array {
+  const name = questionName(query);
+  return replyTo(query, {
+    answers: [{
+      type: "MX",
+      name,
+      ttl: 300,
+      class: "IN",
+      data: { preference: 10, exchange: `mx.${name}` },
+    }],
+  });
+}
+
+function framed(message: Uint8Array): Uint8Array {
+  const frame = new Uint8Array(message.length + 2);
+  frame[0] = message.length >> 8;
+  frame[1] = message.length & 0xff;
+  frame.set(message, 2);
+  return frame;
+}
+
+/** What a scripted server is told of each query. */
+interface QueryContext {
+  /** Which connection (0 for the first accepted). */
+  connection: number;
+  query: Uint8Array;
+  send(reply: Uint8Array): void;
+  /** Closes this connection. */
+  hangUp(): void;
+}
+
+/** A DNS-over-TCP server whose every answer the test scripts. */
+class ScriptedTcpServer {
+  readonly server: DnsServer;
+  /** Queries by connection, in arrival order. */
+  readonly queries: Uint8Array[][] = [];
+  /** Connections the client closed (read returned end of stream), by index. */
+  readonly closedByClient: number[] = [];
+  readonly #listener: Deno.TcpListener;
+  readonly #conns = new Set<Deno.TcpConn>();
+  readonly #tasks: Promise<void>[] = [];
+
+  constructor(onQuery: (context: QueryContext) => void) {
+    this.#listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    this.server = { host: "127.0.0.1", port: this.#listener.addr.port };
+    this.#tasks.push(this.#accept(onQuery));
+  }
+
+  async #accept(onQuery: (context: QueryContext) => void): Promise<void> {
+    for await (const conn of this.#listener) {
+      const connection = this.queries.length;
+      this.queries.push([]);
+      this.#conns.add(conn);
+      this.#tasks.push(this.#serve(conn, connection, onQuery));
+    }
+  }
+
+  async #serve(
+    conn: Deno.TcpConn,
+    connection: number,
+    onQuery: (context: QueryContext) => void,
+  ): Promise<void> {
+    let pending = new Uint8Array(0);
+    const chunk = new Uint8Array(65536);
+    const context = {
+      connection,
+      send: (reply: Uint8Array) => conn.write(framed(reply)).catch(() => {}),
+      hangUp: () => closeQuietly(conn),
+    };
+    try {
+      while (true) {
+        const count = await conn.read(chunk);
+        if (count === null) {
+          this.closedByClient.push(connection);
+          return;
+        }
+        const joined = new Uint8Array(pending.length + count);
+        joined.set(pending);
+        joined.set(chunk.subarray(0, count), pending.length);
+        let offset = 0;
+        while (joined.length - offset >= 2) {
+          const length = (joined[offset] << 8) | joined[offset + 1];
+          if (joined.length - offset - 2 < length) break;
+          const query = joined.slice(offset + 2, offset + 2 + length);
+          this.queries[connection].push(query);
+          onQuery({ ...context, query });
+          offset += 2 + length;
+        }
+        pending = joined.slice(offset);
+      }
+    } catch {
+      // Hung up by the script.
+    } finally {
+      this.#conns.delete(conn);
+      closeQuietly(conn);
+    }
+  }
+
+  async close(): Promise<void> {
+    closeQuietly(this.#listener);
+    for (const conn of this.#conns) closeQuietly(conn);
+    await Promise.allSettled(this.#tasks);
+  }
+}
+
+function request(server: DnsServer, name: string, waitMs = 2000): ExchangeRequest {
+  return { server, from: formatHostPort(server), name, deadline: performance.now() + waitMs };
+}
+
+/** The MX host an exchange for `name` answered (the scripted servers answer `mx.<name>`). */
+function mxHostOf(exchange: Exchange, name: string): string {
+  assert.equal(exchange.kind, "reply", JSON.stringify(exchange));
+  if (exchange.kind !== "reply") return "";
+  const outcome = interpretReply(exchange.reply, { name, from: "test" });
+  return outcome.kind === "mx" ? outcome.hosts.join(",") : outcome.kind;
+}
+
+Deno.test("--dns-tcp: lookups go over one TCP connection, never UDP, answers as over UDP", async () => {
+  const fake = await startFakeDns({
+    zone: {
+      "a.example": { kind: "mx", records: [{ preference: 10, exchange: "mx.a.example" }] },
+      "b.example": { kind: "nxdomain", soa: { ttl: 600, minimum: 60 } },
+      "c.example": { kind: "servfail" },
+    },
+  });
+  const events: DnsQueryEvent[] = [];
+  try {
+    await using resolver = createResolver({
+      servers: [fake.server],
+      timeoutMs: 2000,
+      transport: "tcp",
+      onQuery: (event) => events.push(event),
+    });
+    const [a, b, c] = await Promise.all(
+      ["a.example", "b.example", "c.example"].map((name) => resolver.resolveMx(name)),
+    );
+    assert.deepEqual(a, { kind: "mx", hosts: ["mx.a.example"], ttl: 300 });
+    assert.deepEqual(b, { kind: "nxdomain", negativeTtl: 60 });
+    assert.equal(c.kind, "tempfail");
+    assert.match(c.kind === "tempfail" ? c.reason : "", /SERVFAIL/);
+    assert.equal(fake.udpSources.length, 0, "nothing went over UDP");
+    assert.equal(fake.queriesFor("c.example"), 2, "SERVFAIL is retried as over UDP");
+    assert.ok(events.every((event) => event.transport === "tcp"), JSON.stringify(events));
+  } finally {
+    await fake.close();
+  }
+});
+
+Deno.test("pipelining: concurrent queries share one connection and are matched out of order", async () => {
+  const held: { query: Uint8Array; send(reply: Uint8Array): void }[] = [];
+  const scripted = new ScriptedTcpServer((context) => {
+    held.push(context);
+    // Answer all ten at once, last asked first.
+    if (held.length === 10) { for (const { query, send } of held.reverse()) send(mxReply(query)); }
+  });
+  const pipe = new TcpPipeliner();
+  try {
+    const names = Array.from({ length: 10 }, (_, i) => `d${i}.example`);
+    const exchanges = await Promise.all(
+      names.map((n) => pipe.exchange(request(scripted.server, n))),
+    );
+    for (const [i, exchange] of exchanges.entries()) {
+      assert.equal(mxHostOf(exchange, names[i]), `mx.${names[i]}`);
+    }
+    assert.equal(scripted.queries.length, 1, "one connection");
+    const ids = scripted.queries[0].map((query) => (query[0] << 8) | query[1]);
+    assert.equal(new Set(ids).size, 10, "each query its own ID");
+  } finally {
+    await pipe.close();
+    await scripted.close();
+  }
+});
+
+Deno.test("a slow answer does not hold up the ones after it (fake server, delay)", async () => {
+  const fake = await startFakeDns({
+    zone: {
+      "slow.example": {
+        kind: "delay",
+        ms: 400,
+        then: { kind: "mx", records: [{ preference: 1, exchange: "mx.slow.example" }] },
+      },
+      "fast.example": { kind: "mx", records: [{ preference: 1, exchange: "mx.fast.example" }] },
+    },
+  });
+  const pipe = new TcpPipeliner();
+  try {
+    const started = performance.now();
+    const slow = pipe.exchange(request(fake.server, "slow.example"));
+    const fast = await pipe.exchange(request(fake.server, "fast.example"));
+    assert.ok(performance.now() - started < 300, "the fast answer came before the slow one");
+    assert.equal(mxHostOf(fast, "fast.example"), "mx.fast.example");
+    assert.equal(mxHostOf(await slow, "slow.example"), "mx.slow.example");
+  } finally {
+    await pipe.close();
+    await fake.close();
+  }
+});
+
+Deno.test("no answer: timeout by the deadline; a connection silent since is not used again", async () => {
+  const scripted = new ScriptedTcpServer((context) => {
+    if (context.connection > 0) context.send(mxReply(context.query));
+  });
+  const pipe = new TcpPipeliner();
+  try {
+    const started = performance.now();
+    const silent = await pipe.exchange(request(scripted.server, "silent.example", 200));
+    const elapsed = performance.now() - started;
+    assert.equal(silent.kind, "fail");
+    assert.equal(silent.kind === "fail" && silent.failure.cause, "timeout");
+    assert.match(silent.kind === "fail" ? silent.failure.reason : "", /over TCP within 200 ms/);
+    assert.ok(elapsed >= 190 && elapsed < 1000, `ended after ${elapsed} ms`);
+    const next = await pipe.exchange(request(scripted.server, "next.example"));
+    assert.equal(mxHostOf(next, "next.example"), "mx.next.example");
+    assert.equal(scripted.queries.length, 2, "the next query took a new connection");
+  } finally {
+    await pipe.close();
+    await scripted.close();
+  }
+});
+
+Deno.test("the server hangs up with queries pending: they fail, the resolver's retry reconnects", async () => {
+  const scripted = new ScriptedTcpServer((context) => {
+    // The first connection is the pipeliner's alone, the second the resolver's first attempt.
+    if (context.connection < 2) context.hangUp();
+    else context.send(mxReply(context.query));
+  });
+  try {
+    const pipe = new TcpPipeliner();
+    const failed = await pipe.exchange(request(scripted.server, "a.example"));
+    assert.equal(failed.kind === "fail" && failed.failure.cause, "network");
+    assert.match(
+      failed.kind === "fail" ? failed.failure.reason : "",
+      /over TCP: connection closed/,
+    );
+    await pipe.close();
+
+    await using resolver = createResolver({
+      servers: [scripted.server],
+      timeoutMs: 2000,
+      transport: "tcp",
+    });
+    const started = performance.now();
+    const outcome = await resolver.resolveMx("b.example");
+    assert.deepEqual(outcome, { kind: "mx", hosts: ["mx.b.example"], ttl: 300 });
+    assert.ok(performance.now() - started < 1000, "retried at once, not after a timeout");
+    assert.equal(scripted.queries.length, 3);
+  } finally {
+    await scripted.close();
+  }
+});
+
+Deno.test("nothing listening: the query fails at once as a network error", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const server = { host: "127.0.0.1", port: listener.addr.port };
+  listener.close();
+  const pipe = new TcpPipeliner();
+  try {
+    const started = performance.now();
+    const failed = await pipe.exchange(request(server, "a.example"));
+    assert.equal(failed.kind === "fail" && failed.failure.cause, "network");
+    assert.match(failed.kind === "fail" ? failed.failure.reason : "", /over TCP: connect: /);
+    assert.ok(performance.now() - started < 1000);
+  } finally {
+    await pipe.close();
+  }
+});
+
+Deno.test("an answer with our ID but another question is malformed, not used", async () => {
+  const scripted = new ScriptedTcpServer((context) => {
+    context.send(replyTo(context.query, { questionName: "other.example" }));
+  });
+  const pipe = new TcpPipeliner();
+  try {
+    const failed = await pipe.exchange(request(scripted.server, "a.example"));
+    assert.equal(failed.kind === "fail" && failed.failure.cause, "malformed");
+    assert.match(failed.kind === "fail" ? failed.failure.reason : "", /over TCP/);
+  } finally {
+    await pipe.close();
+    await scripted.close();
+  }
+});
+
+Deno.test("an answer to a timed-out query, arriving late, is dropped; the next one is used", async () => {
+  let first: QueryContext | null = null;
+  const scripted = new ScriptedTcpServer((context) => {
+    if (first === null) {
+      first = context;
+      return;
+    }
+    first.send(mxReply(first.query)); // Late, for the query that gave up.
+    context.send(mxReply(context.query));
+  });
+  const pipe = new TcpPipeliner();
+  try {
+    const gaveUp = await pipe.exchange(request(scripted.server, "old.example", 100));
+    assert.equal(gaveUp.kind === "fail" && gaveUp.failure.cause, "timeout");
+    const next = await pipe.exchange(request(scripted.server, "new.example"));
+    assert.equal(mxHostOf(next, "new.example"), "mx.new.example");
+  } finally {
+    await pipe.close();
+    await scripted.close();
+  }
+});
+
+Deno.test("a connection carries a bounded number of queries, then a new one takes over", async () => {
+  const scripted = new ScriptedTcpServer((context) => context.send(mxReply(context.query)));
+  const pipe = new TcpPipeliner({ queriesPerConnection: 3 });
+  try {
+    for (let i = 0; i < 7; i++) {
+      assert.equal(
+        mxHostOf(await pipe.exchange(request(scripted.server, `n${i}.example`)), `n${i}.example`),
+        `mx.${`n${i}.example`}`,
+      );
+    }
+    assert.deepEqual(scripted.queries.map((queries) => queries.length), [3, 3, 1]);
+    // The retired connections were closed by us once their queries were answered.
+    for (let i = 0; i < 50 && scripted.closedByClient.length < 2; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assert.deepEqual(scripted.closedByClient.sort(), [0, 1]);
+  } finally {
+    await pipe.close();
+    await scripted.close();
+  }
+});
+
+Deno.test("an idle connection is closed by us; the next query opens a new one", async () => {
+  const scripted = new ScriptedTcpServer((context) => context.send(mxReply(context.query)));
+  const pipe = new TcpPipeliner({ idleCloseMs: 100 });
+  try {
+    assert.equal(
+      mxHostOf(await pipe.exchange(request(scripted.server, "a.example")), "a.example"),
+      "mx." + "a.example",
+    );
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(
+      mxHostOf(await pipe.exchange(request(scripted.server, "b.example")), "b.example"),
+      "mx." + "b.example",
+    );
+    assert.equal(scripted.queries.length, 1, "used again within the idle time");
+    for (let i = 0; i < 50 && scripted.closedByClient.length === 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assert.deepEqual(scripted.closedByClient, [0]);
+    assert.equal(
+      mxHostOf(await pipe.exchange(request(scripted.server, "c.example")), "c.example"),
+      "mx." + "c.example",
+    );
+    assert.equal(scripted.queries.length, 2);
+  } finally {
+    await pipe.close();
+    await scripted.close();
+  }
+});
+
+Deno.test("close() lets pending queries end, then closes the connections", async () => {
+  let held: QueryContext | null = null;
+  const scripted = new ScriptedTcpServer((context) => held = context);
+  const pipe = new TcpPipeliner();
+  try {
+    const answer = pipe.exchange(request(scripted.server, "a.example"));
+    for (let i = 0; i < 100 && held === null; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    const closed = pipe.close();
+    const refused = await pipe.exchange(request(scripted.server, "b.example"));
+    assert.match(refused.kind === "fail" ? refused.failure.reason : "", /resolver closed/);
+    held!.send(mxReply(held!.query));
+    assert.equal(mxHostOf(await answer, "a.example"), "mx.a.example");
+    await closed;
+    for (let i = 0; i < 50 && scripted.closedByClient.length === 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assert.deepEqual(scripted.closedByClient, [0]);
+  } finally {
+    await scripted.close();
+  }
+});
