@@ -68,6 +68,7 @@ async function serve(options: ServeOptions): Promise<void> {
   const onQuery = (event: DnsQueryEvent) => metrics?.observeDnsQuery(event);
   const resolverOptions = {
     timeoutMs: options.dnsTimeoutMs,
+    transport: options.dnsTcp ? "tcp" as const : "udp" as const,
     onQuery,
     // One limiter for the life of the process: a reload must not double the bound.
     limiter: new Limiter(options.maxDnsInflight),
@@ -121,7 +122,8 @@ async function serve(options: ServeOptions): Promise<void> {
   }
   const metricsServer = metrics === null ? null : startMetrics(options, metrics);
   const listening = endpoints.map((e) => `${formatListenAddress(e.address)} (${e.codec.name})`);
-  const dnsList = dnsServers.value.map(formatHostPort).join(", ");
+  const dnsList = dnsServers.value.map(formatHostPort).join(", ") +
+    (options.dnsTcp ? " over TCP" : "");
   const mode = options.dryRun ? 'dry-run (every answer is "not found"), ' : "";
   log.info`${mode}listening on ${
     listening.join(", ")

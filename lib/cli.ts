@@ -20,9 +20,10 @@ export const VERSION = "1.0.0";
 
 /** The usage line printed with every command-line error. */
 export const USAGE = `usage: ${PROGRAM} [-c FILE] [-p PORT] [-H HOST] [--cache-ttl SECONDS] ` +
-  "[--timeout SECONDS] [--dns-server ADDR[:PORT]]... [--dns-timeout SECONDS] [-v|-q] [-h] " +
+  "[--timeout SECONDS] [--dns-server ADDR[:PORT]]... [--dns-timeout SECONDS] [--dns-tcp] " +
+  "[-v|-q] [-h] " +
   `[--version]\n       ${PROGRAM} check [-c FILE]\n` +
-  `       ${PROGRAM} query [-c FILE] [--dns-server ADDR[:PORT]]... [--json] KEY...`;
+  `       ${PROGRAM} query [-c FILE] [--dns-server ADDR[:PORT]]... [--dns-tcp] [--json] KEY...`;
 
 /** Everything the server needs from the command line. */
 export interface ServeOptions {
@@ -32,6 +33,8 @@ export interface ServeOptions {
   /** Raw --dns-server values (parsed by the DNS module); empty: use /etc/resolv.conf. */
   dnsServers: string[];
   dnsTimeoutMs: number;
+  /** --dns-tcp: pipeline every query on one TCP connection per server instead of UDP. */
+  dnsTcp: boolean;
   idleTimeoutMs: number;
   cacheTtl: number;
   minTtl: number;
@@ -79,6 +82,8 @@ export interface QueryOptions {
   config: string;
   dnsServers: string[];
   dnsTimeoutMs: number;
+  /** --dns-tcp, as for the server. */
+  dnsTcp: boolean;
   json: boolean;
   keys: string[];
 }
@@ -114,6 +119,8 @@ Serves Postfix tcp_table lookups: routes each recipient domain by the MX hosts D
       --dns-server ADDR[:PORT]  DNS server to ask, repeatable; IPv6 as [::1]:5353
                            (default: nameserver lines of /etc/resolv.conf)
       --dns-timeout SECONDS  the whole time budget of one DNS lookup (default ${DEFAULT_DNS_TIMEOUT_S})
+      --dns-tcp            ask over one pipelined TCP connection per server instead of UDP;
+                           only for servers that answer such queries concurrently (not dnsmasq)
       --socketmap ADDR     also serve socketmap_table(5) on HOST:PORT or unix:/path; repeatable
       --socket-mode MODE   permission bits of unix sockets, octal (default 0660)
       --socket-group NAME  group to own unix sockets (e.g. postfix)
@@ -127,7 +134,7 @@ Serves Postfix tcp_table lookups: routes each recipient domain by the MX hosts D
 Subcommands:
   check [-c FILE]          validate the rules file, list the rules, warn about risky patterns;
                            exit 0 valid, 1 invalid
-  query [-c FILE] [--dns-server ADDR]... [--json] KEY...
+  query [-c FILE] [--dns-server ADDR]... [--dns-tcp] [--json] KEY...
                            look KEY up with real DNS and explain the answer;
                            exit 0 found, 1 not found, 2 temporary failure
 `;
@@ -186,6 +193,7 @@ export function parseCommandLine(args: string[]): Command {
         "max-dns-inflight": { type: "string" },
         "dns-server": { type: "string", multiple: true },
         "dns-timeout": { type: "string" },
+        "dns-tcp": { type: "boolean" },
         socketmap: { type: "string", multiple: true },
         "socket-mode": { type: "string" },
         "socket-group": { type: "string" },
@@ -237,6 +245,7 @@ export function parseCommandLine(args: string[]): Command {
       port: numbers.port ?? 10099,
       dnsServers: values["dns-server"] ?? [],
       dnsTimeoutMs: (numbers["dns-timeout"] ?? DEFAULT_DNS_TIMEOUT_S) * 1000,
+      dnsTcp: values["dns-tcp"] ?? false,
       idleTimeoutMs: (numbers.timeout ?? 600) * 1000,
       cacheTtl: numbers["cache-ttl"] ?? 3600,
       minTtl: numbers["min-ttl"] ?? 30,
@@ -281,6 +290,7 @@ function parseQuery(args: string[]): Command {
         config: { type: "string", short: "c" },
         "dns-server": { type: "string", multiple: true },
         "dns-timeout": { type: "string" },
+        "dns-tcp": { type: "boolean" },
         json: { type: "boolean" },
       },
     });
@@ -301,6 +311,7 @@ function parseQuery(args: string[]): Command {
       config: values.config ?? DEFAULT_CONFIG,
       dnsServers: values["dns-server"] ?? [],
       dnsTimeoutMs: dnsTimeout * 1000,
+      dnsTcp: values["dns-tcp"] ?? false,
       json: values.json ?? false,
       keys: positionals,
     },

@@ -181,6 +181,7 @@ export async function runQuery(options: QueryOptions): Promise<number> {
   await using resolver = createResolver({
     servers: dnsServers.value,
     timeoutMs: options.dnsTimeoutMs,
+    transport: options.dnsTcp ? "tcp" : "udp",
   });
   let exitCode = 0;
   const reports = [];

@@ -77,6 +77,15 @@ Deno.test("unknown and malformed flags give a one-line error naming the flag", (
   }
 });
 
+Deno.test("--dns-tcp: off by default, on when given", () => {
+  const plain = parseCommandLine([]);
+  const tcp = parseCommandLine(["--dns-tcp"]);
+  assert.ok(plain.kind === "serve" && plain.options.dnsTcp === false);
+  assert.ok(tcp.kind === "serve" && tcp.options.dnsTcp === true);
+  const withValue = parseCommandLine(["--dns-tcp=yes"]);
+  assert.equal(withValue.kind, "error");
+});
+
 Deno.test("socketmap, unix socket, metrics and dry-run flags", () => {
   const command = parseCommandLine([
     "--port",

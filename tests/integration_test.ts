@@ -11,8 +11,9 @@ import { LineClient } from "./support/tcp_client.ts";
 const NOT_FOUND = "500 NO%20RESULT";
 const O365_REPLY = `200 ${O365}`;
 
-Deno.test("every row of the DNS outcome table, through the real server", async () => {
-  await using fixture = await startRouterFixture();
+/** Asks the router for every row of the DNS outcome table; `args` are its extra flags. */
+async function assertOutcomeTable(args: string[]): Promise<void> {
+  await using fixture = await startRouterFixture({ args });
   const client = await LineClient.connect(fixture.router.port);
   try {
     const cases: [string, RegExp | string][] = [
@@ -27,7 +28,7 @@ Deno.test("every row of the DNS outcome table, through the real server", async (
       ["a@servfail.test", /^400 SERVFAIL%20from%20127\.0\.0\.1:\d+$/],
       ["a@refused.test", /^400 REFUSED%20from%20127\.0\.0\.1:\d+$/],
       ["a@silent.test", /^400 no%20answer%20from%20127\.0\.0\.1:\d+/],
-      ["a@truncated.test", O365_REPLY], // TC=1: asked again over TCP
+      ["a@truncated.test", O365_REPLY], // TC=1: asked again over TCP (--dns-tcp: at once)
       ["a@wrongid.test", /^400 /], // mismatched ID: ignored, never trusted
       ["a@wrongquestion.test", /^400 /], // mismatched question: ignored
       ["a@garbage.test", /^400 /], // malformed answer
@@ -37,9 +38,21 @@ Deno.test("every row of the DNS outcome table, through the real server", async (
       if (typeof expected === "string") assert.equal(reply, expected, key);
       else assert.match(reply ?? "null", expected, key);
     }
+    const overTcp = args.includes("--dns-tcp");
+    // Only the truncated answer goes over TCP without the flag; with it, nothing goes over UDP.
+    assert.equal(fixture.dns.udpSources.length === 0, overTcp);
+    assert.equal(/DNS servers \S+ over TCP/.test(fixture.router.stderr()), overTcp);
   } finally {
     client.close();
   }
+}
+
+Deno.test("every row of the DNS outcome table, through the real server", async () => {
+  await assertOutcomeTable([]);
+});
+
+Deno.test("--dns-tcp: every row of the DNS outcome table, the same answers", async () => {
+  await assertOutcomeTable(["--dns-tcp"]);
 });
 
 Deno.test("every key form, through the real server", async () => {

@@ -324,6 +324,12 @@ Deno.test("query: explains the lookup; exit 0 found, 1 not found, 2 temporary fa
       matched[0].decision.reason,
       "contoso-test.mail.protection.outlook.com matches line 2",
     );
+    // --dns-tcp asks the same server over TCP only, with the same answer.
+    const udpBefore = dns.udpSources.length;
+    const overTcp = await runMain([...base, "--dns-tcp", "a@contoso.test"], tmp);
+    assert.equal(overTcp.code, 0, overTcp.stderr);
+    assert.match(overTcp.stdout, /tcp_table reply: 200 relay:\[o365\.example\]:587/);
+    assert.equal(dns.udpSources.length, udpBefore, "no UDP query with --dns-tcp");
     const unusable = await runMain(["query", "-c", `${tmp}/missing.conf`, "a@contoso.test"], tmp);
     assert.equal(unusable.code, 2);
     assert.match(unusable.stderr, /^postfix-mx-pattern-router: .*missing\.conf: cannot read/m);
