@@ -247,6 +247,19 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
     say(`  ${cold.secs.toFixed(2)} s`);
     const rssAfterPass = (await rssBytes(router.pid)) ?? 0;
 
+    say("cold pass (router with production flags and --dns-tcp)");
+    const tcpRouter = await startRouter({
+      ...common,
+      logPath: `${dir}/router-dns-tcp.log`,
+      routerFlags: ["--dns-tcp"],
+    });
+    const tcpCpuBefore = [await cpuSeconds(tcpRouter.pid), await cpuSeconds(dns.pid)];
+    const coldTcp = await run(tcpRouter.port, 8, inputs.keysPath, 0);
+    const tcpCpuAfter = [await cpuSeconds(tcpRouter.pid), await cpuSeconds(dns.pid)];
+    const dnsAfterTcpPass = await dns.queries();
+    await tcpRouter.stop();
+    say(`  ${coldTcp.secs.toFixed(2)} s`);
+
     const hits = await measureHits([
       { name: "deno-floor", port: denoFloor.port, pid: denoFloor.pid, conns: [1, 8] },
       ...(cFloor === null
@@ -318,6 +331,16 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
         secondsWithMetrics: coldMetrics.secs,
         routerCpuSeconds: (cpuAfter[0] ?? 0) - (cpuBefore[0] ?? 0),
         dnsCpuSeconds: (cpuAfter[1] ?? 0) - (cpuBefore[1] ?? 0),
+      },
+      coldDnsTcp: {
+        seconds: coldTcp.secs,
+        rate: coldTcp.rate,
+        p99Us: coldTcp.p99Us,
+        codes: coldTcp.codes,
+        dnsQueriesServer: dnsAfterTcpPass - dnsAfterProdPass,
+        queriesPerDistinctDomain: (dnsAfterTcpPass - dnsAfterProdPass) / workload.distinctDomains,
+        routerCpuSeconds: (tcpCpuAfter[0] ?? 0) - (tcpCpuBefore[0] ?? 0),
+        dnsCpuSeconds: (tcpCpuAfter[1] ?? 0) - (tcpCpuBefore[1] ?? 0),
       },
       memory: {
         rssStartMB: rssStart / MB,

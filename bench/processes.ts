@@ -181,6 +181,8 @@ export interface RouterStartOptions {
   metrics?: boolean;
   /** Flags for `deno run` itself (e.g. `--cpu-prof`). */
   denoFlags?: string[];
+  /** More router flags (e.g. `--dns-tcp`). */
+  routerFlags?: string[];
   /**
    * The router variant to run: the multi-core experiment, bench/multicore_router.ts with this
    * many workers (each logs its own `listening on`); the router itself, main.ts, when absent.
@@ -235,6 +237,7 @@ export async function startRouter(options: RouterStartOptions): Promise<RouterHa
     "--dns-server",
     `${HOST}:${options.dnsPort}`,
     ...(metricsPort === null ? [] : ["--metrics", `${HOST}:${metricsPort}`]),
+    ...(options.routerFlags ?? []),
   ];
   // The log goes to a file, as journald would take it: cheaper than a pipe we would have to read,
   // dearer than /dev/null, which would hide the cost of writing it.
