@@ -27,8 +27,11 @@ export const IDLE_CLOSE_MS = 10_000;
 const MAX_FRAME = 2 + 65535;
 
 interface PendingQuery {
+  server: DnsServer;
   query: SentQuery;
   from: string;
+  /** Already sent again once, after the server closed the connection under it. */
+  resent: boolean;
   /** performance.now() when it was queued, and when it times out. */
   sentAt: number;
   deadline: number;
@@ -41,6 +44,8 @@ interface Pipe {
   server: DnsServer;
   /** Null until connected. */
   conn: Deno.TcpConn | null;
+  /** Cancels a connect still under way (a server that drops SYNs would hold it for minutes). */
+  connecting: AbortController;
   pending: Map<number, PendingQuery>;
   /** Every ID sent on this connection: late answers to timed-out queries are not errors. */
   used: Set<number>;
@@ -77,41 +82,60 @@ export class TcpPipeliner {
   /** One timer for the earliest deadline of all pending queries. */
   #timer: ReturnType<typeof setTimeout> | undefined;
   #timerAt = Infinity;
+  #pendingCount = 0;
   readonly #queriesPerConnection: number;
   readonly #idleCloseMs: number;
 
   constructor(options: TcpPipelinerOptions = {}) {
-    this.#queriesPerConnection = options.queriesPerConnection ?? QUERIES_PER_CONNECTION;
+    // At most every ID once per connection.
+    this.#queriesPerConnection = Math.min(
+      options.queriesPerConnection ?? QUERIES_PER_CONNECTION,
+      65536,
+    );
     this.#idleCloseMs = options.idleCloseMs ?? IDLE_CLOSE_MS;
   }
 
   /** Sends the query and waits for the matching answer, a failure, or the deadline. */
   exchange({ server, from, name, deadline, edns }: ExchangeRequest): Promise<Exchange> {
     if (this.#closing) return Promise.resolve(fail("network", `${from}: resolver closed`));
-    const pipe = this.#pipeFor(server);
+    return new Promise<Exchange>((resolve) => {
+      const now = performance.now();
+      const waitMs = Math.max(0, deadline - now);
+      this.#send({
+        server,
+        query: { id: 0, name, edns },
+        from,
+        resent: false,
+        sentAt: now,
+        deadline: now + waitMs,
+        waitMs,
+        resolve,
+      });
+    });
+  }
+
+  /** Queues a query (its ID chosen here) on the server's current connection. */
+  #send(pending: PendingQuery): void {
+    const pipe = this.#pipeFor(pending.server);
     let id = randomId();
     while (pipe.used.has(id)) id = randomId();
     pipe.used.add(id);
     // The last query for this connection: it closes once its answers are in.
     if (pipe.used.size >= this.#queriesPerConnection) pipe.retired = true;
-    const query: SentQuery = { id, name, edns };
-    const message = encodeMxQuery(query);
+    pending.query = { ...pending.query, id };
+    const message = encodeMxQuery(pending.query);
     const frame = new Uint8Array(message.length + 2);
     frame[0] = message.length >> 8;
     frame[1] = message.length & 0xff;
     frame.set(message, 2);
     clearTimeout(pipe.idleTimer);
     pipe.idleTimer = undefined;
-    return new Promise<Exchange>((resolve) => {
-      const now = performance.now();
-      const waitMs = Math.max(0, deadline - now);
-      const pending = { query, from, sentAt: now, deadline: now + waitMs, waitMs, resolve };
-      pipe.pending.set(id, pending);
-      this.#armTimer(pending.deadline);
-      pipe.out.push(frame);
-      // Queries asked in the same turn of the event loop go out in one write.
-      if (pipe.conn !== null && !pipe.writing) this.#write(pipe);
-    });
+    pipe.pending.set(id, pending);
+    this.#pendingCount++;
+    this.#armTimer(pending.deadline);
+    pipe.out.push(frame);
+    // Queries asked in the same turn of the event loop go out in one write.
+    if (pipe.conn !== null && !pipe.writing) this.#write(pipe);
   }
 
   /** Takes no more queries; resolves when every connection has closed. */
@@ -130,6 +154,7 @@ export class TcpPipeliner {
     const pipe: Pipe = {
       server,
       conn: null,
+      connecting: new AbortController(),
       pending: new Map(),
       used: new Set(),
       out: [],
@@ -149,7 +174,11 @@ export class TcpPipeliner {
 
   async #connect(pipe: Pipe): Promise<void> {
     try {
-      const conn = await Deno.connect({ hostname: pipe.server.host, port: pipe.server.port });
+      const conn = await Deno.connect({
+        hostname: pipe.server.host,
+        port: pipe.server.port,
+        signal: pipe.connecting.signal,
+      });
       if (pipe.closed) {
         closeQuietly(conn);
         return;
@@ -159,7 +188,7 @@ export class TcpPipeliner {
       this.#read(pipe, conn);
       if (pipe.out.length > 0) this.#write(pipe);
     } catch (error) {
-      this.#end(pipe, `connect: ${errorMessage(error)}`);
+      this.#end(pipe, `connect: ${errorMessage(error)}`, false);
     }
   }
 
@@ -179,7 +208,7 @@ export class TcpPipeliner {
         }
       }
     } catch (error) {
-      this.#end(pipe, `write: ${errorMessage(error)}`);
+      this.#end(pipe, `write: ${errorMessage(error)}`, true);
     } finally {
       pipe.writing = false;
     }
@@ -219,7 +248,7 @@ export class TcpPipeliner {
     } catch (error) {
       why = `read: ${errorMessage(error)}`;
     }
-    this.#end(pipe, why);
+    this.#end(pipe, why, true);
   }
 
   #receive(pipe: Pipe, message: Uint8Array): void {
@@ -244,36 +273,53 @@ export class TcpPipeliner {
   #finish(pipe: Pipe, pending: PendingQuery, exchange: Exchange): void {
     if (pipe.pending.get(pending.query.id) !== pending) return;
     pipe.pending.delete(pending.query.id);
+    if (--this.#pendingCount === 0) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+      this.#timerAt = Infinity;
+    }
     pending.resolve(exchange);
     if (pipe.pending.size > 0) return;
     if (pipe.retired) {
-      this.#end(pipe, "retired");
+      this.#end(pipe, "retired", false);
     } else if (!pipe.closed) {
       pipe.idleTimer = setTimeout(() => this.#retire(pipe), this.#idleCloseMs);
       Deno.unrefTimer(pipe.idleTimer);
     }
   }
 
-  /** Closes the connection; what still waits on it fails, to be asked again on a new one. */
-  #end(pipe: Pipe, why: string): void {
+  /**
+   * Closes the connection. What still waits on it fails, or, when the connection was lost (not
+   * refused) and the query was not sent twice yet, goes out again on a new one: a server may
+   * close a connection with queries under way (RFC 7766 §6.2.4), e.g. at its idle timeout.
+   */
+  #end(pipe: Pipe, why: string, lost: boolean): void {
     if (pipe.closed) return;
     pipe.closed = true;
     pipe.retired = true;
     clearTimeout(pipe.idleTimer);
+    pipe.connecting.abort();
     closeQuietly(pipe.conn ?? undefined);
     const from = formatHostPort(pipe.server);
+    if (this.#pipes.get(from) === pipe) this.#pipes.delete(from);
+    const now = performance.now();
     for (const pending of [...pipe.pending.values()]) {
-      this.#finish(pipe, pending, fail("network", `${from} over TCP: ${why}`));
+      if (lost && !pending.resent && !this.#closing && pending.deadline > now) {
+        pipe.pending.delete(pending.query.id);
+        this.#pendingCount--;
+        this.#send({ ...pending, resent: true, sentAt: now });
+      } else {
+        this.#finish(pipe, pending, fail("network", `${from} over TCP: ${why}`));
+      }
     }
     pipe.out = [];
     this.#open.delete(pipe);
-    if (this.#pipes.get(from) === pipe) this.#pipes.delete(from);
     pipe.markDone();
   }
 
   #retire(pipe: Pipe): void {
     pipe.retired = true;
-    if (pipe.pending.size === 0) this.#end(pipe, "retired");
+    if (pipe.pending.size === 0) this.#end(pipe, "retired", false);
   }
 
   #armTimer(deadline: number): void {

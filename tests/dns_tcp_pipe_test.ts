@@ -45,6 +45,8 @@ interface QueryContext {
   connection: number;
   query: Uint8Array;
   send(reply: Uint8Array): void;
+  /** Writes bytes as they are (already framed), in pieces of `piece` bytes. */
+  sendRaw(bytes: Uint8Array, piece: number): void;
   /** Closes this connection. */
   hangUp(): void;
 }
@@ -85,6 +87,15 @@ class ScriptedTcpServer {
     const context = {
       connection,
       send: (reply: Uint8Array) => conn.write(framed(reply)).catch(() => {}),
+      sendRaw: async (bytes: Uint8Array, piece: number) => {
+        for (let offset = 0; offset < bytes.length; offset += piece) {
+          const part = bytes.subarray(offset, Math.min(offset + piece, bytes.length));
+          for (let written = 0; written < part.length;) {
+            written += await conn.write(part.subarray(written));
+          }
+          await new Promise((resolve) => setTimeout(resolve, 0));
+        }
+      },
       hangUp: () => closeQuietly(conn),
     };
     try {
@@ -238,20 +249,43 @@ Deno.test("no answer: timeout by the deadline; a connection silent since is not 
   }
 });
 
-Deno.test("the server hangs up with queries pending: they fail, the resolver's retry reconnects", async () => {
+Deno.test("the server hangs up under a query: it is sent once more on a new connection", async () => {
   const scripted = new ScriptedTcpServer((context) => {
-    // The first connection is the pipeliner's alone, the second the resolver's first attempt.
-    if (context.connection < 2) context.hangUp();
+    if (context.connection === 0) context.hangUp();
+    else context.send(mxReply(context.query));
+  });
+  const pipe = new TcpPipeliner();
+  try {
+    const started = performance.now();
+    const answer = await pipe.exchange(request(scripted.server, "a.example"));
+    assert.equal(mxHostOf(answer, "a.example"), "mx.a.example");
+    assert.ok(performance.now() - started < 1000, "at once, not after a timeout");
+    assert.deepEqual(scripted.queries.map((queries) => queries.length), [1, 1]);
+    const [first, second] = scripted.queries.map(([query]) => (query[0] << 8) | query[1]);
+    assert.notEqual(first, second, "a new ID on the new connection");
+  } finally {
+    await pipe.close();
+    await scripted.close();
+  }
+});
+
+Deno.test("a server that hangs up again: the query fails at once, the resolver retries", async () => {
+  // Connections 0 and 1 are the pipeliner's (the query and its one resend), 2 and 3 the
+  // resolver's first attempt; the resolver's second attempt is answered.
+  const scripted = new ScriptedTcpServer((context) => {
+    if (context.connection < 4) context.hangUp();
     else context.send(mxReply(context.query));
   });
   try {
     const pipe = new TcpPipeliner();
+    const started = performance.now();
     const failed = await pipe.exchange(request(scripted.server, "a.example"));
     assert.equal(failed.kind === "fail" && failed.failure.cause, "network");
     assert.match(
       failed.kind === "fail" ? failed.failure.reason : "",
       /over TCP: connection closed/,
     );
+    assert.ok(performance.now() - started < 1000);
     await pipe.close();
 
     await using resolver = createResolver({
@@ -259,11 +293,10 @@ Deno.test("the server hangs up with queries pending: they fail, the resolver's r
       timeoutMs: 2000,
       transport: "tcp",
     });
-    const started = performance.now();
     const outcome = await resolver.resolveMx("b.example");
     assert.deepEqual(outcome, { kind: "mx", hosts: ["mx.b.example"], ttl: 300 });
-    assert.ok(performance.now() - started < 1000, "retried at once, not after a timeout");
-    assert.equal(scripted.queries.length, 3);
+    assert.ok(performance.now() - started < 1000, "no timeout waited for");
+    assert.equal(scripted.queries.length, 5);
   } finally {
     await scripted.close();
   }
@@ -394,5 +427,119 @@ Deno.test("close() lets pending queries end, then closes the connections", async
     assert.deepEqual(scripted.closedByClient, [0]);
   } finally {
     await scripted.close();
+  }
+});
+
+Deno.test("queries in flight when a connection is retired are answered on it; later ones on the next", async () => {
+  const held: QueryContext[] = [];
+  const scripted = new ScriptedTcpServer((context) => {
+    held.push(context);
+    if (held.length === 5) { for (const { query, send } of held) send(mxReply(query)); }
+  });
+  const pipe = new TcpPipeliner({ queriesPerConnection: 3 });
+  try {
+    const names = Array.from({ length: 5 }, (_, i) => `r${i}.example`);
+    const answers = await Promise.all(names.map((n) => pipe.exchange(request(scripted.server, n))));
+    for (const [i, answer] of answers.entries()) {
+      assert.equal(mxHostOf(answer, names[i]), `mx.${names[i]}`);
+    }
+    assert.deepEqual(scripted.queries.map((queries) => queries.length), [3, 2]);
+  } finally {
+    await pipe.close();
+    await scripted.close();
+  }
+});
+
+Deno.test("answers up to 64 kB, split across reads and sharing reads with others, are framed right", async () => {
+  const big = (query: Uint8Array, count: number) => {
+    const name = questionName(query);
+    return replyTo(query, {
+      answers: Array.from({ length: count }, (_, i) => ({
+        type: "MX" as const,
+        name,
+        ttl: 300,
+        class: "IN",
+        data: { preference: i, exchange: `mx${i}.${"x".repeat(40)}.${name}` },
+      })),
+    });
+  };
+  const scripted = new ScriptedTcpServer((context) => {
+    if (questionName(context.query) !== "last.example") return;
+    // Every answer so far in one buffer, written in 997-byte pieces.
+    const sample = big(context.query, 600).length;
+    assert.ok(sample > 40_000 && sample < 65_535, `${sample} bytes`);
+    const frames = scripted.queries[0].map((query) =>
+      framed(questionName(query) === "last.example" ? mxReply(query) : big(query, 600))
+    );
+    const all = new Uint8Array(frames.reduce((size, frame) => size + frame.length, 0));
+    let offset = 0;
+    for (const frame of frames) {
+      all.set(frame, offset);
+      offset += frame.length;
+    }
+    context.sendRaw(all, 997);
+  });
+  const pipe = new TcpPipeliner();
+  try {
+    const bigOnes = ["b1.example", "b2.example"].map((n) =>
+      pipe.exchange(request(scripted.server, n))
+    );
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const last = pipe.exchange(request(scripted.server, "last.example"));
+    for (const answer of await Promise.all(bigOnes)) {
+      assert.equal(answer.kind, "reply", JSON.stringify(answer).slice(0, 200));
+      const size = answer.kind === "reply" ? answer.reply.packet?.answers?.length : 0;
+      assert.equal(size, 600);
+    }
+    assert.equal(mxHostOf(await last, "last.example"), "mx.last.example");
+  } finally {
+    await pipe.close();
+    await scripted.close();
+  }
+});
+
+/** Sockets of this process's host in SYN-SENT towards `port` (from /proc/net/tcp). */
+function synSentTo(port: number): number {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, "0");
+  return Deno.readTextFileSync("/proc/net/tcp").split("\n").slice(1)
+    .filter((line) => {
+      const fields = line.trim().split(/\s+/);
+      return fields[2]?.endsWith(`:${hexPort}`) && fields[3] === "02";
+    }).length;
+}
+
+Deno.test("a connect that hangs (full backlog): the query times out and the connect is abandoned", async () => {
+  // A listener that never accepts, its backlog filled: the next connect waits for minutes.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = listener.addr.port;
+  const filling: Deno.Conn[] = [];
+  try {
+    for (let i = 0; i < 4096; i++) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const conn = await Promise.race([
+        Deno.connect({ hostname: "127.0.0.1", port }),
+        new Promise<null>((resolve) => timer = setTimeout(() => resolve(null), 200)),
+      ]);
+      clearTimeout(timer);
+      if (conn === null) break;
+      filling.push(conn);
+    }
+    // The connect that found the backlog full is still pending: count it out.
+    const baseline = synSentTo(port);
+    const pipe = new TcpPipeliner();
+    const started = performance.now();
+    const answer = await pipe.exchange(request({ host: "127.0.0.1", port }, "a.example", 200));
+    assert.equal(answer.kind === "fail" && answer.failure.cause, "timeout");
+    assert.ok(performance.now() - started < 1000);
+    await pipe.close();
+    assert.ok(performance.now() - started < 1000, "close() did not wait for the connect");
+    // The socket closes a moment after the abort.
+    for (let i = 0; i < 20 && synSentTo(port) > baseline; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assert.equal(synSentTo(port), baseline, "our half-open connect was closed");
+  } finally {
+    for (const conn of filling) closeQuietly(conn);
+    closeQuietly(listener);
   }
 });
