@@ -5,6 +5,7 @@
  * deno task bench                      # the benchmark (under 3 minutes on 2 cores)
  * deno task bench --soak               # 5 minutes of mixed load with DNS outages
  * deno task bench --soak --soak-seconds 60
+ * deno task bench --soak --soak-dns-tcp  # the same with the router's --dns-tcp
  * deno task bench --profile            # the router's hit path under the CPU profiler
  * deno task bench --profile --profile-phase cold   # the cold pass under the CPU profiler
  * deno task bench --stretch            # more than one core: the router in 1 thread and in 2
@@ -32,7 +33,7 @@ import { formatStretch, runStretch } from "./stretch.ts";
 
 const USAGE = "usage: deno task bench [--seconds N] [--rounds N] [--deno-loadgen] [--keep] " +
   "[--router-deno-flag FLAG]...\n" +
-  "       deno task bench --soak [--soak-seconds N]\n" +
+  "       deno task bench --soak [--soak-seconds N] [--soak-dns-tcp]\n" +
   "       deno task bench --stretch [--seconds N] [--rounds N]\n" +
   "       deno task bench --profile [--profile-seconds N] [--profile-conns N] " +
   "[--profile-phase hits|cold]";
@@ -57,6 +58,7 @@ async function main(): Promise<void> {
         soak: { type: "boolean" },
         stretch: { type: "boolean" },
         "soak-seconds": { type: "string" },
+        "soak-dns-tcp": { type: "boolean" },
         profile: { type: "boolean" },
         "profile-seconds": { type: "string" },
         "profile-conns": { type: "string" },
@@ -111,6 +113,7 @@ async function main(): Promise<void> {
       keep,
       denoLoadgen,
       routerDenoFlags,
+      routerFlags: values["soak-dns-tcp"] ? ["--dns-tcp"] : [],
     });
     console.log(formatSoak(results));
     console.error(`soak: results in ${await writeResults("soak", results)}`);

@@ -28,6 +28,8 @@ export interface SoakOptions {
   keep: boolean;
   /** More `deno run` flags for the router, e.g. `--v8-flags=--max-semi-space-size=1`. */
   routerDenoFlags: string[];
+  /** More router flags, e.g. `--dns-tcp`. */
+  routerFlags: string[];
   denoLoadgen: boolean;
 }
 
@@ -44,6 +46,8 @@ export interface SoakResults {
   seconds: number;
   /** Extra `deno run` flags the router got (none: production flags). */
   routerDenoFlags: string[];
+  /** Extra router flags (e.g. `--dns-tcp`). */
+  routerFlags: string[];
   conns: number;
   missRatio: number;
   freshPool: number;
@@ -83,6 +87,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResults> {
       logPath: `${dir}/router.log`,
       metrics: true,
       denoFlags: options.routerDenoFlags,
+      routerFlags: options.routerFlags,
     });
     stops.push(() => router.stop());
     say(`warming the cache with the workload (${loadgen.note})`);
@@ -178,6 +183,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResults> {
       machine,
       seconds: options.seconds,
       routerDenoFlags: options.routerDenoFlags,
+      routerFlags: options.routerFlags,
       conns: plan.conns,
       missRatio: plan.missRatio,
       freshPool: plan.freshPool,
@@ -209,7 +215,7 @@ export function formatSoak(r: SoakResults): string {
     `Soak: ${r.seconds} s, ${r.conns} connections, ${r.missRatio * 100} % fresh domains (pool of ${
       r.freshPool.toLocaleString("en-US")
     }), TTLs 30-120 s; router flags: production${
-      r.routerDenoFlags.length > 0 ? " + " + r.routerDenoFlags.join(" ") : ""
+      [...(r.routerFlags ?? []), ...r.routerDenoFlags].map((flag) => ` + ${flag}`).join("")
     }; DNS outages: ${
       r.outages.map((o) => `${o.kind} ${o.fromS.toFixed(0)}-${o.toS.toFixed(0)} s`).join(", ")
     }.`,
