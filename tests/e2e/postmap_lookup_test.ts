@@ -1,6 +1,7 @@
 /**
  * Scenario 1 of issue 4: Postfix's own client, `postmap -q`, gets what the DNS outcome table in
- * postfix-facts.md says for every domain class, with real DNS (dnsmasq) behind the router.
+ * postfix-facts.md says for every domain class, with real DNS (dnsmasq) behind the router, asked
+ * over UDP (the default) and over TCP (--dns-tcp).
  *
  * @module
  */
@@ -32,7 +33,11 @@ async function assertLookup(env: E2eEnv, key: string): Promise<void> {
   }
 }
 
-e2eTest("postmap -q answers every DNS outcome class as the table says", {}, async (env, t) => {
+/** The whole table through `postmap -q`; the router asks dnsmasq over TCP or UDP. */
+const outcomeTable = (overTcp: boolean) => async (env: E2eEnv, t: Deno.TestContext) => {
+  await t.step(`the router asks over ${overTcp ? "TCP" : "UDP"}`, () => {
+    assert.equal(/DNS servers \S+ over TCP/.test(env.router.stderr()), overTcp);
+  });
   const expectedCodes: Record<DomainClass, number> = {
     microsoft: 200,
     google: 500,
@@ -81,4 +86,13 @@ e2eTest("postmap -q answers every DNS outcome class as the table says", {}, asyn
       assert.deepEqual(got.stderr, "", key);
     }
   });
-});
+};
+
+e2eTest("postmap -q answers every DNS outcome class as the table says", {}, outcomeTable(false));
+
+// dnsmasq answers a TCP connection's queries one at a time: slower, but the answers must match.
+e2eTest(
+  "--dns-tcp: postmap -q answers every DNS outcome class the same, dnsmasq over TCP",
+  { routerArgs: ["--dns-tcp"] },
+  outcomeTable(true),
+);
