@@ -13,7 +13,15 @@
 import type { DnsServer } from "./dns_types.ts";
 import { closeQuietly, errorMessage } from "./errors.ts";
 import { checkReply, encodeMxQuery, type SentQuery } from "./dns_wire.ts";
-import { type Exchange, type ExchangeRequest, fail, randomId } from "./dns_transport.ts";
+import {
+  DeadlineTimer,
+  type Exchange,
+  type ExchangeRequest,
+  fail,
+  frameTcp,
+  randomId,
+} from "./dns_transport.ts";
+import { joinBytes } from "./bytes.ts";
 import { formatHostPort } from "./dns_servers.ts";
 
 /** Queries one connection carries before a new one takes over: IDs are never reused on one. */
@@ -79,9 +87,7 @@ export class TcpPipeliner {
   readonly #pipes = new Map<string, Pipe>();
   readonly #open = new Set<Pipe>();
   #closing = false;
-  /** One timer for the earliest deadline of all pending queries. */
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #timerAt = Infinity;
+  readonly #timer = new DeadlineTimer((now) => this.#expire(now));
   #pendingCount = 0;
   readonly #queriesPerConnection: number;
   readonly #idleCloseMs: number;
@@ -123,16 +129,12 @@ export class TcpPipeliner {
     // The last query for this connection: it closes once its answers are in.
     if (pipe.used.size >= this.#queriesPerConnection) pipe.retired = true;
     pending.query = { ...pending.query, id };
-    const message = encodeMxQuery(pending.query);
-    const frame = new Uint8Array(message.length + 2);
-    frame[0] = message.length >> 8;
-    frame[1] = message.length & 0xff;
-    frame.set(message, 2);
+    const frame = frameTcp(encodeMxQuery(pending.query));
     clearTimeout(pipe.idleTimer);
     pipe.idleTimer = undefined;
     pipe.pending.set(id, pending);
     this.#pendingCount++;
-    this.#armTimer(pending.deadline);
+    this.#timer.arm(pending.deadline);
     pipe.out.push(frame);
     // Queries asked in the same turn of the event loop go out in one write.
     if (pipe.conn !== null && !pipe.writing) this.#write(pipe);
@@ -143,7 +145,6 @@ export class TcpPipeliner {
     this.#closing = true;
     for (const pipe of this.#open) this.#retire(pipe);
     await Promise.all([...this.#open].map((pipe) => pipe.done));
-    clearTimeout(this.#timer);
   }
 
   #pipeFor(server: DnsServer): Pipe {
@@ -201,7 +202,7 @@ export class TcpPipeliner {
     await Promise.resolve();
     try {
       while (pipe.out.length > 0 && !pipe.closed) {
-        const bytes = join(pipe.out);
+        const bytes = joinBytes(pipe.out);
         pipe.out = [];
         for (let offset = 0; offset < bytes.length;) {
           offset += await conn.write(offset === 0 ? bytes : bytes.subarray(offset));
@@ -274,9 +275,7 @@ export class TcpPipeliner {
     if (pipe.pending.get(pending.query.id) !== pending) return;
     pipe.pending.delete(pending.query.id);
     if (--this.#pendingCount === 0) {
-      clearTimeout(this.#timer);
-      this.#timer = undefined;
-      this.#timerAt = Infinity;
+      this.#timer.clear();
     }
     pending.resolve(exchange);
     if (pipe.pending.size > 0) return;
@@ -322,18 +321,8 @@ export class TcpPipeliner {
     if (pipe.pending.size === 0) this.#end(pipe, "retired", false);
   }
 
-  #armTimer(deadline: number): void {
-    if (deadline >= this.#timerAt) return;
-    clearTimeout(this.#timer);
-    this.#timerAt = deadline;
-    this.#timer = setTimeout(() => this.#expire(), Math.max(0, deadline - performance.now()));
-  }
-
-  /** Ends the queries past their deadline; sets the timer for the next one. */
-  #expire(): void {
-    this.#timer = undefined;
-    this.#timerAt = Infinity;
-    const now = performance.now();
+  /** Ends the queries past their deadline; returns the next deadline. */
+  #expire(now: number): number {
     let next = Infinity;
     for (const pipe of [...this.#open]) {
       for (const pending of [...pipe.pending.values()]) {
@@ -354,19 +343,6 @@ export class TcpPipeliner {
         );
       }
     }
-    if (next !== Infinity) this.#armTimer(next);
+    return next;
   }
-}
-
-function join(parts: Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0];
-  let size = 0;
-  for (const part of parts) size += part.length;
-  const joined = new Uint8Array(size);
-  let offset = 0;
-  for (const part of parts) {
-    joined.set(part, offset);
-    offset += part.length;
-  }
-  return joined;
 }

@@ -10,6 +10,7 @@
  * @module
  */
 
+import { joinBytes } from "./bytes.ts";
 import { closeQuietly, errorMessage } from "./errors.ts";
 import { FRAME_BAD, FRAME_NEED_MORE, newFrame, type ProtocolCodec } from "./codec.ts";
 import type { ConnectionLimit } from "./connection_limit.ts";
@@ -270,7 +271,7 @@ async function writeInOrder(
       bytes = reply;
     } else {
       if (size > 0) {
-        await writeAll(conn, concat(batch, size));
+        await writeAll(conn, joinBytes(batch));
         batch = [];
         size = 0;
       }
@@ -279,23 +280,12 @@ async function writeInOrder(
     batch.push(bytes);
     size += bytes.length;
     if (size >= WRITE_BATCH) {
-      await writeAll(conn, concat(batch, size));
+      await writeAll(conn, joinBytes(batch));
       batch = [];
       size = 0;
     }
   }
-  if (size > 0) await writeAll(conn, concat(batch, size));
-}
-
-function concat(parts: Uint8Array[], size: number): Uint8Array {
-  if (parts.length === 1) return parts[0];
-  const joined = new Uint8Array(size);
-  let offset = 0;
-  for (const part of parts) {
-    joined.set(part, offset);
-    offset += part.length;
-  }
-  return joined;
+  if (size > 0) await writeAll(conn, joinBytes(batch));
 }
 
 async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {

@@ -6,7 +6,7 @@ import type { Exchange, ExchangeRequest } from "../lib/dns_transport.ts";
 import type { DnsServer } from "../lib/dns_types.ts";
 import { formatHostPort } from "../lib/dns_servers.ts";
 import { closeQuietly } from "../lib/errors.ts";
-import { replyTo, startFakeDns } from "./support/fake_dns.ts";
+import { replyTo, startFakeDns, tcpMessages } from "./support/fake_dns.ts";
 
 /** The question name of a query (uncompressed, as the router writes it). */
 function questionName(query: Uint8Array): string {
@@ -82,8 +82,6 @@ class ScriptedTcpServer {
     connection: number,
     onQuery: (context: QueryContext) => void,
   ): Promise<void> {
-    let pending = new Uint8Array(0);
-    const chunk = new Uint8Array(65536);
     const context = {
       connection,
       send: (reply: Uint8Array) => conn.write(framed(reply)).catch(() => {}),
@@ -99,26 +97,11 @@ class ScriptedTcpServer {
       hangUp: () => closeQuietly(conn),
     };
     try {
-      while (true) {
-        const count = await conn.read(chunk);
-        if (count === null) {
-          this.closedByClient.push(connection);
-          return;
-        }
-        const joined = new Uint8Array(pending.length + count);
-        joined.set(pending);
-        joined.set(chunk.subarray(0, count), pending.length);
-        let offset = 0;
-        while (joined.length - offset >= 2) {
-          const length = (joined[offset] << 8) | joined[offset + 1];
-          if (joined.length - offset - 2 < length) break;
-          const query = joined.slice(offset + 2, offset + 2 + length);
-          this.queries[connection].push(query);
-          onQuery({ ...context, query });
-          offset += 2 + length;
-        }
-        pending = joined.slice(offset);
+      for await (const query of tcpMessages(conn)) {
+        this.queries[connection].push(query);
+        onQuery({ ...context, query });
       }
+      this.closedByClient.push(connection);
     } catch {
       // Hung up by the script.
     } finally {

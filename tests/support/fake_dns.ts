@@ -486,7 +486,6 @@ class Server implements FakeDns {
 
   /** Answers length-prefixed queries on one connection until the client hangs up. */
   async #serveConn(conn: Deno.TcpConn): Promise<void> {
-    let pending = new Uint8Array(0);
     // Serialise writes: delayed replies may finish in any order, frames must not interleave.
     let writing: Promise<void> = Promise.resolve();
     const send = (reply: Uint8Array) => {
@@ -495,27 +494,36 @@ class Server implements FakeDns {
       frame.set(reply, 2);
       writing = writing.then(() => writeAll(conn, frame)).catch(() => {});
     };
-    const chunk = new Uint8Array(65538);
     try {
-      while (true) {
-        const count = await conn.read(chunk);
-        if (count === null) break;
-        const joined = new Uint8Array(pending.length + count);
-        joined.set(pending);
-        joined.set(chunk.subarray(0, count), pending.length);
-        let offset = 0;
-        while (joined.length - offset >= 2) {
-          const length = (joined[offset] << 8) | joined[offset + 1];
-          if (joined.length - offset - 2 < length) break;
-          this.#answer(joined.slice(offset + 2, offset + 2 + length), "tcp", send);
-          offset += 2 + length;
-        }
-        pending = joined.slice(offset);
-      }
+      for await (const query of tcpMessages(conn)) this.#answer(query, "tcp", send);
     } catch {
       // Reset by the client or closed by close().
     }
     await writing;
+  }
+}
+
+/**
+ * The DNS messages a TCP connection carries (each after its 2-byte length), until the peer
+ * closes it; throws when the connection fails.
+ */
+export async function* tcpMessages(conn: Deno.Conn): AsyncGenerator<Uint8Array> {
+  let pending = new Uint8Array(0);
+  const chunk = new Uint8Array(65538);
+  while (true) {
+    const count = await conn.read(chunk);
+    if (count === null) return;
+    const joined = new Uint8Array(pending.length + count);
+    joined.set(pending);
+    joined.set(chunk.subarray(0, count), pending.length);
+    let offset = 0;
+    while (joined.length - offset >= 2) {
+      const length = (joined[offset] << 8) | joined[offset + 1];
+      if (joined.length - offset - 2 < length) break;
+      yield joined.slice(offset + 2, offset + 2 + length);
+      offset += 2 + length;
+    }
+    pending = joined.slice(offset);
   }
 }
 
