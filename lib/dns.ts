@@ -92,6 +92,10 @@ export function createResolver(options: ResolverOptions): DnsResolver {
   const udp = new UdpExchanger();
   const pipe = options.transport === "tcp" ? new TcpPipeliner() : null;
   const primary = pipe === null ? "udp" : "tcp";
+  // TCP is the pipelined connection with --dns-tcp, else a connection per truncated answer.
+  const overTcp = pipe === null
+    ? exchangeTcp
+    : (request: ExchangeRequest) => pipe.exchange(request);
   const health = new ServerHealth();
   const limiter = options.limiter ?? null;
 
@@ -106,12 +110,7 @@ export function createResolver(options: ResolverOptions): DnsResolver {
   /** One exchange, reported to onQuery, with its reply interpreted. */
   async function ask(transport: "udp" | "tcp", request: ExchangeRequest) {
     const started = performance.now();
-    const result =
-      await (transport === "udp"
-        ? udp.exchange(request)
-        : pipe !== null
-        ? pipe.exchange(request)
-        : exchangeTcp(request));
+    const result = await (transport === "udp" ? udp.exchange(request) : overTcp(request));
     const from = request.from;
     const outcome = result.kind === "fail"
       ? result.failure
