@@ -15,7 +15,7 @@ import { errorMessage } from "./errors.ts";
 import type { Limiter } from "./limiter.ts";
 import { type ExchangeRequest, exchangeTcp } from "./dns_transport.ts";
 import { UdpExchanger } from "./dns_udp.ts";
-import { TcpPipeliner } from "./dns_tcp_pipe.ts";
+import { TcpPool } from "./dns_tcp_pool.ts";
 import { interpretReply } from "./dns_answer.ts";
 import { rcodeLabel, refusesEdns, toQueryName } from "./dns_wire.ts";
 
@@ -62,7 +62,7 @@ export interface ResolverOptions {
   limiter?: Limiter;
   /**
    * `udp` (the default): each query in a UDP packet, TCP only for a truncated answer. `tcp`
-   * (--dns-tcp): every query pipelined on one TCP connection per server.
+   * (--dns-tcp): every query over TCP, on connections kept open for the next ones.
    */
   transport?: "udp" | "tcp";
 }
@@ -90,12 +90,12 @@ export interface DnsResolver extends MxResolver, AsyncDisposable {
 export function createResolver(options: ResolverOptions): DnsResolver {
   const { servers, timeoutMs, onQuery } = options;
   const udp = new UdpExchanger();
-  const pipe = options.transport === "tcp" ? new TcpPipeliner() : null;
-  const primary = pipe === null ? "udp" : "tcp";
-  // TCP is the pipelined connection with --dns-tcp, else a connection per truncated answer.
-  const overTcp = pipe === null
+  const tcpPool = options.transport === "tcp" ? new TcpPool() : null;
+  const primary = tcpPool === null ? "udp" : "tcp";
+  // TCP is the pool of kept connections with --dns-tcp, else a connection per truncated answer.
+  const overTcp = tcpPool === null
     ? exchangeTcp
-    : (request: ExchangeRequest) => pipe.exchange(request);
+    : (request: ExchangeRequest) => tcpPool.exchange(request);
   const health = new ServerHealth();
   const limiter = options.limiter ?? null;
 
@@ -136,7 +136,7 @@ export function createResolver(options: ResolverOptions): DnsResolver {
 
   /**
    * Asks one server over UDP, then over TCP when the UDP answer is truncated; or only over the
-   * pipelined TCP connection (--dns-tcp).
+   * kept TCP connections (--dns-tcp).
    */
   async function attempt(
     server: DnsServer,
@@ -222,7 +222,7 @@ export function createResolver(options: ResolverOptions): DnsResolver {
   const close = () =>
     closing ??= (async () => {
       if (active > 0) await new Promise<void>((resolve) => lastLookupEnded = resolve);
-      await Promise.all([udp.close(), pipe?.close()]);
+      await Promise.all([udp.close(), tcpPool?.close()]);
     })();
 
   return {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createResolver, type DnsQueryEvent } from "../lib/dns.ts";
-import { TcpPipeliner } from "../lib/dns_tcp_pipe.ts";
+import { TcpPool } from "../lib/dns_tcp_pool.ts";
 import { interpretReply } from "../lib/dns_answer.ts";
 import type { Exchange, ExchangeRequest } from "../lib/dns_transport.ts";
 import type { DnsServer } from "../lib/dns_types.ts";
@@ -129,7 +129,7 @@ function mxHostOf(exchange: Exchange, name: string): string {
   return outcome.kind === "mx" ? outcome.hosts.join(",") : outcome.kind;
 }
 
-Deno.test("--dns-tcp: lookups go over one TCP connection, never UDP, answers as over UDP", async () => {
+Deno.test("--dns-tcp: lookups go over TCP, never UDP, with the answers UDP gives", async () => {
   const fake = await startFakeDns({
     zone: {
       "a.example": { kind: "mx", records: [{ preference: 10, exchange: "mx.a.example" }] },
@@ -160,31 +160,58 @@ Deno.test("--dns-tcp: lookups go over one TCP connection, never UDP, answers as 
   }
 });
 
-Deno.test("pipelining: concurrent queries share one connection and are matched out of order", async () => {
-  const held: { query: Uint8Array; send(reply: Uint8Array): void }[] = [];
+Deno.test("concurrent queries: one connection each up to the limit, the rest wait their turn", async () => {
+  const held: QueryContext[] = [];
   const scripted = new ScriptedTcpServer((context) => {
     held.push(context);
-    // Answer all ten at once, last asked first.
-    if (held.length === 10) { for (const { query, send } of held.reverse()) send(mxReply(query)); }
+    // Answer the first four at once, last asked first; later ones at once.
+    if (held.length === 4) { for (const { query, send } of held.reverse()) send(mxReply(query)); }
+    if (held.length > 4) context.send(mxReply(context.query));
   });
-  const pipe = new TcpPipeliner();
+  const pool = new TcpPool({ maxConnectionsPerServer: 4 });
   try {
     const names = Array.from({ length: 10 }, (_, i) => `d${i}.example`);
     const exchanges = await Promise.all(
-      names.map((n) => pipe.exchange(request(scripted.server, n))),
+      names.map((n) => pool.exchange(request(scripted.server, n))),
     );
     for (const [i, exchange] of exchanges.entries()) {
       assert.equal(mxHostOf(exchange, names[i]), `mx.${names[i]}`);
     }
-    assert.equal(scripted.queries.length, 1, "one connection");
-    const ids = scripted.queries[0].map((query) => (query[0] << 8) | query[1]);
-    assert.equal(new Set(ids).size, 10, "each query its own ID");
+    assert.equal(scripted.queries.length, 4, "four connections, kept for the queries after");
+    assert.equal(scripted.queries.flat().length, 10);
+    assert.ok(scripted.queries.every((queries) => queries.length >= 1));
   } finally {
-    await pipe.close();
+    await pool.close();
     await scripted.close();
   }
 });
 
+Deno.test("one query at a time per connection: the next is sent only after the answer", async () => {
+  let inFlight = 0;
+  let most = 0;
+  const scripted = new ScriptedTcpServer((context) => {
+    most = Math.max(most, ++inFlight);
+    setTimeout(() => {
+      inFlight--;
+      context.send(mxReply(context.query));
+    }, 5);
+  });
+  const pool = new TcpPool({ maxConnectionsPerServer: 1 });
+  try {
+    const names = Array.from({ length: 5 }, (_, i) => `s${i}.example`);
+    const exchanges = await Promise.all(
+      names.map((n) => pool.exchange(request(scripted.server, n))),
+    );
+    for (const [i, exchange] of exchanges.entries()) {
+      assert.equal(mxHostOf(exchange, names[i]), `mx.${names[i]}`);
+    }
+    assert.equal(most, 1, "never two queries on the connection at once");
+    assert.deepEqual(scripted.queries.map((queries) => queries.length), [5]);
+  } finally {
+    await pool.close();
+    await scripted.close();
+  }
+});
 Deno.test("a slow answer does not hold up the ones after it (fake server, delay)", async () => {
   const fake = await startFakeDns({
     zone: {
@@ -196,38 +223,38 @@ Deno.test("a slow answer does not hold up the ones after it (fake server, delay)
       "fast.example": { kind: "mx", records: [{ preference: 1, exchange: "mx.fast.example" }] },
     },
   });
-  const pipe = new TcpPipeliner();
+  const pool = new TcpPool();
   try {
     const started = performance.now();
-    const slow = pipe.exchange(request(fake.server, "slow.example"));
-    const fast = await pipe.exchange(request(fake.server, "fast.example"));
+    const slow = pool.exchange(request(fake.server, "slow.example"));
+    const fast = await pool.exchange(request(fake.server, "fast.example"));
     assert.ok(performance.now() - started < 300, "the fast answer came before the slow one");
     assert.equal(mxHostOf(fast, "fast.example"), "mx.fast.example");
     assert.equal(mxHostOf(await slow, "slow.example"), "mx.slow.example");
   } finally {
-    await pipe.close();
+    await pool.close();
     await fake.close();
   }
 });
 
-Deno.test("no answer: timeout by the deadline; a connection silent since is not used again", async () => {
+Deno.test("no answer: timeout by the deadline; that connection is closed, the next query opens one", async () => {
   const scripted = new ScriptedTcpServer((context) => {
     if (context.connection > 0) context.send(mxReply(context.query));
   });
-  const pipe = new TcpPipeliner();
+  const pool = new TcpPool();
   try {
     const started = performance.now();
-    const silent = await pipe.exchange(request(scripted.server, "silent.example", 200));
+    const silent = await pool.exchange(request(scripted.server, "silent.example", 200));
     const elapsed = performance.now() - started;
     assert.equal(silent.kind, "fail");
     assert.equal(silent.kind === "fail" && silent.failure.cause, "timeout");
     assert.match(silent.kind === "fail" ? silent.failure.reason : "", /over TCP within 200 ms/);
     assert.ok(elapsed >= 190 && elapsed < 1000, `ended after ${elapsed} ms`);
-    const next = await pipe.exchange(request(scripted.server, "next.example"));
+    const next = await pool.exchange(request(scripted.server, "next.example"));
     assert.equal(mxHostOf(next, "next.example"), "mx.next.example");
     assert.equal(scripted.queries.length, 2, "the next query took a new connection");
   } finally {
-    await pipe.close();
+    await pool.close();
     await scripted.close();
   }
 });
@@ -237,17 +264,17 @@ Deno.test("the server hangs up under a query: it is sent once more on a new conn
     if (context.connection === 0) context.hangUp();
     else context.send(mxReply(context.query));
   });
-  const pipe = new TcpPipeliner();
+  const pool = new TcpPool();
   try {
     const started = performance.now();
-    const answer = await pipe.exchange(request(scripted.server, "a.example"));
+    const answer = await pool.exchange(request(scripted.server, "a.example"));
     assert.equal(mxHostOf(answer, "a.example"), "mx.a.example");
     assert.ok(performance.now() - started < 1000, "at once, not after a timeout");
     assert.deepEqual(scripted.queries.map((queries) => queries.length), [1, 1]);
     const [first, second] = scripted.queries.map(([query]) => (query[0] << 8) | query[1]);
     assert.notEqual(first, second, "a new ID on the new connection");
   } finally {
-    await pipe.close();
+    await pool.close();
     await scripted.close();
   }
 });
@@ -260,16 +287,16 @@ Deno.test("a server that hangs up again: the query fails at once, the resolver r
     else context.send(mxReply(context.query));
   });
   try {
-    const pipe = new TcpPipeliner();
+    const pool = new TcpPool();
     const started = performance.now();
-    const failed = await pipe.exchange(request(scripted.server, "a.example"));
+    const failed = await pool.exchange(request(scripted.server, "a.example"));
     assert.equal(failed.kind === "fail" && failed.failure.cause, "network");
     assert.match(
       failed.kind === "fail" ? failed.failure.reason : "",
       /over TCP: connection closed/,
     );
     assert.ok(performance.now() - started < 1000);
-    await pipe.close();
+    await pool.close();
 
     await using resolver = createResolver({
       servers: [scripted.server],
@@ -289,15 +316,15 @@ Deno.test("nothing listening: the query fails at once as a network error", async
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const server = { host: "127.0.0.1", port: listener.addr.port };
   listener.close();
-  const pipe = new TcpPipeliner();
+  const pool = new TcpPool();
   try {
     const started = performance.now();
-    const failed = await pipe.exchange(request(server, "a.example"));
+    const failed = await pool.exchange(request(server, "a.example"));
     assert.equal(failed.kind === "fail" && failed.failure.cause, "network");
     assert.match(failed.kind === "fail" ? failed.failure.reason : "", /over TCP: connect: /);
     assert.ok(performance.now() - started < 1000);
   } finally {
-    await pipe.close();
+    await pool.close();
   }
 });
 
@@ -305,18 +332,18 @@ Deno.test("an answer with our ID but another question is malformed, not used", a
   const scripted = new ScriptedTcpServer((context) => {
     context.send(replyTo(context.query, { questionName: "other.example" }));
   });
-  const pipe = new TcpPipeliner();
+  const pool = new TcpPool();
   try {
-    const failed = await pipe.exchange(request(scripted.server, "a.example"));
+    const failed = await pool.exchange(request(scripted.server, "a.example"));
     assert.equal(failed.kind === "fail" && failed.failure.cause, "malformed");
     assert.match(failed.kind === "fail" ? failed.failure.reason : "", /over TCP/);
   } finally {
-    await pipe.close();
+    await pool.close();
     await scripted.close();
   }
 });
 
-Deno.test("an answer to a timed-out query, arriving late, is dropped; the next one is used", async () => {
+Deno.test("an answer to a timed-out query never meets the next one (its connection is closed)", async () => {
   let first: QueryContext | null = null;
   const scripted = new ScriptedTcpServer((context) => {
     if (first === null) {
@@ -326,51 +353,34 @@ Deno.test("an answer to a timed-out query, arriving late, is dropped; the next o
     first.send(mxReply(first.query)); // Late, for the query that gave up.
     context.send(mxReply(context.query));
   });
-  const pipe = new TcpPipeliner();
+  const pool = new TcpPool();
   try {
-    const gaveUp = await pipe.exchange(request(scripted.server, "old.example", 100));
+    const gaveUp = await pool.exchange(request(scripted.server, "old.example", 100));
     assert.equal(gaveUp.kind === "fail" && gaveUp.failure.cause, "timeout");
-    const next = await pipe.exchange(request(scripted.server, "new.example"));
+    const next = await pool.exchange(request(scripted.server, "new.example"));
     assert.equal(mxHostOf(next, "new.example"), "mx.new.example");
-  } finally {
-    await pipe.close();
-    await scripted.close();
-  }
-});
-
-Deno.test("a connection carries a bounded number of queries, then a new one takes over", async () => {
-  const scripted = new ScriptedTcpServer((context) => context.send(mxReply(context.query)));
-  const pipe = new TcpPipeliner({ queriesPerConnection: 3 });
-  try {
-    for (let i = 0; i < 7; i++) {
-      assert.equal(
-        mxHostOf(await pipe.exchange(request(scripted.server, `n${i}.example`)), `n${i}.example`),
-        `mx.${`n${i}.example`}`,
-      );
-    }
-    assert.deepEqual(scripted.queries.map((queries) => queries.length), [3, 3, 1]);
-    // The retired connections were closed by us once their queries were answered.
-    for (let i = 0; i < 50 && scripted.closedByClient.length < 2; i++) {
+    assert.equal(scripted.queries.length, 2, "the next query went on a new connection");
+    for (let i = 0; i < 50 && !scripted.closedByClient.includes(0); i++) {
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
-    assert.deepEqual(scripted.closedByClient.sort(), [0, 1]);
+    assert.ok(scripted.closedByClient.includes(0), "the timed-out query's connection was closed");
   } finally {
-    await pipe.close();
+    await pool.close();
     await scripted.close();
   }
 });
 
 Deno.test("an idle connection is closed by us; the next query opens a new one", async () => {
   const scripted = new ScriptedTcpServer((context) => context.send(mxReply(context.query)));
-  const pipe = new TcpPipeliner({ idleCloseMs: 100 });
+  const pool = new TcpPool({ idleCloseMs: 100 });
   try {
     assert.equal(
-      mxHostOf(await pipe.exchange(request(scripted.server, "a.example")), "a.example"),
+      mxHostOf(await pool.exchange(request(scripted.server, "a.example")), "a.example"),
       "mx." + "a.example",
     );
     await new Promise((resolve) => setTimeout(resolve, 50));
     assert.equal(
-      mxHostOf(await pipe.exchange(request(scripted.server, "b.example")), "b.example"),
+      mxHostOf(await pool.exchange(request(scripted.server, "b.example")), "b.example"),
       "mx." + "b.example",
     );
     assert.equal(scripted.queries.length, 1, "used again within the idle time");
@@ -379,12 +389,12 @@ Deno.test("an idle connection is closed by us; the next query opens a new one", 
     }
     assert.deepEqual(scripted.closedByClient, [0]);
     assert.equal(
-      mxHostOf(await pipe.exchange(request(scripted.server, "c.example")), "c.example"),
+      mxHostOf(await pool.exchange(request(scripted.server, "c.example")), "c.example"),
       "mx." + "c.example",
     );
     assert.equal(scripted.queries.length, 2);
   } finally {
-    await pipe.close();
+    await pool.close();
     await scripted.close();
   }
 });
@@ -392,14 +402,14 @@ Deno.test("an idle connection is closed by us; the next query opens a new one", 
 Deno.test("close() lets pending queries end, then closes the connections", async () => {
   let held: QueryContext | null = null;
   const scripted = new ScriptedTcpServer((context) => held = context);
-  const pipe = new TcpPipeliner();
+  const pool = new TcpPool();
   try {
-    const answer = pipe.exchange(request(scripted.server, "a.example"));
+    const answer = pool.exchange(request(scripted.server, "a.example"));
     for (let i = 0; i < 100 && held === null; i++) {
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
-    const closed = pipe.close();
-    const refused = await pipe.exchange(request(scripted.server, "b.example"));
+    const closed = pool.close();
+    const refused = await pool.exchange(request(scripted.server, "b.example"));
     assert.match(refused.kind === "fail" ? refused.failure.reason : "", /resolver closed/);
     held!.send(mxReply(held!.query));
     assert.equal(mxHostOf(await answer, "a.example"), "mx.a.example");
@@ -413,27 +423,7 @@ Deno.test("close() lets pending queries end, then closes the connections", async
   }
 });
 
-Deno.test("queries in flight when a connection is retired are answered on it; later ones on the next", async () => {
-  const held: QueryContext[] = [];
-  const scripted = new ScriptedTcpServer((context) => {
-    held.push(context);
-    if (held.length === 5) { for (const { query, send } of held) send(mxReply(query)); }
-  });
-  const pipe = new TcpPipeliner({ queriesPerConnection: 3 });
-  try {
-    const names = Array.from({ length: 5 }, (_, i) => `r${i}.example`);
-    const answers = await Promise.all(names.map((n) => pipe.exchange(request(scripted.server, n))));
-    for (const [i, answer] of answers.entries()) {
-      assert.equal(mxHostOf(answer, names[i]), `mx.${names[i]}`);
-    }
-    assert.deepEqual(scripted.queries.map((queries) => queries.length), [3, 2]);
-  } finally {
-    await pipe.close();
-    await scripted.close();
-  }
-});
-
-Deno.test("answers up to 64 kB, split across reads and sharing reads with others, are framed right", async () => {
+Deno.test("answers up to 64 kB, split across reads, are framed right", async () => {
   const big = (query: Uint8Array, count: number) => {
     const name = questionName(query);
     return replyTo(query, {
@@ -447,41 +437,26 @@ Deno.test("answers up to 64 kB, split across reads and sharing reads with others
     });
   };
   const scripted = new ScriptedTcpServer((context) => {
-    if (questionName(context.query) !== "last.example") return;
-    // Every answer so far in one buffer, written in 997-byte pieces.
-    const sample = big(context.query, 600).length;
-    assert.ok(sample > 40_000 && sample < 65_535, `${sample} bytes`);
-    const frames = scripted.queries[0].map((query) =>
-      framed(questionName(query) === "last.example" ? mxReply(query) : big(query, 600))
-    );
-    const all = new Uint8Array(frames.reduce((size, frame) => size + frame.length, 0));
-    let offset = 0;
-    for (const frame of frames) {
-      all.set(frame, offset);
-      offset += frame.length;
-    }
-    context.sendRaw(all, 997);
+    const reply = big(context.query, 600);
+    assert.ok(reply.length > 40_000 && reply.length < 65_535, `${reply.length} bytes`);
+    context.sendRaw(framed(reply), 997);
   });
-  const pipe = new TcpPipeliner();
+  const pool = new TcpPool({ maxConnectionsPerServer: 1 });
   try {
-    const bigOnes = ["b1.example", "b2.example"].map((n) =>
-      pipe.exchange(request(scripted.server, n))
-    );
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    const last = pipe.exchange(request(scripted.server, "last.example"));
-    for (const answer of await Promise.all(bigOnes)) {
+    // Two in turn on one connection: the second answer's frame starts where the first ended.
+    for (const name of ["b1.example", "b2.example"]) {
+      const answer = await pool.exchange(request(scripted.server, name));
       assert.equal(answer.kind, "reply", JSON.stringify(answer).slice(0, 200));
       const size = answer.kind === "reply" ? answer.reply.packet?.answers?.length : 0;
       assert.equal(size, 600);
     }
-    assert.equal(mxHostOf(await last, "last.example"), "mx.last.example");
+    assert.deepEqual(scripted.queries.map((queries) => queries.length), [2]);
   } finally {
-    await pipe.close();
+    await pool.close();
     await scripted.close();
   }
 });
-
-/** Sockets of this process's host in SYN-SENT towards `port` (from /proc/net/tcp). */
+/** Sockets of this host in SYN-SENT towards `port` (from /proc/net/tcp). */
 function synSentTo(port: number): number {
   const hexPort = port.toString(16).toUpperCase().padStart(4, "0");
   return Deno.readTextFileSync("/proc/net/tcp").split("\n").slice(1)
@@ -509,12 +484,12 @@ Deno.test("a connect that hangs (full backlog): the query times out and the conn
     }
     // The connect that found the backlog full is still pending: count it out.
     const baseline = synSentTo(port);
-    const pipe = new TcpPipeliner();
+    const pool = new TcpPool();
     const started = performance.now();
-    const answer = await pipe.exchange(request({ host: "127.0.0.1", port }, "a.example", 200));
+    const answer = await pool.exchange(request({ host: "127.0.0.1", port }, "a.example", 200));
     assert.equal(answer.kind === "fail" && answer.failure.cause, "timeout");
     assert.ok(performance.now() - started < 1000);
-    await pipe.close();
+    await pool.close();
     assert.ok(performance.now() - started < 1000, "close() did not wait for the connect");
     // The socket closes a moment after the abort.
     for (let i = 0; i < 20 && synSentTo(port) > baseline; i++) {
