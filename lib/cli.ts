@@ -33,7 +33,7 @@ export interface ServeOptions {
   /** Raw --dns-server values (parsed by the DNS module); empty: use /etc/resolv.conf. */
   dnsServers: string[];
   dnsTimeoutMs: number;
-  /** --dns-tcp: pipeline every query on one TCP connection per server instead of UDP. */
+  /** --dns-tcp: every query over TCP, on connections kept open, instead of UDP. */
   dnsTcp: boolean;
   idleTimeoutMs: number;
   cacheTtl: number;
@@ -119,8 +119,8 @@ Serves Postfix tcp_table lookups: routes each recipient domain by the MX hosts D
       --dns-server ADDR[:PORT]  DNS server to ask, repeatable; IPv6 as [::1]:5353
                            (default: nameserver lines of /etc/resolv.conf)
       --dns-timeout SECONDS  the whole time budget of one DNS lookup (default ${DEFAULT_DNS_TIMEOUT_S})
-      --dns-tcp            ask over one pipelined TCP connection per server instead of UDP;
-                           only for servers that answer such queries concurrently (not dnsmasq)
+      --dns-tcp            ask DNS over TCP, on connections kept open (up to 16 per server),
+                           instead of UDP: less CPU per query
       --socketmap ADDR     also serve socketmap_table(5) on HOST:PORT or unix:/path; repeatable
       --socket-mode MODE   permission bits of unix sockets, octal (default 0660)
       --socket-group NAME  group to own unix sockets (e.g. postfix)
