@@ -88,7 +88,7 @@ export class TcpPool {
   readonly #pools = new Map<string, ServerPool>();
   readonly #timer = new DeadlineTimer((now) => this.#expire(now));
   #pendingCount = 0;
-  #closing = false;
+  #closing: Promise<void> | null = null;
   #closed: (() => void) | null = null;
   readonly #maxConnections: number;
   readonly #idleCloseMs: number;
@@ -103,7 +103,9 @@ export class TcpPool {
 
   /** Sends the query and waits for the matching answer, a failure, or the deadline. */
   exchange({ server, from, name, deadline, edns }: ExchangeRequest): Promise<Exchange> {
-    if (this.#closing) return Promise.resolve(fail("network", `${from}: resolver closed`));
+    if (this.#closing !== null) {
+      return Promise.resolve(fail("network", `${from}: resolver closed`));
+    }
     return new Promise<Exchange>((resolve) => {
       const waitMs = Math.max(0, deadline - performance.now());
       const waiting = {
@@ -123,12 +125,13 @@ export class TcpPool {
   }
 
   /** Takes no more queries; resolves once the queries under way have ended and all is closed. */
-  async close(): Promise<void> {
-    this.#closing = true;
-    for (const pool of this.#pools.values()) {
-      for (const connection of [...pool.idle]) this.#close(connection);
-    }
-    if (this.#pendingCount > 0) await new Promise<void>((resolve) => this.#closed = resolve);
+  close(): Promise<void> {
+    return this.#closing ??= (async () => {
+      for (const pool of this.#pools.values()) {
+        for (const connection of [...pool.idle]) this.#close(connection);
+      }
+      if (this.#pendingCount > 0) await new Promise<void>((resolve) => this.#closed = resolve);
+    })();
   }
 
   /** Puts a query on an idle connection, a new one, or the queue. */
@@ -177,8 +180,8 @@ export class TcpPool {
         closeQuietly(conn);
         return;
       }
-      conn.setNoDelay(true);
       connection.conn = conn;
+      conn.setNoDelay(true);
       this.#read(connection, conn);
       connection.current = null;
       this.#send(connection, waiting);
@@ -263,10 +266,10 @@ export class TcpPool {
   /** A connection whose query ended: the next queued query, or idle until one comes. */
   #release(connection: Connection): void {
     const pool = connection.pool;
-    const next = pool.queue.shift();
+    const next = this.#nextQueued(pool);
     if (next !== undefined) {
       this.#send(connection, next);
-    } else if (this.#closing) {
+    } else if (this.#closing !== null) {
       this.#close(connection);
     } else {
       pool.idle.push(connection);
@@ -295,23 +298,40 @@ export class TcpPool {
     if (waiting !== undefined) {
       const why = ending?.why ?? "closed";
       if (ending?.resend && !waiting.resent && waiting.deadline > performance.now()) {
+        // On a new connection: the idle ones may have been cut the same way (a server restart).
         waiting.resent = true;
-        this.#dispatch(waiting);
+        this.#open(pool, waiting);
       } else {
         this.#finish(waiting, fail("network", `${waiting.from} over TCP: ${why}`));
       }
     }
     // A query queued behind the closed connection takes a new one.
-    if (pool.queue.length > 0 && pool.connections.size < this.#maxConnections) {
-      this.#open(pool, pool.queue.shift()!);
+    const next = pool.connections.size < this.#maxConnections ? this.#nextQueued(pool) : undefined;
+    if (next !== undefined) this.#open(pool, next);
+  }
+
+  /** The first queued query still within its deadline; those past it end as timed out. */
+  #nextQueued(pool: ServerPool): Waiting | undefined {
+    const now = performance.now();
+    for (let waiting = pool.queue.shift(); waiting !== undefined; waiting = pool.queue.shift()) {
+      if (waiting.deadline > now) return waiting;
+      this.#finish(waiting, this.#timedOut(waiting));
     }
+    return undefined;
+  }
+
+  #timedOut(waiting: Waiting): Exchange {
+    return fail(
+      "timeout",
+      `no answer from ${waiting.from} over TCP within ${Math.round(waiting.waitMs)} ms`,
+    );
   }
 
   #finish(waiting: Waiting, exchange: Exchange): void {
     waiting.resolve(exchange);
     if (--this.#pendingCount > 0) return;
     this.#timer.clear();
-    if (this.#closing) {
+    if (this.#closing !== null) {
       for (const pool of this.#pools.values()) {
         for (const connection of [...pool.connections]) this.#close(connection);
       }
@@ -322,11 +342,6 @@ export class TcpPool {
   /** Ends the queries past their deadline; returns the next deadline. */
   #expire(now: number): number {
     let next = Infinity;
-    const timeout = (waiting: Waiting) =>
-      fail(
-        "timeout",
-        `no answer from ${waiting.from} over TCP within ${Math.round(waiting.waitMs)} ms`,
-      );
     for (const pool of this.#pools.values()) {
       for (const waiting of [...pool.queue]) {
         if (waiting.deadline > now) {
@@ -334,7 +349,7 @@ export class TcpPool {
           continue;
         }
         pool.queue.splice(pool.queue.indexOf(waiting), 1);
-        this.#finish(waiting, timeout(waiting));
+        this.#finish(waiting, this.#timedOut(waiting));
       }
       for (const connection of [...pool.connections]) {
         const waiting = connection.current?.waiting;
@@ -345,7 +360,7 @@ export class TcpPool {
         }
         // The server may be stuck, and a late answer must not meet the next query: close it.
         connection.current = null;
-        this.#finish(waiting, timeout(waiting));
+        this.#finish(waiting, this.#timedOut(waiting));
         this.#close(connection);
       }
     }

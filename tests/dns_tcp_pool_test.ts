@@ -501,3 +501,44 @@ Deno.test("a connect that hangs (full backlog): the query times out and the conn
     closeQuietly(listener);
   }
 });
+
+Deno.test("idle connections the server has dropped: a query lost on one is sent on a new one", async () => {
+  let dropOld = false;
+  const scripted = new ScriptedTcpServer((context) => {
+    // After a server restart every old connection is cut when used; new ones answer.
+    if (dropOld && context.connection < 3) context.hangUp();
+    else context.send(mxReply(context.query));
+  });
+  const pool = new TcpPool();
+  try {
+    const warm = ["w1.example", "w2.example", "w3.example"];
+    await Promise.all(warm.map((name) => pool.exchange(request(scripted.server, name))));
+    assert.equal(scripted.queries.length, 3, "three connections kept");
+    dropOld = true;
+    const answer = await pool.exchange(request(scripted.server, "after.example"));
+    assert.equal(mxHostOf(answer, "after.example"), "mx.after.example");
+    assert.equal(scripted.queries.length, 4, "resent on a new connection, not another old one");
+  } finally {
+    await pool.close();
+    await scripted.close();
+  }
+});
+
+Deno.test("close() twice while a query is under way: both resolve once it ends", async () => {
+  let held: QueryContext | null = null;
+  const scripted = new ScriptedTcpServer((context) => held = context);
+  const pool = new TcpPool();
+  try {
+    const answer = pool.exchange(request(scripted.server, "a.example"));
+    for (let i = 0; i < 100 && held === null; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    const first = pool.close();
+    const second = pool.close();
+    held!.send(mxReply(held!.query));
+    assert.equal(mxHostOf(await answer, "a.example"), "mx.a.example");
+    await Promise.all([first, second]);
+  } finally {
+    await scripted.close();
+  }
+});
