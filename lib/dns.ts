@@ -13,7 +13,7 @@ import { downReason, ServerHealth } from "./dns_health.ts";
 import { formatHostPort } from "./dns_servers.ts";
 import { errorMessage } from "./errors.ts";
 import type { Limiter } from "./limiter.ts";
-import { type ExchangeRequest, exchangeTcp } from "./dns_transport.ts";
+import type { ExchangeRequest } from "./dns_transport.ts";
 import { UdpExchanger } from "./dns_udp.ts";
 import { TcpPool } from "./dns_tcp_pool.ts";
 import { interpretReply } from "./dns_answer.ts";
@@ -90,12 +90,9 @@ export interface DnsResolver extends MxResolver, AsyncDisposable {
 export function createResolver(options: ResolverOptions): DnsResolver {
   const { servers, timeoutMs, onQuery } = options;
   const udp = new UdpExchanger();
-  const tcpPool = options.transport === "tcp" ? new TcpPool() : null;
-  const primary = tcpPool === null ? "udp" : "tcp";
-  // TCP is the pool of kept connections with --dns-tcp, else a connection per truncated answer.
-  const overTcp = tcpPool === null
-    ? exchangeTcp
-    : (request: ExchangeRequest) => tcpPool.exchange(request);
+  // Every query with --dns-tcp, else only those whose UDP answer was truncated.
+  const tcp = new TcpPool();
+  const primary = options.transport === "tcp" ? "tcp" : "udp";
   const health = new ServerHealth();
   const limiter = options.limiter ?? null;
 
@@ -110,7 +107,7 @@ export function createResolver(options: ResolverOptions): DnsResolver {
   /** One exchange, reported to onQuery, with its reply interpreted. */
   async function ask(transport: "udp" | "tcp", request: ExchangeRequest) {
     const started = performance.now();
-    const result = await (transport === "udp" ? udp.exchange(request) : overTcp(request));
+    const result = await (transport === "udp" ? udp.exchange(request) : tcp.exchange(request));
     const from = request.from;
     const outcome = result.kind === "fail"
       ? result.failure
@@ -222,7 +219,7 @@ export function createResolver(options: ResolverOptions): DnsResolver {
   const close = () =>
     closing ??= (async () => {
       if (active > 0) await new Promise<void>((resolve) => lastLookupEnded = resolve);
-      await Promise.all([udp.close(), tcpPool?.close()]);
+      await Promise.all([udp.close(), tcp.close()]);
     })();
 
   return {

@@ -1,6 +1,7 @@
 /**
- * DNS queries over a pool of long-lived TCP connections to each server, for `--dns-tcp`: each
- * connection carries one query at a time and is kept open for the next (RFC 7766 §6.2.1).
+ * DNS queries over a pool of long-lived TCP connections to each server: every query with
+ * `--dns-tcp`, else the answers too long for UDP. Each connection carries one query at a time and
+ * is kept open for the next (RFC 7766 §6.2.1).
  *
  * In Deno a UDP query costs about 50 µs of CPU (node:dgram, the only stable UDP API); a query on
  * an open TCP connection about half of that. One query per connection, not pipelined: a server
@@ -19,7 +20,6 @@ import {
   type Exchange,
   type ExchangeRequest,
   fail,
-  frameTcp,
   randomId,
 } from "./dns_transport.ts";
 import { formatHostPort } from "./dns_servers.ts";
@@ -63,7 +63,6 @@ interface Connection {
 /** The connections to one server and the queries waiting for one of them. */
 interface ServerPool {
   server: DnsServer;
-  key: string;
   connections: Set<Connection>;
   /** Connected and without a query, the most recently used last. */
   idle: Connection[];
@@ -107,13 +106,14 @@ export class TcpPool {
       return Promise.resolve(fail("network", `${from}: resolver closed`));
     }
     return new Promise<Exchange>((resolve) => {
-      const waitMs = Math.max(0, deadline - performance.now());
+      const now = performance.now();
+      const waitMs = Math.max(0, deadline - now);
       const waiting = {
         server,
         from,
         name,
         edns,
-        deadline: performance.now() + waitMs,
+        deadline: now + waitMs,
         waitMs,
         resent: false,
         resolve,
@@ -151,7 +151,7 @@ export class TcpPool {
     const key = formatHostPort(server);
     let pool = this.#pools.get(key);
     if (pool === undefined) {
-      pool = { server, key, connections: new Set(), idle: [], queue: [] };
+      pool = { server, connections: new Set(), idle: [], queue: [] };
       this.#pools.set(key, pool);
     }
     return pool;
@@ -366,4 +366,13 @@ export class TcpPool {
     }
     return next;
   }
+}
+
+/** A DNS message with the 2-byte length prefix it carries over TCP (RFC 7766 §8). */
+function frameTcp(message: Uint8Array): Uint8Array {
+  const frame = new Uint8Array(message.length + 2);
+  frame[0] = message.length >> 8;
+  frame[1] = message.length & 0xff;
+  frame.set(message, 2);
+  return frame;
 }

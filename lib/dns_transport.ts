@@ -1,12 +1,11 @@
 /**
- * How a query reaches a DNS server: the exchange types shared by both transports, random IDs,
- * and TCP (RFC 7766) for answers too long for UDP. UDP is in `dns_udp.ts`.
+ * What the DNS transports share: the exchange types, failures, random IDs and the deadline
+ * timer. UDP is in `dns_udp.ts`, TCP in `dns_tcp_pool.ts`.
  *
  * @module
  */
 
-import { closeQuietly, errorMessage } from "./errors.ts";
-import { checkReply, type DnsReply, encodeMxQuery, type SentQuery } from "./dns_wire.ts";
+import type { DnsReply } from "./dns_wire.ts";
 import type { DnsServer, TempFailAnswer } from "./dns_types.ts";
 
 /** How one exchange with a server ended before interpretation. */
@@ -28,15 +27,6 @@ export interface ExchangeRequest {
   deadline: number;
   /** False to ask without EDNS0 (the server answered FORMERR to it); true unless set. */
   edns?: boolean;
-}
-
-/** A DNS message with the 2-byte length prefix it carries over TCP (RFC 7766 §8). */
-export function frameTcp(message: Uint8Array): Uint8Array {
-  const frame = new Uint8Array(message.length + 2);
-  frame[0] = message.length >> 8;
-  frame[1] = message.length & 0xff;
-  frame.set(message, 2);
-  return frame;
 }
 
 /**
@@ -90,54 +80,4 @@ export function randomId(): number {
     randomIdsLeft = randomIds.length;
   }
   return randomIds[--randomIdsLeft];
-}
-
-async function readExactly(conn: Deno.Conn, length: number): Promise<Uint8Array> {
-  const buffer = new Uint8Array(length);
-  for (let filled = 0; filled < length;) {
-    const count = await conn.read(buffer.subarray(filled));
-    if (count === null) throw new Error("connection closed before the full answer");
-    filled += count;
-  }
-  return buffer;
-}
-
-/** Sends the query over TCP with the 2-byte length prefix of RFC 7766 and reads one answer. */
-export async function exchangeTcp(
-  { server, from, name, deadline, edns }: ExchangeRequest,
-): Promise<Exchange> {
-  const waitMs = Math.max(0, deadline - performance.now());
-  const abort = new AbortController();
-  let conn: Deno.Conn | undefined;
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    abort.abort(); // Ends a pending connect.
-    closeQuietly(conn); // Ends a pending read or write.
-  }, waitMs);
-  try {
-    conn = await Deno.connect({ hostname: server.host, port: server.port, signal: abort.signal });
-    if (timedOut) throw new Error("timed out");
-    const query: SentQuery = { id: randomId(), name, edns };
-    const message = encodeMxQuery(query);
-    const framed = frameTcp(message);
-    for (let written = 0; written < framed.length;) {
-      written += await conn.write(framed.subarray(written));
-    }
-    const header = await readExactly(conn, 2);
-    const answer = await readExactly(conn, (header[0] << 8) | header[1]);
-    const check = checkReply(answer, query);
-    // One query per connection, so anything but our answer means a broken server.
-    if (check.kind !== "reply") {
-      return fail("malformed", `malformed answer from ${from}: ${check.why}`);
-    }
-    return check;
-  } catch (error) {
-    return timedOut
-      ? fail("timeout", `no answer from ${from} over TCP within ${Math.round(waitMs)} ms`)
-      : fail("network", `${from} over TCP: ${errorMessage(error)}`);
-  } finally {
-    clearTimeout(timer);
-    closeQuietly(conn);
-  }
 }
