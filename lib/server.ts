@@ -10,7 +10,6 @@
  * @module
  */
 
-import { joinBytes } from "./bytes.ts";
 import { closeQuietly, errorMessage } from "./errors.ts";
 import { FRAME_BAD, FRAME_NEED_MORE, newFrame, type ProtocolCodec } from "./codec.ts";
 import type { ConnectionLimit } from "./connection_limit.ts";
@@ -286,6 +285,19 @@ async function writeInOrder(
     }
   }
   if (size > 0) await writeAll(conn, joinBytes(batch));
+}
+
+function joinBytes(parts: readonly Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0];
+  let size = 0;
+  for (const part of parts) size += part.length;
+  const joined = new Uint8Array(size);
+  let offset = 0;
+  for (const part of parts) {
+    joined.set(part, offset);
+    offset += part.length;
+  }
+  return joined;
 }
 
 async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
