@@ -118,6 +118,34 @@ async function measureHits(
  * Without metrics, the DNS server counts what went in: one query per domain, and none when a
  * sample is asked again.
  */
+/** A cold pass: one pass over the workload on 8 connections, timed by the load generator. */
+interface ColdPass {
+  load: LoadResult;
+  /** CPU the router and the DNS server used during it, and the queries the DNS server got. */
+  routerCpuSeconds: number;
+  dnsCpuSeconds: number;
+  dnsQueries: number;
+}
+
+async function coldPass(
+  router: RouterHandle,
+  context: { run: RunLoad; dns: DnsProcess; keysPath: string },
+): Promise<ColdPass> {
+  const { run, dns, keysPath } = context;
+  const queriesBefore = await dns.queries();
+  const cpu = async () => [(await cpuSeconds(router.pid)) ?? 0, (await cpuSeconds(dns.pid)) ?? 0];
+  const [routerBefore, dnsBefore] = await cpu();
+  const load = await run(router.port, 8, keysPath, 0);
+  const [routerAfter, dnsAfter] = await cpu();
+  say(`  ${load.secs.toFixed(2)} s`);
+  return {
+    load,
+    routerCpuSeconds: routerAfter - routerBefore,
+    dnsCpuSeconds: dnsAfter - dnsBefore,
+    dnsQueries: (await dns.queries()) - queriesBefore,
+  };
+}
+
 async function fillFreshRouter(
   options: { router: RouterHandle; dns: DnsProcess; run: RunLoad; dir: string },
 ): Promise<{ rssStart: number; rss: number; entries: number }> {
@@ -239,12 +267,9 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
     const dnsAfterMetricsPass = await dns.queries();
     say(`  ${coldMetrics.secs.toFixed(2)} s`);
 
+    const passContext = { run, dns, keysPath: inputs.keysPath };
     say("cold pass (router with production flags)");
-    const cpuBefore = [await cpuSeconds(router.pid), await cpuSeconds(dns.pid)];
-    const cold = await run(router.port, 8, inputs.keysPath, 0);
-    const cpuAfter = [await cpuSeconds(router.pid), await cpuSeconds(dns.pid)];
-    const dnsAfterProdPass = await dns.queries();
-    say(`  ${cold.secs.toFixed(2)} s`);
+    const cold = await coldPass(router, passContext);
     const rssAfterPass = (await rssBytes(router.pid)) ?? 0;
 
     say("cold pass (router with production flags and --dns-tcp)");
@@ -253,12 +278,8 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
       logPath: `${dir}/router-dns-tcp.log`,
       routerFlags: ["--dns-tcp"],
     });
-    const tcpCpuBefore = [await cpuSeconds(tcpRouter.pid), await cpuSeconds(dns.pid)];
-    const coldTcp = await run(tcpRouter.port, 8, inputs.keysPath, 0);
-    const tcpCpuAfter = [await cpuSeconds(tcpRouter.pid), await cpuSeconds(dns.pid)];
-    const dnsAfterTcpPass = await dns.queries();
+    const coldTcp = await coldPass(tcpRouter, passContext);
     await tcpRouter.stop();
-    say(`  ${coldTcp.secs.toFixed(2)} s`);
 
     const hits = await measureHits([
       { name: "deno-floor", port: denoFloor.port, pid: denoFloor.pid, conns: [1, 8] },
@@ -321,26 +342,26 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
       hits,
       ratios: hitRatios(hits),
       cold: {
-        seconds: cold.secs,
-        rate: cold.rate,
-        p99Us: cold.p99Us,
-        codes: cold.codes,
+        seconds: cold.load.secs,
+        rate: cold.load.rate,
+        p99Us: cold.load.p99Us,
+        codes: cold.load.codes,
         dnsQueriesRouterMetrics: queriesFromMetrics,
         dnsQueriesServer: dnsAfterMetricsPass - dnsBefore,
         queriesPerDistinctDomain: queriesFromMetrics / workload.distinctDomains,
         secondsWithMetrics: coldMetrics.secs,
-        routerCpuSeconds: (cpuAfter[0] ?? 0) - (cpuBefore[0] ?? 0),
-        dnsCpuSeconds: (cpuAfter[1] ?? 0) - (cpuBefore[1] ?? 0),
+        routerCpuSeconds: cold.routerCpuSeconds,
+        dnsCpuSeconds: cold.dnsCpuSeconds,
       },
       coldDnsTcp: {
-        seconds: coldTcp.secs,
-        rate: coldTcp.rate,
-        p99Us: coldTcp.p99Us,
-        codes: coldTcp.codes,
-        dnsQueriesServer: dnsAfterTcpPass - dnsAfterProdPass,
-        queriesPerDistinctDomain: (dnsAfterTcpPass - dnsAfterProdPass) / workload.distinctDomains,
-        routerCpuSeconds: (tcpCpuAfter[0] ?? 0) - (tcpCpuBefore[0] ?? 0),
-        dnsCpuSeconds: (tcpCpuAfter[1] ?? 0) - (tcpCpuBefore[1] ?? 0),
+        seconds: coldTcp.load.secs,
+        rate: coldTcp.load.rate,
+        p99Us: coldTcp.load.p99Us,
+        codes: coldTcp.load.codes,
+        dnsQueriesServer: coldTcp.dnsQueries,
+        queriesPerDistinctDomain: coldTcp.dnsQueries / workload.distinctDomains,
+        routerCpuSeconds: coldTcp.routerCpuSeconds,
+        dnsCpuSeconds: coldTcp.dnsCpuSeconds,
       },
       memory: {
         rssStartMB: rssStart / MB,
@@ -360,11 +381,9 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
       targets: [],
       wallSeconds: 0,
     };
-    if (dnsAfterProdPass - dnsAfterMetricsPass !== workload.distinctDomains) {
+    if (cold.dnsQueries !== workload.distinctDomains) {
       say(
-        `note: the production router's pass sent ${
-          dnsAfterProdPass - dnsAfterMetricsPass
-        } queries for ${workload.distinctDomains} domains`,
+        `note: the production router's pass sent ${cold.dnsQueries} queries for ${workload.distinctDomains} domains`,
       );
     }
     results.targets = evaluateTargets(results);
