@@ -270,7 +270,7 @@ async function writeInOrder(
       bytes = reply;
     } else {
       if (size > 0) {
-        await writeAll(conn, joinBytes(batch));
+        await writeAll(conn, concat(batch, size));
         batch = [];
         size = 0;
       }
@@ -279,18 +279,16 @@ async function writeInOrder(
     batch.push(bytes);
     size += bytes.length;
     if (size >= WRITE_BATCH) {
-      await writeAll(conn, joinBytes(batch));
+      await writeAll(conn, concat(batch, size));
       batch = [];
       size = 0;
     }
   }
-  if (size > 0) await writeAll(conn, joinBytes(batch));
+  if (size > 0) await writeAll(conn, concat(batch, size));
 }
 
-function joinBytes(parts: readonly Uint8Array[]): Uint8Array {
+function concat(parts: Uint8Array[], size: number): Uint8Array {
   if (parts.length === 1) return parts[0];
-  let size = 0;
-  for (const part of parts) size += part.length;
   const joined = new Uint8Array(size);
   let offset = 0;
   for (const part of parts) {
