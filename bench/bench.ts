@@ -237,16 +237,18 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
       dnsPort: dns.port,
       denoFlags: options.routerDenoFlags,
     };
-    const [router, metricsRouter, denoFloor, cFloor] = await Promise.all([
+    const [router, metricsRouter, denoFloor, lookupFloor, cFloor] = await Promise.all([
       startRouter({ ...common, logPath: `${dir}/router.log` }),
       startRouter({ ...common, logPath: `${dir}/router-metrics.log`, metrics: true }),
       startDenoFloor(),
+      startDenoFloor({ lookupPath: inputs.expectedPath }),
       loadgen.cTools === null ? Promise.resolve(null) : startCFloor(loadgen.cTools.floor),
     ]);
     const handles: (RouterHandle | FloorHandle | null)[] = [
       router,
       metricsRouter,
       denoFloor,
+      lookupFloor,
       cFloor,
     ];
     for (const handle of handles) if (handle !== null) stops.push(() => handle.stop());
@@ -283,6 +285,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
 
     const hits = await measureHits([
       { name: "deno-floor", port: denoFloor.port, pid: denoFloor.pid, conns: [1, 8] },
+      { name: "lookup-floor", port: lookupFloor.port, pid: lookupFloor.pid, conns: [1, 8] },
       ...(cFloor === null
         ? []
         : [{ name: "c-floor" as const, port: cFloor.port, pid: cFloor.pid, conns: [1, 8] }]),

@@ -283,22 +283,26 @@ export interface FloorHandle {
 
 /**
  * Starts bench/floor_server.ts on a free port, or with `reusePort` on `port` beside others
- * (SO_REUSEPORT, which needs --unstable-net).
+ * (SO_REUSEPORT, which needs --unstable-net); with `lookupPath` (expected.tsv) as the lookup
+ * floor.
  */
 export async function startDenoFloor(
-  options: { port?: number; reusePort?: boolean } = {},
+  options: { port?: number; reusePort?: boolean; lookupPath?: string } = {},
 ): Promise<FloorHandle> {
   const port = options.port ?? await freePort();
   const reuse = options.reusePort ? ["--unstable-net"] : [];
+  const lookupPath = options.lookupPath;
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       "--allow-net",
       ...reuse,
+      ...(lookupPath === undefined ? [] : [`--allow-read=${lookupPath}`]),
       `${BENCH_DIR}/floor_server.ts`,
       "--port",
       String(port),
       ...(options.reusePort ? ["--reuse-port"] : []),
+      ...(lookupPath === undefined ? [] : ["--lookup", lookupPath]),
     ],
     stdout: "piped",
     stderr: "inherit",

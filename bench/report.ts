@@ -6,11 +6,11 @@
  */
 
 import type { LoadResult } from "./loadgen.ts";
-import { type MachineFacts, STALE_PROBE_TTL_S } from "./setup.ts";
+import { BUSY_WARNING_PERCENT, type MachineFacts, STALE_PROBE_TTL_S } from "./setup.ts";
 
 /** One target's hit measurements: medians over the rounds. */
 export interface HitRow {
-  target: "router" | "deno-floor" | "c-floor" | "router+metrics";
+  target: "router" | "deno-floor" | "lookup-floor" | "c-floor" | "router+metrics";
   conns: number;
   /** Median lookups/s over the rounds. */
   rate: number;
@@ -126,7 +126,10 @@ export function hitRow(target: HitRow["target"], rounds: LoadResult[]): HitRow {
   };
 }
 
-/** Ratios of hit rates: router to each floor, and the Deno floor to the C floor. */
+/**
+ * Ratios of hit rates: router to each floor, the lookup floor to the Deno floor (the most any
+ * router can reach here), and the Deno floor to the C floor.
+ */
 export function hitRatios(hits: HitRow[]): Record<string, number | null> {
   const find = (target: HitRow["target"], conns: number) =>
     hits.find((h) => h.target === target && h.conns === conns) ?? null;
@@ -136,6 +139,14 @@ export function hitRatios(hits: HitRow[]): Record<string, number | null> {
   for (const conns of [1, 8]) {
     ratios[`router/deno-floor@${conns}`] = ratio(find("router", conns), find("deno-floor", conns));
     ratios[`router/c-floor@${conns}`] = ratio(find("router", conns), find("c-floor", conns));
+    ratios[`router/lookup-floor@${conns}`] = ratio(
+      find("router", conns),
+      find("lookup-floor", conns),
+    );
+    ratios[`lookup-floor/deno-floor@${conns}`] = ratio(
+      find("lookup-floor", conns),
+      find("deno-floor", conns),
+    );
     ratios[`deno-floor/c-floor@${conns}`] = ratio(
       find("deno-floor", conns),
       find("c-floor", conns),
@@ -218,8 +229,15 @@ export function formatBench(r: BenchResults): string {
   const m = r.machine;
   lines.push(
     `Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, Linux ${m.kernel}; ` +
-      `Deno ${m.deno} (V8 ${m.v8}); router at ${m.revision}; ${m.date}.`,
+      `Deno ${m.deno} (V8 ${m.v8}); router at ${m.revision}; ${m.date}; CPUs ` +
+      `${m.busyPercentBefore.toFixed(0)} % busy in the second before the run.`,
   );
+  if (m.busyPercentBefore > BUSY_WARNING_PERCENT) {
+    lines.push(
+      `**Warning: the machine was busy before the run (${m.busyPercentBefore.toFixed(0)} % of ` +
+        `its CPUs); every figure is low, the cold pass most. Run it again on a quiet machine.**`,
+    );
+  }
   lines.push(
     `Workload: ${r.setup.workloadKeys.toLocaleString("en-US")} keys over ` +
       `${
@@ -234,37 +252,36 @@ export function formatBench(r: BenchResults): string {
   );
   lines.push("");
   lines.push(
-    "| cache hits | router | Deno floor | C floor | router / Deno floor | router / C floor |",
+    "| cache hits | router | lookup floor | Deno floor | C floor | router / lookup floor | " +
+      "router / Deno floor | router / C floor | lookup floor / Deno floor |",
   );
-  lines.push("|---|---:|---:|---:|---:|---:|");
+  lines.push("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
   for (const conns of [1, 8]) {
-    const [router, deno, c] = [
+    const [router, lookup, deno, c] = [
       row("router", conns),
+      row("lookup-floor", conns),
       row("deno-floor", conns),
       row("c-floor", conns),
     ];
     const us = (x: HitRow | undefined, f: "p50Us" | "p99Us") => x === undefined ? "n/a" : `${x[f]}`;
+    const ratioOf = (name: string) => fixed(r.ratios[`${name}@${conns}`], 2);
     lines.push(
-      `| lookups/s, ${conns} conn | ${rate(router)} | ${rate(deno)} | ${rate(c)} | ${
-        fixed(r.ratios[`router/deno-floor@${conns}`], 2)
-      } | ${fixed(r.ratios[`router/c-floor@${conns}`], 2)} |`,
+      `| lookups/s, ${conns} conn | ${rate(router)} | ${rate(lookup)} | ${rate(deno)} | ` +
+        `${rate(c)} | ${ratioOf("router/lookup-floor")} | ${ratioOf("router/deno-floor")} | ` +
+        `${ratioOf("router/c-floor")} | ${ratioOf("lookup-floor/deno-floor")} |`,
     );
     for (const f of ["p50Us", "p99Us"] as const) {
       lines.push(
-        `| ${f.slice(0, 3)} µs, ${conns} conn | ${us(router, f)} | ${us(deno, f)} | ${
-          us(c, f)
-        } | | |`,
+        `| ${f.slice(0, 3)} µs, ${conns} conn | ${us(router, f)} | ${us(lookup, f)} | ` +
+          `${us(deno, f)} | ${us(c, f)} | | | | |`,
       );
     }
   }
   const withMetrics = row("router+metrics", 8);
   if (withMetrics !== undefined) {
     lines.push(
-      `| router with --metrics, 8 conns | ${
-        rate(withMetrics)
-      }/s, p99 ${withMetrics.p99Us} µs | | | ${
-        fixed(r.ratios["router+metrics/router@8"], 2)
-      } of the router | |`,
+      `| router with --metrics, 8 conns | ${rate(withMetrics)}/s, p99 ${withMetrics.p99Us} µs ` +
+        `(${fixed(r.ratios["router+metrics/router@8"], 2)} of the router) | | | | | | | |`,
     );
   }
   lines.push("");

@@ -37,6 +37,30 @@ export interface MachineFacts {
   v8: string;
   typescript: string;
   date: string;
+  /**
+   * How busy the CPUs were in the second before the run, in per cent of all cores: other work on
+   * these 2 cores (a test run, a compile) lowers every figure, the cold pass by up to half.
+   */
+  busyPercentBefore: number;
+}
+
+/** Above this share of busy CPU before the run, the report warns that its figures are low. */
+export const BUSY_WARNING_PERCENT = 10;
+
+/** The share of all CPUs busy (not idle or waiting for I/O) over `ms`, from /proc/stat. */
+export async function cpuBusyPercent(ms = 1000): Promise<number> {
+  const sample = async () => {
+    const line = (await Deno.readTextFile("/proc/stat").catch(() => "")).split("\n")[0];
+    const fields = line.trim().split(/\s+/).slice(1).map(Number);
+    const total = fields.reduce((a, b) => a + b, 0);
+    const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
+    return { total, idle };
+  };
+  const before = await sample();
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  const after = await sample();
+  const total = after.total - before.total;
+  return total > 0 ? 100 * (1 - (after.idle - before.idle) / total) : 0;
 }
 
 /** Reads the machine's facts. */
@@ -53,6 +77,7 @@ export async function machineFacts(): Promise<MachineFacts> {
     v8: Deno.version.v8,
     typescript: Deno.version.typescript,
     date: new Date().toISOString(),
+    busyPercentBefore: await cpuBusyPercent(),
   };
 }
 

@@ -1,0 +1,72 @@
+/**
+ * The bench's yardsticks and report: the lookup floor answers as the workload expects, and the
+ * markdown the bench prints (and the README quotes) is made of well-formed tables.
+ */
+
+import assert from "node:assert/strict";
+import { startDenoFloor } from "../bench/processes.ts";
+import { type BenchResults, formatBench } from "../bench/report.ts";
+import { cpuBusyPercent } from "../bench/setup.ts";
+import { PROJECT_ROOT } from "./support/router_process.ts";
+import { LineClient } from "./support/tcp_client.ts";
+
+Deno.test("lookup floor: each domain gets its expected reply, case-insensitively, in request order", async () => {
+  const dir = await Deno.makeTempDir();
+  const expected = `${dir}/expected.tsv`;
+  await Deno.writeTextFile(expected, "a@found.example\t200\nb@missing.example\t500\n");
+  const floor = await startDenoFloor({ lookupPath: expected });
+  const client = await LineClient.connect(floor.port);
+  try {
+    await client.send("get x@FOUND.example\n");
+    assert.equal(await client.line(), "200 relay:[office365-relay.example.com]:587");
+    // Pipelined: three requests in one write, answered in order in one reply.
+    await client.send("get y@missing.example\nget z@found.example\nget w@unknown.example\n");
+    assert.equal(await client.line(), "500 NO%20RESULT");
+    assert.equal(await client.line(), "200 relay:[office365-relay.example.com]:587");
+    assert.equal(await client.line(), "500 NO%20RESULT");
+  } finally {
+    client.close();
+    await floor.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("plain floor: every request line gets 500, pipelined ones too", async () => {
+  const floor = await startDenoFloor();
+  const client = await LineClient.connect(floor.port);
+  try {
+    await client.send("get a@found.example\nget b@x.example\n");
+    assert.equal(await client.line(), "500 NO%20RESULT");
+    assert.equal(await client.line(), "500 NO%20RESULT");
+  } finally {
+    client.close();
+    await floor.stop();
+  }
+});
+
+Deno.test("bench report: every table row has as many cells as its header", async () => {
+  const saved = JSON.parse(await Deno.readTextFile(`${PROJECT_ROOT}/bench/results.json`)) as {
+    bench: BenchResults;
+  };
+  const cells = (line: string) => line.trim().split("|").length - 2;
+  let header = 0;
+  let tables = 0;
+  for (const line of formatBench(saved.bench).split("\n")) {
+    if (!line.startsWith("|")) {
+      header = 0;
+      continue;
+    }
+    if (header === 0) {
+      header = cells(line);
+      tables++;
+      continue;
+    }
+    assert.equal(cells(line), header, `row does not fit its table's ${header} columns: ${line}`);
+  }
+  assert.ok(tables >= 3, `expected the hit, figure and target tables, found ${tables}`);
+});
+
+Deno.test("cpuBusyPercent reads a share between 0 and 100", async () => {
+  const busy = await cpuBusyPercent(50);
+  assert.ok(busy >= 0 && busy <= 100, `${busy}`);
+});
