@@ -13,7 +13,10 @@ import { LineClient } from "./support/tcp_client.ts";
 Deno.test("lookup floor: each domain gets its expected reply, case-insensitively, in request order", async () => {
   const dir = await Deno.makeTempDir();
   const expected = `${dir}/expected.tsv`;
-  await Deno.writeTextFile(expected, "a@found.example\t200\nb@missing.example\t500\n");
+  await Deno.writeTextFile(
+    expected,
+    "a@found.example\t200\nb@missing.example\t500\nc@Other.Example\t200\nd@found.example\t200\n",
+  );
   const floor = await startDenoFloor({ lookupPath: expected });
   const client = await LineClient.connect(floor.port);
   try {
@@ -22,6 +25,10 @@ Deno.test("lookup floor: each domain gets its expected reply, case-insensitively
     // Pipelined: three requests in one write, answered in order in one reply.
     await client.send("get y@missing.example\nget z@found.example\nget w@unknown.example\n");
     assert.equal(await client.line(), "500 NO%20RESULT");
+    assert.equal(await client.line(), "200 relay:[office365-relay.example.com]:587");
+    assert.equal(await client.line(), "500 NO%20RESULT");
+    // Another domain of the table in another case; a name that only ends like a known one.
+    await client.send("get k@other.EXAMPLE\nget z@xfound.example\n");
     assert.equal(await client.line(), "200 relay:[office365-relay.example.com]:587");
     assert.equal(await client.line(), "500 NO%20RESULT");
   } finally {
