@@ -29,6 +29,37 @@ async function ask(fake: FakeDns, name: string, id: number): Promise<dnsPacket.D
   }
 }
 
+/** Sends one MX query with `id` over TCP (length-prefixed) and returns the decoded reply. */
+async function askTcp(fake: FakeDns, name: string, id: number): Promise<dnsPacket.DecodedPacket> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: fake.port });
+  try {
+    const query = encodeMxQuery({ id, name });
+    const frame = new Uint8Array(query.length + 2);
+    frame[0] = query.length >> 8;
+    frame[1] = query.length & 0xff;
+    frame.set(query, 2);
+    await conn.write(frame);
+    let received = new Uint8Array(0);
+    const chunk = new Uint8Array(65538);
+    while (received.length < 2 || received.length < 2 + ((received[0] << 8) | received[1])) {
+      const count = await conn.read(chunk);
+      if (count === null) throw new Error("connection closed before the reply");
+      const joined = new Uint8Array(received.length + count);
+      joined.set(received);
+      joined.set(chunk.subarray(0, count), received.length);
+      received = joined;
+    }
+    return dnsPacket.decode(Buffer.from(received.subarray(2)));
+  } finally {
+    conn.close();
+  }
+}
+
+/** Whether the TC (truncated) bit is set. */
+function truncated(packet: dnsPacket.DecodedPacket): boolean {
+  return ((packet.flags ?? 0) & dnsPacket.TRUNCATED_RESPONSE) !== 0;
+}
+
 /** The response code, from the low bits of the flags (3 NXDOMAIN, 2 SERVFAIL). */
 function rcode(packet: dnsPacket.DecodedPacket): number {
   return (packet.flags ?? 0) & 0xf;
@@ -89,6 +120,64 @@ Deno.test("fake DNS: behaviours that change per query are never answered from th
     assert.equal(rcode(await ask(fake, "example.com", 1)), 2);
     assert.deepEqual(exchanges(await ask(fake, "example.com", 2)), ["m.x"]);
     assert.equal(fake.queriesFor("example.com"), 2);
+  } finally {
+    await fake.close();
+  }
+});
+
+Deno.test("fake DNS: a whole reply serves both transports; a cut one never answers over TCP", async () => {
+  const many = Array.from({ length: 80 }, (_, i) => ({
+    preference: i,
+    exchange: `mx${i}.a-rather-long-mail-exchanger-name.example.net`,
+  }));
+  const fake = await startFakeDns({
+    zone: {
+      "small.example": { kind: "mx", records: [{ preference: 10, exchange: "mx.a.net" }] },
+      "big.example": { kind: "mx", records: many },
+      "cut.example": {
+        kind: "truncate",
+        then: { kind: "mx", records: [{ preference: 1, exchange: "m.tcp" }] },
+      },
+    },
+  });
+  try {
+    // Asked over UDP first, then over TCP (and the other way round): the same answer.
+    assert.deepEqual(exchanges(await ask(fake, "small.example", 1)), ["mx.a.net"]);
+    assert.deepEqual(exchanges(await askTcp(fake, "small.example", 2)), ["mx.a.net"]);
+    // Too big for UDP: truncated there, whole over TCP, each time.
+    for (let round = 0; round < 2; round++) {
+      const udp = await ask(fake, "big.example", 10 + round);
+      assert.ok(truncated(udp));
+      assert.equal(exchanges(udp).length, 0);
+      const tcp = await askTcp(fake, "big.example", 20 + round);
+      assert.ok(!truncated(tcp));
+      assert.equal(exchanges(tcp).length, 80);
+    }
+    // A behaviour that truncates over UDP only.
+    for (let round = 0; round < 2; round++) {
+      assert.ok(truncated(await ask(fake, "cut.example", 30 + round)));
+      assert.deepEqual(exchanges(await askTcp(fake, "cut.example", 40 + round)), ["m.tcp"]);
+    }
+    assert.equal(fake.queriesFor("big.example"), 4);
+  } finally {
+    await fake.close();
+  }
+});
+
+Deno.test("fake DNS: a CNAME's answer follows its target's new behaviour at once", async () => {
+  const fake = await startFakeDns({
+    zone: {
+      "alias.example": { kind: "cname", target: "real.example" },
+      "real.example": { kind: "mx", records: [{ preference: 10, exchange: "mx.old.net" }] },
+    },
+  });
+  try {
+    assert.deepEqual(exchanges(await ask(fake, "alias.example", 1)), ["mx.old.net"]);
+    fake.setZone("real.example", {
+      kind: "mx",
+      records: [{ preference: 10, exchange: "mx.new.net" }],
+    });
+    assert.deepEqual(exchanges(await ask(fake, "alias.example", 2)), ["mx.new.net"]);
   } finally {
     await fake.close();
   }

@@ -100,7 +100,10 @@ export interface FakeDns {
   readonly udpSources: readonly { port: number; id: number }[];
   /** Zeroes all query counts (perQuery behaviours start again too). */
   resetCounts(): void;
-  /** Sets the behaviour for `name`. */
+  /**
+   * Sets the behaviour for `name`. Replace a behaviour rather than change it in place: replies
+   * are kept per question until the zone changes through this or the two methods below.
+   */
   setZone(name: string, behaviour: FakeDnsBehaviour): void;
   /** Removes `name` from the zone, so the fallback answers it. */
   deleteZone(name: string): void;
@@ -116,14 +119,15 @@ const RCODE = { NOERROR: 0, SERVFAIL: 2, NXDOMAIN: 3, REFUSED: 5 } as const;
 const DEFAULT_TTL = 300;
 const MAX_CHAIN = 16;
 /**
- * Encoded replies kept for repeated queries (the bench asks 20,000 names, the soak many more):
- * beyond this many the memo starts again, so a long soak cannot grow it without bound.
+ * Encoded replies kept for repeated queries (the bench asks 13,184 names of its 20,000, the soak
+ * many more): beyond this many the memo starts again, so a long soak cannot grow it without bound.
  */
 const MAX_MEMO_REPLIES = 50_000;
 
 /**
  * Whether a behaviour answers a query the same way every time (its reply bytes, less the ID,
- * depend only on the question and the zone), so its encoded reply can be kept and reused.
+ * depend only on the question, the transport and the zone), so its encoded reply can be kept and
+ * reused. Each of these plans exactly one packet, sent at once.
  */
 function isDeterministic(behaviour: FakeDnsBehaviour, transport: "udp" | "tcp"): boolean {
   switch (behaviour.kind) {
@@ -259,6 +263,14 @@ interface Content {
   authorities: dnsPacket.Answer[];
 }
 
+/** The kept replies to one question (its bytes after the ID), per transport. */
+interface MemoReplies {
+  /** The name as counted. */
+  name: string;
+  udp?: Uint8Array;
+  tcp?: Uint8Array;
+}
+
 /** One packet to send, `delayMs` after the query arrived (null bytes: nothing). */
 interface Send {
   delayMs: number;
@@ -280,11 +292,13 @@ class Server implements FakeDns {
   #tasks = new Set<Promise<void>>();
   #closed = false;
   /**
-   * Replies of deterministic behaviours by transport and query bytes after the ID: a repeated
-   * question is answered without decoding and encoding it again. Like a real resolver's cache, it
-   * keeps the fake server's cost per query small next to the router's; cleared on zone changes.
+   * Replies of deterministic behaviours by the query's bytes after the ID, one per transport: a
+   * repeated question is answered without decoding and encoding it again. Like a real resolver's
+   * cache, it keeps the fake server's cost per query small next to the router's; cleared on zone
+   * changes. A reply that was not cut to the UDP limit is the same over both transports, so a
+   * question asked over UDP is answered from the memo over TCP too, and the other way round.
    */
-  #memo = new Map<string, { name: string; reply: Uint8Array }>();
+  #memo = new Map<string, MemoReplies>();
 
   constructor(options: FakeDnsOptions, udp: dgram.Socket, listener: Deno.TcpListener) {
     const entries = options.zone instanceof Map
@@ -364,12 +378,13 @@ class Server implements FakeDns {
   /** Counts the query and sends the replies its behaviour asks for. */
   #answer(bytes: Uint8Array, transport: "udp" | "tcp", send: (reply: Uint8Array) => void): void {
     const memoKey = bytes.length > 12 && bytes.length <= 512
-      ? transport + String.fromCharCode.apply(null, bytes.subarray(2) as unknown as number[])
+      ? String.fromCharCode.apply(null, bytes.subarray(2) as unknown as number[])
       : null;
     const memo = memoKey === null ? undefined : this.#memo.get(memoKey);
-    if (memo !== undefined) {
+    const kept = memo?.[transport];
+    if (memo !== undefined && kept !== undefined) {
       this.#count(memo.name);
-      const reply = memo.reply.slice();
+      const reply = kept.slice();
       reply[0] = bytes[0];
       reply[1] = bytes[1];
       send(reply);
@@ -381,12 +396,18 @@ class Server implements FakeDns {
     const seen = this.#count(name);
     const behaviour = this.#lookup(name);
     const sends = this.#plan(behaviour, { query, transport, seen });
-    if (
-      memoKey !== null && sends.length === 1 && sends[0].delayMs === 0 &&
-      isDeterministic(behaviour, transport)
-    ) {
+    if (memoKey !== null && isDeterministic(behaviour, transport)) {
       if (this.#memo.size >= MAX_MEMO_REPLIES) this.#memo.clear();
-      this.#memo.set(memoKey, { name, reply: sends[0].bytes.slice() });
+      const entry = memo ?? { name };
+      const reply = sends[0].bytes.slice();
+      entry[transport] = reply;
+      // Not cut to fit UDP (TC clear, within the query's UDP limit): the same bytes over TCP.
+      if (
+        behaviour.kind !== "truncate" && (reply[2] & 0x02) === 0 && reply.length <= query.udpLimit
+      ) {
+        entry.udp = entry.tcp = reply;
+      }
+      this.#memo.set(memoKey, entry);
     }
     for (const { delayMs, bytes } of sends) {
       if (delayMs <= 0) {
