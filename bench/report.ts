@@ -208,6 +208,10 @@ export function evaluateTargets(r: BenchResults): BenchResults["targets"] {
   return out;
 }
 
+function busyText(percent: number | null | undefined): string {
+  return percent === null || percent === undefined ? "unknown" : `${percent.toFixed(0)} %`;
+}
+
 function fixed(value: number | null, digits: number): string {
   return value === null ? "n/a" : value.toFixed(digits);
 }
@@ -229,12 +233,12 @@ export function formatBench(r: BenchResults): string {
   const m = r.machine;
   lines.push(
     `Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, Linux ${m.kernel}; ` +
-      `Deno ${m.deno} (V8 ${m.v8}); router at ${m.revision}; ${m.date}; CPUs ` +
-      `${m.busyPercentBefore.toFixed(0)} % busy in the second before the run.`,
+      `Deno ${m.deno} (V8 ${m.v8}); router at ${m.revision}; ${m.date}; CPUs busy in the ` +
+      `second before the run: ${busyText(m.busyPercentBefore)}.`,
   );
-  if (m.busyPercentBefore > BUSY_WARNING_PERCENT) {
+  if ((m.busyPercentBefore ?? 0) > BUSY_WARNING_PERCENT) {
     lines.push(
-      `**Warning: the machine was busy before the run (${m.busyPercentBefore.toFixed(0)} % of ` +
+      `**Warning: the machine was busy before the run (${busyText(m.busyPercentBefore)} of ` +
         `its CPUs); every figure is low, the cold pass most. Run it again on a quiet machine.**`,
     );
   }

@@ -38,29 +38,45 @@ export interface MachineFacts {
   typescript: string;
   date: string;
   /**
-   * How busy the CPUs were in the second before the run, in per cent of all cores: other work on
-   * these 2 cores (a test run, a compile) lowers every figure, the cold pass by up to half.
+   * How busy the CPUs were in the second before the run, in per cent of all cores (null: unknown,
+   * no /proc/stat): other work on these 2 cores (a test run, a compile) lowers every figure, the
+   * cold pass most. Absent in results written before it was measured.
    */
-  busyPercentBefore: number;
+  busyPercentBefore?: number | null;
 }
 
 /** Above this share of busy CPU before the run, the report warns that its figures are low. */
 export const BUSY_WARNING_PERCENT = 10;
 
-/** The share of all CPUs busy (not idle or waiting for I/O) over `ms`, from /proc/stat. */
-export async function cpuBusyPercent(ms = 1000): Promise<number> {
-  const sample = async () => {
-    const line = (await Deno.readTextFile("/proc/stat").catch(() => "")).split("\n")[0];
-    const fields = line.trim().split(/\s+/).slice(1).map(Number);
-    const total = fields.reduce((a, b) => a + b, 0);
-    const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
-    return { total, idle };
+/**
+ * The share of all CPUs busy between two readings of /proc/stat, in per cent; null when either
+ * lacks the `cpu` line. Counts the first eight fields (user, nice, system, idle, iowait, irq,
+ * softirq, steal; guest time is already inside user and nice); idle and iowait are not busy.
+ *
+ * @example
+ * ```ts
+ * busyPercent("cpu  100 0 100 700 100 0 0 0", "cpu  150 0 150 750 150 0 0 0"); // 50
+ * ```
+ */
+export function busyPercent(before: string, after: string): number | null {
+  const read = (stat: string) => {
+    const line = stat.split("\n").find((l) => l.startsWith("cpu "));
+    if (line === undefined) return null;
+    const fields = line.trim().split(/\s+/).slice(1, 9).map(Number);
+    if (fields.length < 5 || fields.some((f) => !Number.isFinite(f))) return null;
+    return { total: fields.reduce((a, b) => a + b, 0), idle: fields[3] + fields[4] };
   };
+  const [a, b] = [read(before), read(after)];
+  if (a === null || b === null || b.total <= a.total) return null;
+  return 100 * (1 - (b.idle - a.idle) / (b.total - a.total));
+}
+
+/** How busy the CPUs are over the next `ms`, by {@linkcode busyPercent}; null if unknown. */
+export async function cpuBusyPercent(ms = 1000): Promise<number | null> {
+  const sample = () => Deno.readTextFile("/proc/stat").catch(() => "");
   const before = await sample();
   await new Promise((resolve) => setTimeout(resolve, ms));
-  const after = await sample();
-  const total = after.total - before.total;
-  return total > 0 ? 100 * (1 - (after.idle - before.idle) / total) : 0;
+  return busyPercent(before, await sample());
 }
 
 /** Reads the machine's facts. */

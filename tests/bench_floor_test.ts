@@ -1,12 +1,12 @@
 /**
- * The bench's yardsticks and report: the lookup floor answers as the workload expects, and the
- * markdown the bench prints (and the README quotes) is made of well-formed tables.
+ * The bench's yardsticks and report: the lookup floor answers as the workload expects, the markdown
+ * the bench prints is made of well-formed tables, and it says how busy the machine was.
  */
 
 import assert from "node:assert/strict";
 import { startDenoFloor } from "../bench/processes.ts";
 import { type BenchResults, formatBench } from "../bench/report.ts";
-import { cpuBusyPercent } from "../bench/setup.ts";
+import { busyPercent } from "../bench/setup.ts";
 import { PROJECT_ROOT } from "./support/router_process.ts";
 import { LineClient } from "./support/tcp_client.ts";
 
@@ -73,7 +73,27 @@ Deno.test("bench report: every table row has as many cells as its header", async
   assert.ok(tables >= 3, `expected the hit, figure and target tables, found ${tables}`);
 });
 
-Deno.test("cpuBusyPercent reads a share between 0 and 100", async () => {
-  const busy = await cpuBusyPercent(50);
-  assert.ok(busy >= 0 && busy <= 100, `${busy}`);
+Deno.test("busyPercent: busy share of the first eight /proc/stat fields; idle and iowait are not busy", () => {
+  // +50 user, +50 system, +50 idle, +50 iowait; +50 guest, which user already counts.
+  const before = "cpu  100 0 100 700 100 0 0 0 50 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n";
+  const after = "cpu  150 0 150 750 150 0 0 0 100 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n";
+  assert.equal(busyPercent(before, after), 50);
+  // steal counts as busy (another guest had the CPU).
+  assert.equal(busyPercent("cpu  0 0 0 100 0 0 0 0", "cpu  0 0 0 150 0 0 0 50"), 50);
+  // Unreadable or unchanged: unknown, never "quiet".
+  assert.equal(busyPercent("", after), null);
+  assert.equal(busyPercent(after, after), null);
+});
+
+Deno.test("bench report: a busy machine is warned about, an unknown share is said to be unknown", async () => {
+  const saved = JSON.parse(await Deno.readTextFile(`${PROJECT_ROOT}/bench/results.json`)) as {
+    bench: BenchResults;
+  };
+  const withBusy = (busy: number | null) =>
+    formatBench({ ...saved.bench, machine: { ...saved.bench.machine, busyPercentBefore: busy } });
+  assert.match(withBusy(35), /busy in the second before the run: 35 %/);
+  assert.match(withBusy(35), /Warning: the machine was busy/);
+  assert.doesNotMatch(withBusy(2), /Warning/);
+  assert.match(withBusy(null), /busy in the second before the run: unknown/);
+  assert.doesNotMatch(withBusy(null), /Warning/);
 });
