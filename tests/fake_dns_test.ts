@@ -9,7 +9,7 @@ import dgram from "node:dgram";
 import * as dnsPacket from "dns-packet";
 import { Buffer } from "node:buffer";
 import { encodeMxQuery } from "../lib/dns_wire.ts";
-import { type FakeDns, startFakeDns } from "./support/fake_dns.ts";
+import { type FakeDns, startFakeDns, tcpMessages } from "./support/fake_dns.ts";
 
 /** Sends one MX query with `id` over UDP and returns the decoded reply. */
 async function ask(fake: FakeDns, name: string, id: number): Promise<dnsPacket.DecodedPacket> {
@@ -39,17 +39,8 @@ async function askTcp(fake: FakeDns, name: string, id: number): Promise<dnsPacke
     frame[1] = query.length & 0xff;
     frame.set(query, 2);
     await conn.write(frame);
-    let received = new Uint8Array(0);
-    const chunk = new Uint8Array(65538);
-    while (received.length < 2 || received.length < 2 + ((received[0] << 8) | received[1])) {
-      const count = await conn.read(chunk);
-      if (count === null) throw new Error("connection closed before the reply");
-      const joined = new Uint8Array(received.length + count);
-      joined.set(received);
-      joined.set(chunk.subarray(0, count), received.length);
-      received = joined;
-    }
-    return dnsPacket.decode(Buffer.from(received.subarray(2)));
+    for await (const reply of tcpMessages(conn)) return dnsPacket.decode(Buffer.from(reply));
+    throw new Error("connection closed before the reply");
   } finally {
     conn.close();
   }
