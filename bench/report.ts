@@ -126,9 +126,18 @@ export function hitRow(target: HitRow["target"], rounds: LoadResult[]): HitRow {
   };
 }
 
+/** The hit-rate ratios reported on 1 and 8 connections, as [numerator, denominator]. */
+const HIT_RATIO_PAIRS: [HitRow["target"], HitRow["target"]][] = [
+  ["router", "deno-floor"],
+  ["router", "c-floor"],
+  ["router", "lookup-floor"],
+  ["lookup-floor", "deno-floor"],
+  ["deno-floor", "c-floor"],
+];
+
 /**
- * Ratios of hit rates: router to each floor, the lookup floor to the Deno floor (the most any
- * router can reach here), and the Deno floor to the C floor.
+ * Ratios of hit rates: router to each floor, the lookup floor to the Deno floor (the most a
+ * router that finds the domain per request can reach here), and the Deno floor to the C floor.
  */
 export function hitRatios(hits: HitRow[]): Record<string, number | null> {
   const find = (target: HitRow["target"], conns: number) =>
@@ -137,20 +146,9 @@ export function hitRatios(hits: HitRow[]): Record<string, number | null> {
     a === null || b === null || b.rate === 0 ? null : a.rate / b.rate;
   const ratios: Record<string, number | null> = {};
   for (const conns of [1, 8]) {
-    ratios[`router/deno-floor@${conns}`] = ratio(find("router", conns), find("deno-floor", conns));
-    ratios[`router/c-floor@${conns}`] = ratio(find("router", conns), find("c-floor", conns));
-    ratios[`router/lookup-floor@${conns}`] = ratio(
-      find("router", conns),
-      find("lookup-floor", conns),
-    );
-    ratios[`lookup-floor/deno-floor@${conns}`] = ratio(
-      find("lookup-floor", conns),
-      find("deno-floor", conns),
-    );
-    ratios[`deno-floor/c-floor@${conns}`] = ratio(
-      find("deno-floor", conns),
-      find("c-floor", conns),
-    );
+    for (const [a, b] of HIT_RATIO_PAIRS) {
+      ratios[`${a}/${b}@${conns}`] = ratio(find(a, conns), find(b, conns));
+    }
   }
   ratios["router+metrics/router@8"] = ratio(find("router+metrics", 8), find("router", 8));
   return ratios;

@@ -16,6 +16,7 @@ import {
   zoneFile,
 } from "./workload.ts";
 import type { FakeDnsBehaviour } from "../tests/support/fake_dns.ts";
+import { delay } from "../tests/support/e2e_util.ts";
 
 /** The seed of every generated input: same seed, same zone, same keys. */
 export const SEED = 20250601;
@@ -75,7 +76,7 @@ export function busyPercent(before: string, after: string): number | null {
 export async function cpuBusyPercent(ms = 1000): Promise<number | null> {
   const sample = () => Deno.readTextFile("/proc/stat").catch(() => "");
   const before = await sample();
-  await new Promise((resolve) => setTimeout(resolve, ms));
+  await delay(ms);
   return busyPercent(before, await sample());
 }
 
