@@ -10,6 +10,21 @@ import { busyPercent } from "../bench/setup.ts";
 import { PROJECT_ROOT } from "./support/router_process.ts";
 import { LineClient } from "./support/tcp_client.ts";
 
+/** Starts a Deno floor (with `lookupPath`: the lookup floor), connects, runs `body`, stops it. */
+async function withFloor(
+  options: { lookupPath?: string },
+  body: (client: LineClient) => Promise<void>,
+): Promise<void> {
+  const floor = await startDenoFloor(options);
+  const client = await LineClient.connect(floor.port);
+  try {
+    await body(client);
+  } finally {
+    client.close();
+    await floor.stop();
+  }
+}
+
 Deno.test("lookup floor: each domain gets its expected reply, case-insensitively, in request order", async () => {
   const dir = await Deno.makeTempDir();
   const expected = `${dir}/expected.tsv`;
@@ -17,38 +32,31 @@ Deno.test("lookup floor: each domain gets its expected reply, case-insensitively
     expected,
     "a@found.example\t200\nb@missing.example\t500\nc@Other.Example\t200\nd@found.example\t200\n",
   );
-  const floor = await startDenoFloor({ lookupPath: expected });
-  const client = await LineClient.connect(floor.port);
   try {
-    await client.send("get x@FOUND.example\n");
-    assert.equal(await client.line(), "200 relay:[office365-relay.example.com]:587");
-    // Pipelined: three requests in one write, answered in order in one reply.
-    await client.send("get y@missing.example\nget z@found.example\nget w@unknown.example\n");
-    assert.equal(await client.line(), "500 NO%20RESULT");
-    assert.equal(await client.line(), "200 relay:[office365-relay.example.com]:587");
-    assert.equal(await client.line(), "500 NO%20RESULT");
-    // Another domain of the table in another case; a name that only ends like a known one.
-    await client.send("get k@other.EXAMPLE\nget z@xfound.example\n");
-    assert.equal(await client.line(), "200 relay:[office365-relay.example.com]:587");
-    assert.equal(await client.line(), "500 NO%20RESULT");
+    await withFloor({ lookupPath: expected }, async (client) => {
+      await client.send("get x@FOUND.example\n");
+      assert.equal(await client.line(), "200 relay:[office365-relay.example.com]:587");
+      // Pipelined: three requests in one write, answered in order in one reply.
+      await client.send("get y@missing.example\nget z@found.example\nget w@unknown.example\n");
+      assert.equal(await client.line(), "500 NO%20RESULT");
+      assert.equal(await client.line(), "200 relay:[office365-relay.example.com]:587");
+      assert.equal(await client.line(), "500 NO%20RESULT");
+      // Another domain of the table in another case; a name that only ends like a known one.
+      await client.send("get k@other.EXAMPLE\nget z@xfound.example\n");
+      assert.equal(await client.line(), "200 relay:[office365-relay.example.com]:587");
+      assert.equal(await client.line(), "500 NO%20RESULT");
+    });
   } finally {
-    client.close();
-    await floor.stop();
     await Deno.remove(dir, { recursive: true });
   }
 });
 
 Deno.test("plain floor: every request line gets 500, pipelined ones too", async () => {
-  const floor = await startDenoFloor();
-  const client = await LineClient.connect(floor.port);
-  try {
+  await withFloor({}, async (client) => {
     await client.send("get a@found.example\nget b@x.example\n");
     assert.equal(await client.line(), "500 NO%20RESULT");
     assert.equal(await client.line(), "500 NO%20RESULT");
-  } finally {
-    client.close();
-    await floor.stop();
-  }
+  });
 });
 
 Deno.test("bench report: every table row has as many cells as its header", async () => {

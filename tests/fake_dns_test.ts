@@ -9,7 +9,25 @@ import dgram from "node:dgram";
 import * as dnsPacket from "dns-packet";
 import { Buffer } from "node:buffer";
 import { encodeMxQuery } from "../lib/dns_wire.ts";
-import { type FakeDns, startFakeDns, tcpMessages } from "./support/fake_dns.ts";
+import {
+  type FakeDns,
+  type FakeDnsBehaviour,
+  startFakeDns,
+  tcpMessages,
+} from "./support/fake_dns.ts";
+
+/** Starts a fake server with `zone`, runs `body`, closes the server. */
+async function withFake(
+  zone: Record<string, FakeDnsBehaviour>,
+  body: (fake: FakeDns) => Promise<void>,
+): Promise<void> {
+  const fake = await startFakeDns({ zone });
+  try {
+    await body(fake);
+  } finally {
+    await fake.close();
+  }
+}
 
 /** Sends one MX query with `id` over UDP and returns the decoded reply. */
 async function ask(fake: FakeDns, name: string, id: number): Promise<dnsPacket.DecodedPacket> {
@@ -61,10 +79,9 @@ function exchanges(packet: dnsPacket.DecodedPacket): string[] {
 }
 
 Deno.test("fake DNS: a repeated question gets the same answer with its own ID, and is counted", async () => {
-  const fake = await startFakeDns({
-    zone: { "example.com": { kind: "mx", records: [{ preference: 10, exchange: "mx.a.net" }] } },
-  });
-  try {
+  await withFake({
+    "example.com": { kind: "mx", records: [{ preference: 10, exchange: "mx.a.net" }] },
+  }, async (fake) => {
     const first = await ask(fake, "example.com", 0x1111);
     const second = await ask(fake, "example.com", 0x2222);
     assert.equal(first.id, 0x1111);
@@ -73,16 +90,13 @@ Deno.test("fake DNS: a repeated question gets the same answer with its own ID, a
     assert.deepEqual(second.questions, first.questions);
     assert.equal(fake.queriesFor("example.com"), 2);
     assert.equal(fake.queryCount, 2);
-  } finally {
-    await fake.close();
-  }
+  });
 });
 
 Deno.test("fake DNS: a zone change is answered at once, never from the memo", async () => {
-  const fake = await startFakeDns({
-    zone: { "example.com": { kind: "mx", records: [{ preference: 10, exchange: "mx.a.net" }] } },
-  });
-  try {
+  await withFake({
+    "example.com": { kind: "mx", records: [{ preference: 10, exchange: "mx.a.net" }] },
+  }, async (fake) => {
     assert.deepEqual(exchanges(await ask(fake, "example.com", 1)), ["mx.a.net"]);
     fake.setZone("example.com", {
       kind: "mx",
@@ -93,27 +107,20 @@ Deno.test("fake DNS: a zone change is answered at once, never from the memo", as
     assert.equal(rcode(await ask(fake, "example.com", 3)), 3);
     fake.setDefault({ kind: "servfail" });
     assert.equal(rcode(await ask(fake, "example.com", 4)), 2);
-  } finally {
-    await fake.close();
-  }
+  });
 });
 
 Deno.test("fake DNS: behaviours that change per query are never answered from the memo", async () => {
-  const fake = await startFakeDns({
-    zone: {
-      "example.com": {
-        kind: "perQuery",
-        list: [{ kind: "servfail" }, { kind: "mx", records: [{ preference: 1, exchange: "m.x" }] }],
-      },
+  await withFake({
+    "example.com": {
+      kind: "perQuery",
+      list: [{ kind: "servfail" }, { kind: "mx", records: [{ preference: 1, exchange: "m.x" }] }],
     },
-  });
-  try {
+  }, async (fake) => {
     assert.equal(rcode(await ask(fake, "example.com", 1)), 2);
     assert.deepEqual(exchanges(await ask(fake, "example.com", 2)), ["m.x"]);
     assert.equal(fake.queriesFor("example.com"), 2);
-  } finally {
-    await fake.close();
-  }
+  });
 });
 
 Deno.test("fake DNS: a whole reply serves both transports; a cut one never answers over TCP", async () => {
@@ -121,17 +128,14 @@ Deno.test("fake DNS: a whole reply serves both transports; a cut one never answe
     preference: i,
     exchange: `mx${i}.a-rather-long-mail-exchanger-name.example.net`,
   }));
-  const fake = await startFakeDns({
-    zone: {
-      "small.example": { kind: "mx", records: [{ preference: 10, exchange: "mx.a.net" }] },
-      "big.example": { kind: "mx", records: many },
-      "cut.example": {
-        kind: "truncate",
-        then: { kind: "mx", records: [{ preference: 1, exchange: "m.tcp" }] },
-      },
+  await withFake({
+    "small.example": { kind: "mx", records: [{ preference: 10, exchange: "mx.a.net" }] },
+    "big.example": { kind: "mx", records: many },
+    "cut.example": {
+      kind: "truncate",
+      then: { kind: "mx", records: [{ preference: 1, exchange: "m.tcp" }] },
     },
-  });
-  try {
+  }, async (fake) => {
     // Asked over UDP first, then over TCP (and the other way round): the same answer.
     assert.deepEqual(exchanges(await ask(fake, "small.example", 1)), ["mx.a.net"]);
     assert.deepEqual(exchanges(await askTcp(fake, "small.example", 2)), ["mx.a.net"]);
@@ -150,26 +154,19 @@ Deno.test("fake DNS: a whole reply serves both transports; a cut one never answe
       assert.deepEqual(exchanges(await askTcp(fake, "cut.example", 40 + round)), ["m.tcp"]);
     }
     assert.equal(fake.queriesFor("big.example"), 4);
-  } finally {
-    await fake.close();
-  }
+  });
 });
 
 Deno.test("fake DNS: a CNAME's answer follows its target's new behaviour at once", async () => {
-  const fake = await startFakeDns({
-    zone: {
-      "alias.example": { kind: "cname", target: "real.example" },
-      "real.example": { kind: "mx", records: [{ preference: 10, exchange: "mx.old.net" }] },
-    },
-  });
-  try {
+  await withFake({
+    "alias.example": { kind: "cname", target: "real.example" },
+    "real.example": { kind: "mx", records: [{ preference: 10, exchange: "mx.old.net" }] },
+  }, async (fake) => {
     assert.deepEqual(exchanges(await ask(fake, "alias.example", 1)), ["mx.old.net"]);
     fake.setZone("real.example", {
       kind: "mx",
       records: [{ preference: 10, exchange: "mx.new.net" }],
     });
     assert.deepEqual(exchanges(await ask(fake, "alias.example", 2)), ["mx.new.net"]);
-  } finally {
-    await fake.close();
-  }
+  });
 });
