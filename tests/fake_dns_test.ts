@@ -16,6 +16,11 @@ import {
   tcpMessages,
 } from "./support/fake_dns.ts";
 
+/** An MX behaviour with one record. */
+function mx(exchange: string, preference = 10): FakeDnsBehaviour {
+  return { kind: "mx", records: [{ preference, exchange }] };
+}
+
 /** Starts a fake server with `zone`, runs `body`, closes the server. */
 async function withFake(
   zone: Record<string, FakeDnsBehaviour>,
@@ -80,7 +85,7 @@ function exchanges(packet: dnsPacket.DecodedPacket): string[] {
 
 Deno.test("fake DNS: a repeated question gets the same answer with its own ID, and is counted", async () => {
   await withFake({
-    "example.com": { kind: "mx", records: [{ preference: 10, exchange: "mx.a.net" }] },
+    "example.com": mx("mx.a.net"),
   }, async (fake) => {
     const first = await ask(fake, "example.com", 0x1111);
     const second = await ask(fake, "example.com", 0x2222);
@@ -95,13 +100,10 @@ Deno.test("fake DNS: a repeated question gets the same answer with its own ID, a
 
 Deno.test("fake DNS: a zone change is answered at once, never from the memo", async () => {
   await withFake({
-    "example.com": { kind: "mx", records: [{ preference: 10, exchange: "mx.a.net" }] },
+    "example.com": mx("mx.a.net"),
   }, async (fake) => {
     assert.deepEqual(exchanges(await ask(fake, "example.com", 1)), ["mx.a.net"]);
-    fake.setZone("example.com", {
-      kind: "mx",
-      records: [{ preference: 10, exchange: "mx.b.net" }],
-    });
+    fake.setZone("example.com", mx("mx.b.net"));
     assert.deepEqual(exchanges(await ask(fake, "example.com", 2)), ["mx.b.net"]);
     fake.deleteZone("example.com");
     assert.equal(rcode(await ask(fake, "example.com", 3)), 3);
@@ -114,7 +116,7 @@ Deno.test("fake DNS: behaviours that change per query are never answered from th
   await withFake({
     "example.com": {
       kind: "perQuery",
-      list: [{ kind: "servfail" }, { kind: "mx", records: [{ preference: 1, exchange: "m.x" }] }],
+      list: [{ kind: "servfail" }, mx("m.x", 1)],
     },
   }, async (fake) => {
     assert.equal(rcode(await ask(fake, "example.com", 1)), 2);
@@ -129,11 +131,11 @@ Deno.test("fake DNS: a whole reply serves both transports; a cut one never answe
     exchange: `mx${i}.a-rather-long-mail-exchanger-name.example.net`,
   }));
   await withFake({
-    "small.example": { kind: "mx", records: [{ preference: 10, exchange: "mx.a.net" }] },
+    "small.example": mx("mx.a.net"),
     "big.example": { kind: "mx", records: many },
     "cut.example": {
       kind: "truncate",
-      then: { kind: "mx", records: [{ preference: 1, exchange: "m.tcp" }] },
+      then: mx("m.tcp", 1),
     },
   }, async (fake) => {
     // Asked over UDP first, then over TCP (and the other way round): the same answer.
@@ -160,13 +162,10 @@ Deno.test("fake DNS: a whole reply serves both transports; a cut one never answe
 Deno.test("fake DNS: a CNAME's answer follows its target's new behaviour at once", async () => {
   await withFake({
     "alias.example": { kind: "cname", target: "real.example" },
-    "real.example": { kind: "mx", records: [{ preference: 10, exchange: "mx.old.net" }] },
+    "real.example": mx("mx.old.net"),
   }, async (fake) => {
     assert.deepEqual(exchanges(await ask(fake, "alias.example", 1)), ["mx.old.net"]);
-    fake.setZone("real.example", {
-      kind: "mx",
-      records: [{ preference: 10, exchange: "mx.new.net" }],
-    });
+    fake.setZone("real.example", mx("mx.new.net"));
     assert.deepEqual(exchanges(await ask(fake, "alias.example", 2)), ["mx.new.net"]);
   });
 });
