@@ -36,9 +36,14 @@ async function withFake(
 
 /** Sends one MX query with `id` over UDP and returns the decoded reply. */
 async function ask(fake: FakeDns, name: string, id: number): Promise<dnsPacket.DecodedPacket> {
+  return dnsPacket.decode(Buffer.from(await askBytes(fake, name, id)));
+}
+
+/** Sends one MX query with `id` over UDP and returns the reply's bytes. */
+async function askBytes(fake: FakeDns, name: string, id: number): Promise<Uint8Array> {
   const socket = dgram.createSocket("udp4");
   try {
-    const reply = await new Promise<Uint8Array>((resolve, reject) => {
+    return await new Promise<Uint8Array>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error("no reply within 2 s")), 2000);
       socket.once("message", (message: Uint8Array) => {
         clearTimeout(timer);
@@ -46,7 +51,6 @@ async function ask(fake: FakeDns, name: string, id: number): Promise<dnsPacket.D
       });
       socket.send(encodeMxQuery({ id, name }), fake.port, "127.0.0.1");
     });
-    return dnsPacket.decode(Buffer.from(reply));
   } finally {
     socket.close();
   }
@@ -167,5 +171,75 @@ Deno.test("fake DNS: a CNAME's answer follows its target's new behaviour at once
     assert.deepEqual(exchanges(await ask(fake, "alias.example", 1)), ["mx.old.net"]);
     fake.setZone("real.example", mx("mx.new.net"));
     assert.deepEqual(exchanges(await ask(fake, "alias.example", 2)), ["mx.new.net"]);
+  });
+});
+
+Deno.test("fake DNS: records of any class, owner and section, as given, over UDP and TCP", async () => {
+  const soaData = { mname: "ns.example.org", rname: "hostmaster.example.org", minimum: 60 };
+  await withFake({
+    "chaos.example": {
+      kind: "records",
+      answers: [
+        {
+          type: "MX",
+          name: "chaos.example",
+          class: "CH",
+          data: { preference: 1, exchange: "a.x" },
+        },
+        {
+          type: "MX",
+          name: "chaos.example",
+          flush: true,
+          data: { preference: 2, exchange: "b.x" },
+        },
+        { type: "MX", name: "other.example", data: { preference: 3, exchange: "c.x" } },
+      ],
+      authorities: [
+        { type: "A", name: "other.example", data: "192.0.2.1" },
+        { type: "SOA", name: ".", data: soaData },
+      ],
+    },
+    "gone.example": {
+      kind: "records",
+      rcode: 3,
+      authorities: [{ type: "SOA", name: ".", data: soaData }],
+    },
+  }, async (fake) => {
+    for (
+      const reply of [await ask(fake, "chaos.example", 1), await askTcp(fake, "chaos.example", 2)]
+    ) {
+      assert.equal(rcode(reply), 0);
+      assert.deepEqual(
+        (reply.answers ?? []).map((
+          a,
+        ) => [a.name, a.type !== "OPT" && a.class, a.type !== "OPT" && a.flush]),
+        [["chaos.example", "CH", false], ["chaos.example", "IN", true], [
+          "other.example",
+          "IN",
+          false,
+        ]],
+      );
+      assert.deepEqual(exchanges(reply), ["a.x", "b.x", "c.x"]);
+      assert.deepEqual((reply.authorities ?? []).map((a) => [a.type, a.name]), [[
+        "A",
+        "other.example",
+      ], ["SOA", "."]]);
+    }
+    const gone = await ask(fake, "gone.example", 3);
+    assert.equal(rcode(gone), 3);
+    assert.deepEqual(gone.answers, []);
+  });
+});
+
+Deno.test("fake DNS: an exchange with a space or a control character is sent as that byte", async () => {
+  await withFake({
+    "odd.example": { kind: "mx", records: [{ preference: 20, exchange: "backup mx.ex\x01ample" }] },
+  }, async (fake) => {
+    const bytes = await askBytes(fake, "odd.example", 1);
+    const label = (text: string) => [text.length, ...new TextEncoder().encode(text)];
+    const wire = [...label("backup mx"), ...label("ex\x01ample"), 0];
+    const at = bytes.findIndex((_, i) => wire.every((byte, j) => bytes[i + j] === byte));
+    assert.ok(at > 0, "the exchange's labels, byte for byte");
+    assert.deepEqual(exchanges(dnsPacket.decode(Buffer.from(bytes))), ["backup mx.ex\x01ample"]);
   });
 });

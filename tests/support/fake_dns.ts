@@ -27,6 +27,10 @@ import { closeQuietly } from "../../lib/errors.ts";
 /** One MX record of an `mx` behaviour. */
 export interface FakeMxRecord {
   preference: number;
+  /**
+   * Sent as the UTF-8 bytes of each label between dots: a space or a control character goes on
+   * the wire as that byte (`"backup mx.example"` is `backup\032mx.example` in a zone file).
+   */
   exchange: string;
   /** Defaults to the behaviour's ttl. */
   ttl?: number;
@@ -71,6 +75,17 @@ export type FakeDnsBehaviour =
   | { kind: "multi"; replies: FakeDnsBehaviour[] }
   /** The Nth query for the name gets `list[N]`; the last entry answers every later one. */
   | { kind: "perQuery"; list: FakeDnsBehaviour[] }
+  /**
+   * Exactly these records, whatever their owner, class or type (dns-packet records: `class: "CH"`,
+   * `flush: true` for the mDNS cache-flush bit), with `rcode` (NOERROR unless given): answers no
+   * honest server gives for the question. After a CNAME they follow the chain's records.
+   */
+  | {
+    kind: "records";
+    rcode?: number;
+    answers?: dnsPacket.Answer[];
+    authorities?: dnsPacket.Answer[];
+  }
   /** Exactly the bytes `reply` returns for the query's bytes (null: no answer). */
   | { kind: "raw"; reply: (query: Uint8Array) => Uint8Array | null };
 
@@ -139,6 +154,7 @@ function isDeterministic(behaviour: FakeDnsBehaviour, transport: "udp" | "tcp"):
     case "refused":
     case "rcode":
     case "cname":
+    case "records":
       return true;
     case "truncate":
       return transport === "udp" || isDeterministic(behaviour.then, transport);
@@ -537,6 +553,12 @@ class Server implements FakeDns {
           rcode: current.kind === "nodata" ? RCODE.NOERROR : RCODE.NXDOMAIN,
           answers,
           authorities: current.soa ? [soaRecord(owner, current.soa)] : [],
+        };
+      case "records":
+        return {
+          rcode: current.rcode ?? RCODE.NOERROR,
+          answers: [...answers, ...current.answers ?? []],
+          authorities: current.authorities ?? [],
         };
       case "servfail":
         return { rcode: RCODE.SERVFAIL, answers: [], authorities: [] };
