@@ -22,6 +22,11 @@ export interface MxAnswer {
   hosts: string[];
   /** The smallest TTL of the MX set, in seconds. */
   ttl: number;
+  /**
+   * Exchanges skipped as not host names, in zone-file form (`backup\032mx.example`), at most
+   * 16: for the debug log. Absent when none was skipped.
+   */
+  skipped?: string[];
 }
 
 /** A single MX record with exchange "." (RFC 7505): the domain accepts no mail. */

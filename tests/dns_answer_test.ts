@@ -1,9 +1,10 @@
 // @ts-types="@types/dns-packet"
 import * as dnsPacket from "dns-packet";
+import { Buffer } from "node:buffer";
 import assert from "node:assert/strict";
-import { usableTtl } from "../lib/dns_answer.ts";
+import { interpretReply, usableTtl } from "../lib/dns_answer.ts";
 import { checkReply } from "../lib/dns_wire.ts";
-import { cname, mx, outcome, QUERY, response, soa } from "./support/dns_packets.ts";
+import { cname, FROM, mx, outcome, QUERY, response, soa } from "./support/dns_packets.ts";
 
 Deno.test("usableTtl: top bit set counts as 0 (RFC 2181 §8)", () => {
   assert.equal(usableTtl(2 ** 31 - 1), 2 ** 31 - 1);
@@ -80,9 +81,10 @@ Deno.test("interpretReply: NODATA and NXDOMAIN with min(SOA TTL, MINIMUM), or nu
     kind: "nxdomain",
     negativeTtl: null,
   });
-  assert.deepEqual(outcome({ authorities: [soa("ample.com", 5, 5)] }), {
+  // The root's SOA holds every name.
+  assert.deepEqual(outcome({ authorities: [soa(".", 86400, 3600)] }), {
     kind: "nodata",
-    negativeTtl: null,
+    negativeTtl: 3600,
   });
 });
 
@@ -109,72 +111,192 @@ Deno.test("interpretReply: SERVFAIL, REFUSED and other rcodes are tempfail", () 
   });
 });
 
-Deno.test("interpretReply: records about other names are ignored", () => {
+/** A record of any type, class and owner, for the answers no honest server gives. */
+function record(
+  type: string,
+  name: string,
+  data: unknown,
+  options: { class?: string; flush?: boolean } = {},
+): dnsPacket.Answer {
+  return { type, name, ttl: 60, class: "IN", data, ...options } as dnsPacket.Answer;
+}
+
+const ns = (name: string) => record("NS", name, "a.root-servers.net");
+const a = (name: string) => record("A", name, "192.0.2.1");
+const recursive = dnsPacket.RECURSION_AVAILABLE;
+
+/** The tempfail of a reply with a record the question does not account for. */
+function unexplained(why: string) {
+  return {
+    kind: "tempfail",
+    reason: `unexplained answer from 127.0.0.1:53: ${why}`,
+    cause: "malformed",
+  };
+}
+
+/** The tempfail of a reply without MX that does not prove NODATA. */
+function incomplete(why: string) {
+  return {
+    kind: "tempfail",
+    reason: `incomplete answer from 127.0.0.1:53: ${why}`,
+    cause: "malformed",
+  };
+}
+
+Deno.test("interpretReply: a record the question does not account for fails the reply, never 'no MX'", () => {
+  const ours = mx("example.com", 10, "x.mail.protection.outlook.com");
+  // MX of class CH, and with the mDNS cache-flush bit (class 0x8001): alone and beside ours.
+  const chaos = record("MX", "example.com", { preference: 0, exchange: "c.test" }, { class: "CH" });
+  const flushed = record("MX", "example.com", { preference: 0, exchange: "f.test" }, {
+    flush: true,
+  });
+  for (const answers of [[chaos], [ours, chaos]]) {
+    assert.deepEqual(
+      outcome({ answers }),
+      unexplained("MX record of example.com of class CH"),
+    );
+  }
+  for (const answers of [[flushed], [ours, flushed]]) {
+    assert.deepEqual(
+      outcome({ answers }),
+      unexplained("MX record of example.com with the mDNS cache-flush bit set"),
+    );
+  }
+  // An MX of another name, with the root's SOA (an ancestor of every name) or beside ours.
+  const other = mx("evil.example", 0, "attacker.example");
+  for (
+    const parts of [{ answers: [other], authorities: [soa(".", 60, 60)] }, {
+      answers: [other, ours],
+    }]
+  ) {
+    assert.deepEqual(
+      outcome(parts),
+      unexplained("MX record of evil.example, a name not asked about"),
+    );
+  }
+  assert.deepEqual(
+    outcome({ answers: [ours, mx("example.com.evil", 0, "attacker.example")] }),
+    unexplained("MX record of example.com.evil, a name not asked about"),
+  );
+  // Another type, even of our name.
+  assert.deepEqual(
+    outcome({ answers: [ours, a("example.com")] }),
+    unexplained("A record of example.com, a type not asked about"),
+  );
+  assert.deepEqual(
+    outcome({ answers: [a("example.com")], authorities: [soa("example.com", 60, 60)] }),
+    unexplained("A record of example.com, a type not asked about"),
+  );
+  // A hostile owner name is shown in zone-file form, never as raw bytes.
+  assert.deepEqual(
+    outcome({ answers: [mx("x\ny.test", 0, "a.test")] }),
+    unexplained("MX record of x\\010y.test, a name not asked about"),
+  );
+  // The additional section (OPT, glue) is not judged.
+  assert.deepEqual(
+    outcome({
+      answers: [ours],
+      additionals: [mx("example.com", 0, "additional.example"), a("elsewhere.test")],
+    }),
+    { kind: "mx", hosts: ["x.mail.protection.outlook.com"], ttl: 300 },
+  );
+});
+
+Deno.test("interpretReply: NODATA only with the SOA of the zone that holds the name, or no records", () => {
+  // The SOA of an unrelated zone, or of a name that only ends like ours.
+  assert.deepEqual(
+    outcome({ authorities: [soa("example.org", 60, 60)] }),
+    incomplete(
+      "no MX and no SOA of the zone of example.com; in the authority section: SOA record of example.org",
+    ),
+  );
+  assert.equal(outcome({ authorities: [soa("ample.com", 5, 5)] }).kind, "tempfail");
+  // An SOA of class CH, or with the flush bit, is not the zone's.
+  const chaosSoa = { ...soa("example.com", 60, 60), class: "CH" } as dnsPacket.Answer;
+  assert.equal(outcome({ authorities: [chaosSoa] }).kind, "tempfail");
+  // Only an A record of another name in the authority section.
+  assert.deepEqual(
+    outcome({ authorities: [a("other.test")] }),
+    incomplete(
+      "no MX and no SOA of the zone of example.com; in the authority section: A record of other.test",
+    ),
+  );
+  // The zone's SOA beside other authority records proves it.
+  assert.deepEqual(
+    outcome({ authorities: [a("other.test"), soa("com", 60, 30)] }),
+    { kind: "nodata", negativeTtl: 30 },
+  );
+  // No records at all, as dnsmasq answers its own names.
+  assert.deepEqual(outcome({}), { kind: "nodata", negativeTtl: null });
+});
+
+Deno.test("interpretReply: DNAME and RRSIG records of the chain are skipped", () => {
+  const rrsig = (name: string, typeCovered: string) =>
+    record("RRSIG", name, {
+      typeCovered,
+      algorithm: 13,
+      labels: 2,
+      originalTTL: 300,
+      expiration: 0,
+      inception: 0,
+      keyTag: 1,
+      signersName: "example.com",
+      signature: Buffer.alloc(8),
+    });
   assert.deepEqual(
     outcome({
       answers: [
-        mx("evil.example", 0, "attacker.example"),
-        mx("example.com.evil", 0, "attacker.example"),
-        mx("example.com", 10, "mx.example.com", 500),
-        { type: "A", name: "example.com", ttl: 1, class: "IN", data: "192.0.2.1" },
-        {
-          type: "MX",
-          name: "example.com",
-          class: "CH",
-          data: { preference: 0, exchange: "chaos.example" },
-        },
+        record("DNAME", "com", "net"),
+        rrsig("com", "DNAME"),
+        cname("example.com", "example.net", 60),
+        rrsig("example.net", "MX"),
+        mx("example.net", 10, "mx.example.net"),
       ],
-      additionals: [mx("example.com", 0, "additional.example")],
     }),
-    { kind: "mx", hosts: ["mx.example.com"], ttl: 500 },
+    { kind: "mx", hosts: ["mx.example.net"], ttl: 60 },
   );
-  // Nothing about our name and no SOA: not a NODATA answer, and so not a "no MX" guess.
-  assert.deepEqual(outcome({ answers: [mx("evil.example", 0, "attacker.example")] }), {
-    kind: "tempfail",
-    reason: "incomplete answer from 127.0.0.1:53: records of other names, no MX and no SOA",
-    cause: "malformed",
-  });
+  // The same of another name answer another question.
+  assert.deepEqual(
+    outcome({ answers: [rrsig("other.test", "MX"), mx("example.com", 10, "mx.test")] }),
+    unexplained("RRSIG record of other.test, a name not asked about"),
+  );
+  assert.deepEqual(
+    outcome({ answers: [record("DNAME", "org", "net"), mx("example.com", 10, "mx.test")] }),
+    unexplained("DNAME record of org, a name not asked about"),
+  );
 });
 
-Deno.test("interpretReply: a referral or an unfollowed CNAME is a failure, never NODATA", () => {
-  const ns = (name: string): dnsPacket.Answer => ({
-    type: "NS",
-    name,
-    ttl: 518400,
-    class: "IN",
-    data: "a.root-servers.net",
-  });
-  // A server that does not recurse answers with NS records only: no answer at all.
-  assert.deepEqual(outcome({ authorities: [ns(".")] }), {
-    kind: "tempfail",
-    reason:
-      "incomplete answer from 127.0.0.1:53: a referral (NS records only): is it a recursive resolver?",
-    cause: "malformed",
-  });
-  assert.deepEqual(outcome({ authorities: [ns("com")] }).kind, "tempfail");
-  // The alias from a server that does not recurse (RA clear), no SOA: the chain was not followed.
-  assert.deepEqual(outcome({ answers: [cname("example.com", "mail.other.net")] }), {
-    kind: "tempfail",
-    reason:
-      "incomplete answer from 127.0.0.1:53: a CNAME not followed (the server does not recurse)",
-    cause: "malformed",
-  });
-  // The same from a resolver (RA set; some send no SOA): it followed the chain to a name without
-  // MX. Without an SOA it has no negative TTL (the cache keeps it for --min-ttl).
-  const recursive = dnsPacket.RECURSION_AVAILABLE;
+Deno.test("interpretReply: NXDOMAIN with records beyond its CNAME chain is a failure", () => {
   assert.deepEqual(
-    outcome({ flags: recursive, answers: [cname("example.com", "mail.other.net", 86400)] }),
-    { kind: "nodata", negativeTtl: null },
+    outcome({ rcode: 3, answers: [mx("other.test", 10, "mx.test")] }),
+    unexplained("MX record of other.test, a name not asked about"),
   );
-  // Records of our (final) name but no MX: NODATA; records of another name: not.
-  const a = (name: string): dnsPacket.Answer => ({
-    type: "A",
-    name,
-    ttl: 60,
-    class: "IN",
-    data: "192.0.2.1",
-  });
-  assert.deepEqual(outcome({ answers: [a("example.com")] }), { kind: "nodata", negativeTtl: null });
+  // An MX of the name it says does not exist contradicts it.
+  assert.deepEqual(
+    outcome({ rcode: 3, answers: [mx("example.com", 10, "mx.test")] }),
+    unexplained("MX record of example.com in an NXDOMAIN reply"),
+  );
+  assert.deepEqual(
+    outcome({ rcode: 3, answers: [cname("example.com", "gone.test", 20)] }),
+    { kind: "nxdomain", negativeTtl: null },
+  );
+});
+
+Deno.test("interpretReply: a referral or a CNAME without its target's SOA is a failure, never NODATA", () => {
+  // A server that does not recurse answers with NS records only: no answer at all.
+  assert.deepEqual(
+    outcome({ authorities: [ns(".")] }),
+    incomplete("a referral (NS records only): is it a recursive resolver?"),
+  );
+  assert.deepEqual(outcome({ authorities: [ns("com")] }).kind, "tempfail");
+  // The alias without the SOA of the target's zone, whether the server recurses (RA) or not:
+  // nothing proves the target has no MX.
+  for (const flags of [0, recursive]) {
+    assert.deepEqual(
+      outcome({ flags, answers: [cname("example.com", "mail.other.net", 86400)] }),
+      incomplete("no MX and no SOA of the zone of mail.other.net, the CNAME target"),
+    );
+  }
   assert.deepEqual(
     outcome({ flags: recursive, answers: [cname("example.com", "b.test", 120), a("c.test")] })
       .kind,
@@ -262,12 +384,53 @@ Deno.test("interpretReply: CNAME loops and chains over 8 hops are malformed", ()
   });
 });
 
-Deno.test("interpretReply: an exchange that is not a host name is malformed", () => {
+Deno.test("interpretReply: exchanges that are not host names are skipped, the rest decide", () => {
+  assert.deepEqual(
+    outcome({
+      answers: [
+        mx("example.com", 10, "x.mail.protection.outlook.com", 300),
+        mx("example.com", 20, "backup mx.example", 60),
+        mx("example.com", 30, "-lead.example"),
+        mx("example.com", 40, "ctl\u0001.example"),
+        mx("example.com", 50, "b\\ack.example"),
+        mx("example.com", 60, "b.example"),
+      ],
+    }),
+    {
+      kind: "mx",
+      hosts: ["x.mail.protection.outlook.com", "b.example"],
+      ttl: 60,
+      skipped: ["backup\\032mx.example", "-lead.example", "ctl\\001.example", "b\\092ack.example"],
+    },
+  );
+  // A byte outside UTF-8 in the exchange (0xff) is skipped as well.
+  const bytes = response({
+    answers: [mx("example.com", 10, "a.test"), mx("example.com", 20, "bzd.test")],
+  });
+  const at = bytes.lastIndexOf(0x7a); // the z of bzd
+  bytes[at] = 0xff;
+  const check = checkReply(bytes, QUERY);
+  assert.equal(check.kind, "reply");
+  if (check.kind !== "reply") return;
+  assert.deepEqual(interpretReply(check.reply, { name: QUERY.name, from: FROM }), {
+    kind: "mx",
+    hosts: ["a.test"],
+    ttl: 300,
+    skipped: ["b\\239\\191\\189d.test"],
+  });
+});
+
+Deno.test("interpretReply: with no usable exchange left the reply is malformed", () => {
   assert.deepEqual(outcome({ answers: [mx("example.com", 10, "bad host.test")] }), {
     kind: "tempfail",
-    reason: 'malformed answer from 127.0.0.1:53: bad MX exchange "bad host.test"',
+    reason: "malformed answer from 127.0.0.1:53: no MX exchange is a host name (bad\\032host.test)",
     cause: "malformed",
   });
+  // A null MX beside exchanges that are not host names is not a null MX: no host is left.
+  assert.deepEqual(
+    outcome({ answers: [mx("example.com", 0, "."), mx("example.com", 10, "a b.test")] }).kind,
+    "tempfail",
+  );
   // dns-packet refuses to decode names over 255 bytes on the wire.
   const long = `${"a".repeat(60)}.`.repeat(5) + "test";
   assert.equal(long.length, 309);
