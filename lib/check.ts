@@ -6,6 +6,7 @@
  */
 
 import type { CheckOptions } from "./cli.ts";
+import { errorMessage } from "./errors.ts";
 import { worstMatchMs } from "./regex_safety.ts";
 import type { Rule, RuleSet } from "./rules.ts";
 import { loadRuleSet } from "./setup.ts";
@@ -56,8 +57,77 @@ export function describeRuleSet(ruleSet: RuleSet): CheckReport {
 }
 
 /**
+ * The transport of a Postfix result (`relay` of `relay:[r.example]:587`), or null when it names
+ * none (`:nexthop` keeps the default transport; `DUNNO` answers "not found").
+ */
+function transportOf(result: string): string | null {
+  if (/^dunno$/i.test(result)) return null;
+  const colon = result.indexOf(":");
+  const transport = (colon < 0 ? result : result.slice(0, colon)).trim();
+  return transport === "" ? null : transport;
+}
+
+/**
+ * Warns about each result whose transport is not a service of Postfix's master.cf, such as
+ * `realy:[r.example]:587` typed for `relay:`: Postfix would defer that mail.
+ *
+ * @example
+ * ```ts
+ * transportWarnings(ruleSet, new Set(["smtp", "relay"])); // ["/etc/r.conf, line 2: warning: ..."]
+ * ```
+ */
+export function transportWarnings(ruleSet: RuleSet, services: ReadonlySet<string>): string[] {
+  const warnings: string[] = [];
+  const results = [
+    ...ruleSet.rules.filter((rule) => rule.pool === null)
+      .map((rule) => ({ line: rule.line, result: rule.result })),
+    ...[...ruleSet.pools.values()].flatMap((pool) =>
+      pool.members.map((member) => ({ line: pool.line, result: member.result }))
+    ),
+  ].sort((a, b) => a.line - b.line);
+  for (const { line, result } of results) {
+    const transport = transportOf(result);
+    if (transport === null || services.has(transport)) continue;
+    warnings.push(
+      `${ruleSet.file}, line ${line}: warning: transport "${transport}" of "${result}" is not ` +
+        "a service in Postfix's master.cf (postconf -M), so Postfix would defer that mail; " +
+        "correct the name or add the service",
+    );
+  }
+  return warnings;
+}
+
+/**
+ * The service names of Postfix's master.cf, from `postconf -M` (which honours MAIL_CONFIG), or
+ * why they cannot be had.
+ */
+async function masterServices(): Promise<Set<string> | { why: string }> {
+  let output;
+  try {
+    output = await new Deno.Command("postconf", { args: ["-M"], stdin: "null" }).output();
+  } catch (error) {
+    return {
+      why: error instanceof Deno.errors.NotFound
+        ? "postconf is not installed here; run check on the mail host"
+        : `cannot run postconf: ${errorMessage(error)}`,
+    };
+  }
+  if (!output.success) {
+    const said = new TextDecoder().decode(output.stderr).trim().split("\n")[0];
+    return { why: `postconf -M failed: ${said}` };
+  }
+  const services = new Set<string>();
+  for (const line of new TextDecoder().decode(output.stdout).split("\n")) {
+    const name = line.trim().split(/\s+/)[0];
+    if (name !== "") services.add(name);
+  }
+  return services;
+}
+
+/**
  * `check`: prints the rules (and pools, and each regex's measured worst case) of a valid file
- * and returns 0, or prints every error with file and line and returns 1.
+ * and returns 0, or prints every error with file and line and returns 1. Warnings are printed
+ * and, with `--strict`, return 1 too.
  */
 export async function runCheck(options: CheckOptions): Promise<number> {
   const rules = await loadRuleSet(options.config);
@@ -67,18 +137,42 @@ export async function runCheck(options: CheckOptions): Promise<number> {
     return 1;
   }
   const report = describeRuleSet(rules.value);
-  console.log(`${options.config}: ${rules.value.rules.length} rules`);
+  const services = await masterServices();
+  const warnings = [
+    ...rules.warnings,
+    ...report.warnings,
+    ...("why" in services ? [] : transportWarnings(rules.value, services)),
+  ];
+  console.log(`${options.config}: ${plural(rules.value.rules.length, "rule")}`);
   for (const line of report.rules) console.log(`  ${line}`);
   for (const { rule, worstMs } of regexTimings(rules.value)) {
     console.log(
       `  line ${rule.line}: regex worst case ${worstMs.toFixed(3)} ms on a 253-character name`,
     );
   }
-  if (report.pools.length > 0) console.log(`${options.config}: ${rules.value.pools.size} pools`);
+  if (report.pools.length > 0) {
+    console.log(`${options.config}: ${plural(rules.value.pools.size, "pool")}`);
+  }
   for (const line of report.pools) console.log(`  ${line}`);
-  for (const warning of report.warnings) console.error(warning);
+  for (const warning of warnings) console.error(warning);
+  if ("why" in services) {
+    console.log(
+      `${options.config}: result transports not checked against master.cf: ${services.why}`,
+    );
+  }
+  if (options.strict && warnings.length > 0) {
+    console.error(
+      `${options.config}: ${plural(warnings.length, "warning")}; invalid with --strict`,
+    );
+    return 1;
+  }
   console.log(`${options.config}: valid`);
   return 0;
+}
+
+/** "1 rule", "2 rules". */
+function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? "" : "s"}`;
 }
 
 /** The measured worst-case match time of each regex rule on hostile 253-character names. */

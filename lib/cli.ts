@@ -22,7 +22,7 @@ export const VERSION = "1.0.0";
 export const USAGE = `usage: ${PROGRAM} [-c FILE] [-p PORT] [-H HOST] [--cache-ttl SECONDS] ` +
   "[--timeout SECONDS] [--dns-server ADDR[:PORT]]... [--dns-timeout SECONDS] [--dns-tcp] " +
   "[-v|-q] [-h] " +
-  `[--version]\n       ${PROGRAM} check [-c FILE]\n` +
+  `[--version]\n       ${PROGRAM} check [-c FILE] [--strict]\n` +
   `       ${PROGRAM} query [-c FILE] [--dns-server ADDR[:PORT]]... [--dns-tcp] [--json] KEY...`;
 
 /** Everything the server needs from the command line. */
@@ -75,6 +75,8 @@ export function cacheOptionsOf(options: ServeOptions): CacheOptions {
 /** Options of `check`. */
 export interface CheckOptions {
   config: string;
+  /** --strict: warnings fail the check too (exit 1), for deploy scripts that want no surprises. */
+  strict: boolean;
 }
 
 /** Options of `query`. */
@@ -132,8 +134,10 @@ Serves Postfix tcp_table lookups: routes each recipient domain by the MX hosts D
       --version            show the version
 
 Subcommands:
-  check [-c FILE]          validate the rules file, list the rules, warn about risky patterns;
-                           exit 0 valid, 1 invalid
+  check [-c FILE] [--strict]
+                           validate the rules file, list the rules, warn about risky patterns
+                           and result transports missing from master.cf (via postconf);
+                           exit 0 valid, 1 invalid (or, with --strict, any warning)
   query [-c FILE] [--dns-server ADDR]... [--dns-tcp] [--json] KEY...
                            look KEY up with real DNS and explain the answer;
                            exit 0 found, 1 not found, 2 temporary failure
@@ -271,9 +275,12 @@ function parseCheck(args: string[]): Command {
     const { values } = parseArgs({
       args,
       strict: true,
-      options: { config: { type: "string", short: "c" } },
+      options: { config: { type: "string", short: "c" }, strict: { type: "boolean" } },
     });
-    return { kind: "check", options: { config: values.config ?? DEFAULT_CONFIG } };
+    return {
+      kind: "check",
+      options: { config: values.config ?? DEFAULT_CONFIG, strict: values.strict ?? false },
+    };
   } catch (error) {
     return { kind: "error", message: `check: ${describeParseError(error)}` };
   }

@@ -5,11 +5,17 @@
  * Format (the original's, unchanged): one rule per line, `PATTERN whitespace RESULT`, the result
  * being the rest of the line; `#` comment lines and blank lines are ignored. New: a line
  * `pool:NAME WEIGHT RESULT | WEIGHT RESULT ...` defines a weighted relay pool, and a rule whose
- * result is `pool:NAME` shares its traffic over the members.
+ * result is `pool:NAME` shares its traffic over the members; `domain:NAME` and `domain:.NAME`
+ * rules match the recipient domain before DNS; the result `DUNNO` answers "not found".
+ *
+ * Whatever the original accepted still loads, with a warning where it cannot do what the admin
+ * meant (a line without result, an unknown `word:` prefix, a missing pool, a duplicate pattern):
+ * a router that refuses to start makes Postfix defer all mail.
  *
  * @module
  */
 
+import { domainToASCII } from "node:url";
 import { errorMessage } from "./errors.ts";
 import { regexHazard } from "./regex_safety.ts";
 import { encodeTcpTable, MAX_TCP_TABLE_TEXT } from "./tcp_table.ts";
@@ -23,13 +29,22 @@ export interface ConfigError {
   message: string;
 }
 
-/** The outcome of parsing a config file. */
+/**
+ * The outcome of parsing a config file: the rules with the warnings about lines that load but
+ * may not do what was meant, or every error that keeps the file from loading.
+ */
 export type ConfigResult =
-  | { ok: true; ruleSet: RuleSet }
+  | { ok: true; ruleSet: RuleSet; warnings: ConfigError[] }
   | { ok: false; errors: ConfigError[] };
 
 const KIND_PREFIX = /^([a-z][a-z0-9_-]*):(.*)$/i;
-const KNOWN_KINDS = 'known kinds are "suffix:", "exact:", "/regex/", or a plain substring';
+const KNOWN_KINDS =
+  'known kinds are "suffix:", "exact:", "domain:", "/regex/", or a plain substring';
+/** The characters of host names (underscore included: it occurs in real DNS names). */
+const HOST_CHARACTERS = /^[a-z0-9._-]+$/;
+/** The result that answers "not found", as in Postfix's access(5). */
+const NOT_FOUND_RESULT = /^dunno$/i;
+const BYTE_ORDER_MARK = "\uFEFF";
 
 /**
  * Parses config text into a rule set, or returns every error found (not just the first).
@@ -44,6 +59,18 @@ export function parseConfig(text: string, file: string): ConfigResult {
   const rules: Rule[] = [];
   const pools = new Map<string, Pool>();
   const errors: ConfigError[] = [];
+  const warnings: ConfigError[] = [];
+  // The same pattern twice: as the original, the last line's result at the first line's place.
+  const byPattern = new Map<string, Rule>();
+  if (text.startsWith(BYTE_ORDER_MARK)) {
+    text = text.slice(1);
+    warnings.push({
+      file,
+      line: 1,
+      message: "warning: a UTF-8 byte order mark starts the file; it is ignored (the original " +
+        "kept it on the first pattern, which then never matched); save the file without it",
+    });
+  }
   const lines = text.split("\n");
   for (let index = 0; index < lines.length; index++) {
     const trimmed = lines[index].trim();
@@ -62,9 +89,27 @@ export function parseConfig(text: string, file: string): ConfigResult {
       } else pools.set(pool.name, pool);
       continue;
     }
-    const parsed = parseRuleLine(trimmed, line);
-    if ("message" in parsed) errors.push({ file, line, message: parsed.message });
-    else rules.push(parsed);
+    const warn = (message: string) => warnings.push({ file, line, message: `warning: ${message}` });
+    const parsed = parseRuleLine(trimmed, line, warn);
+    if (parsed === null) continue;
+    if ("message" in parsed) {
+      errors.push({ file, line, message: parsed.message });
+      continue;
+    }
+    const key = `${parsed.kind}:${parsed.value}`;
+    const first = byPattern.get(key);
+    if (first === undefined) {
+      byPattern.set(key, parsed);
+      rules.push(parsed);
+      continue;
+    }
+    warn(
+      `pattern "${parsed.pattern}" is also on line ${first.line}; as the original did, this ` +
+        `line's result "${parsed.result}" is used at line ${first.line}'s place and the ` +
+        `result there is ignored; remove one of the two lines`,
+    );
+    first.result = parsed.result;
+    first.answersNotFound = parsed.answersNotFound;
   }
   // Pools may be defined after the rules that use them: resolve names at the end.
   for (const rule of rules) {
@@ -72,11 +117,12 @@ export function parseConfig(text: string, file: string): ConfigResult {
     if (name === undefined) continue;
     const pool = pools.get(name.toLowerCase());
     if (pool === undefined) {
-      errors.push({
+      warnings.push({
         file,
         line: rule.line,
-        message:
-          `unknown pool "${name}": define it with "pool:${name} WEIGHT RESULT | WEIGHT RESULT"`,
+        message: `warning: no pool "${name}" is defined, so the result "${rule.result}" goes ` +
+          `to Postfix as it stands (a transport named "pool"), as the original did; define ` +
+          `the pool with "pool:${name} WEIGHT RESULT | WEIGHT RESULT"`,
       });
     } else rule.pool = pool;
   }
@@ -92,7 +138,11 @@ export function parseConfig(text: string, file: string): ConfigResult {
     errors.sort((a, b) => a.line - b.line);
     return { ok: false, errors };
   }
-  return { ok: true, ruleSet: { file, rules, pools } };
+  warnings.sort((a, b) => a.line - b.line);
+  const mxRules = rules.filter((rule) => rule.kind !== "domain");
+  const domainRules = new Map<string, Rule>();
+  for (const rule of rules) if (rule.kind === "domain") domainRules.set(rule.value, rule);
+  return { ok: true, ruleSet: { file, rules, mxRules, domainRules, pools }, warnings };
 }
 
 /** A result Postfix could only receive cut short is refused here, never truncated later. */
@@ -145,19 +195,34 @@ function parsePoolLine(line: string, lineNumber: number): Pool | { message: stri
   return { name, line: lineNumber, members, totalWeight };
 }
 
-function parseRuleLine(line: string, lineNumber: number): Rule | { message: string } {
+/**
+ * One `PATTERN RESULT` line: a rule, an error that keeps the file from loading, or null for a
+ * line skipped with a warning.
+ */
+function parseRuleLine(
+  line: string,
+  lineNumber: number,
+  warn: (message: string) => void,
+): Rule | { message: string } | null {
   const split = line.search(/\s/);
   if (split < 0) {
-    return {
-      message: `missing result after pattern "${line}": expected "PATTERN RESULT", ` +
-        'e.g. "suffix:outlook.com relay:[relay.example.com]:587"',
-    };
+    warn(
+      `pattern "${line}" has no result, so the line is skipped, as the original did; ` +
+        'write "PATTERN RESULT", e.g. "suffix:outlook.com relay:[relay.example.com]:587"',
+    );
+    return null;
   }
   const pattern = line.slice(0, split);
   const result = line.slice(split).trim();
   const tooLong = resultTooLong(result);
   if (tooLong !== null) return { message: tooLong };
-  const kind = patternKind(pattern);
+  if (/\s#/.test(result)) {
+    warn(
+      `result "${result}" holds " #": Postfix has no comments after a value, so all of it is ` +
+        "the result; put comments on lines of their own",
+    );
+  }
+  const kind = patternKind(pattern, warn);
   if ("message" in kind) return kind;
   const hazard = kind.kind === "regex" ? regexHazard(kind.value) : null;
   if (hazard !== null) return { message: `unsafe regular expression ${pattern}: ${hazard}` };
@@ -174,6 +239,7 @@ function parseRuleLine(line: string, lineNumber: number): Rule | { message: stri
     kind: kind.kind,
     value: kind.value,
     result,
+    answersNotFound: NOT_FOUND_RESULT.test(result),
     pool: null,
     matches: 0,
     replies: [],
@@ -182,7 +248,10 @@ function parseRuleLine(line: string, lineNumber: number): Rule | { message: stri
   };
 }
 
-function patternKind(pattern: string): { kind: PatternKind; value: string } | { message: string } {
+function patternKind(
+  pattern: string,
+  warn: (message: string) => void,
+): { kind: PatternKind; value: string } | { message: string } {
   if (pattern.startsWith("/")) {
     if (pattern.length < 3 || !pattern.endsWith("/")) {
       return {
@@ -193,16 +262,65 @@ function patternKind(pattern: string): { kind: PatternKind; value: string } | { 
     return { kind: "regex", value: pattern.slice(1, -1) };
   }
   const prefixed = KIND_PREFIX.exec(pattern);
-  if (prefixed) {
-    const kind = prefixed[1].toLowerCase();
-    const value = prefixed[2].toLowerCase().replace(/\.$/, "");
-    if (kind !== "suffix" && kind !== "exact") {
-      return { message: `unknown pattern kind "${prefixed[1]}:" in "${pattern}": ${KNOWN_KINDS}` };
+  const kind = prefixed?.[1].toLowerCase();
+  if (prefixed === null || (kind !== "suffix" && kind !== "exact" && kind !== "domain")) {
+    const value = pattern.toLowerCase();
+    if (prefixed !== null) {
+      warn(
+        `unknown pattern kind "${prefixed[1]}:" in "${pattern}": read as a plain substring, as ` +
+          `the original did, which no host name contains; ${KNOWN_KINDS}`,
+      );
+    } else if (!HOST_CHARACTERS.test(value)) {
+      warn(neverMatches(pattern));
     }
-    if (value === "") return { message: `empty ${kind}: pattern: name a host after "${kind}:"` };
-    return { kind, value };
+    return { kind: "substring", value };
   }
-  return { kind: "substring", value: pattern.toLowerCase() };
+  let value = prefixed[2].toLowerCase().replace(/\.$/, "");
+  if (kind === "domain") return domainPattern(pattern, value, warn);
+  const bare = value.replace(/^(\*\.|\.)+/, "");
+  if (bare !== value && bare !== "") {
+    warn(
+      `"${pattern}" is read as "${kind}:${bare}" (${
+        kind === "suffix" ? "that name and every name under it" : "that name only"
+      }); write it that way`,
+    );
+    value = bare;
+  }
+  if (value === "") return { message: `empty ${kind}: pattern: name a host after "${kind}:"` };
+  if (!HOST_CHARACTERS.test(value)) warn(neverMatches(pattern));
+  return { kind, value };
+}
+
+/** `domain:NAME` (that domain) or `domain:.NAME` (its subdomains), in A-label form. */
+function domainPattern(
+  pattern: string,
+  written: string,
+  warn: (message: string) => void,
+): { kind: PatternKind; value: string } | { message: string } {
+  let value = written;
+  if (value.startsWith("*.")) {
+    value = value.slice(1);
+    warn(`"${pattern}" is read as "domain:${value}" (every subdomain); write it that way`);
+  }
+  const subdomains = value.startsWith(".");
+  const name = subdomains ? value.slice(1) : value;
+  const ascii = HOST_CHARACTERS.test(name) ? name : domainToASCII(name);
+  const labels = ascii.split(".");
+  if (
+    ascii === "" || ascii.length > 253 || !HOST_CHARACTERS.test(ascii) ||
+    labels.some((label) => label === "" || label.length > 63)
+  ) {
+    return {
+      message: `bad domain pattern "${pattern}": write "domain:example.com" for that domain ` +
+        'or "domain:.example.com" for its subdomains',
+    };
+  }
+  return { kind: "domain", value: subdomains ? `.${ascii}` : ascii };
+}
+
+function neverMatches(pattern: string): string {
+  return `pattern "${pattern}" has characters no host name has (host names hold only letters, ` +
+    "digits, dots, hyphens and underscores), so it never matches; correct or remove it";
 }
 
 /**

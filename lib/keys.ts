@@ -21,8 +21,10 @@ const ALL_DIGITS = /^[0-9]+$/;
  *
  * The domain is what follows the last `@` (a quoted local part may itself hold `@`); it is
  * lower-cased, loses one trailing dot, and a UTF-8 name is converted to its ASCII (A-label) form.
- * Wildcards, parent-domain keys (`.example.com`), address literals, single-label names and
- * anything that is not a valid DNS name are refused without a DNS query.
+ * Wildcards, parent-domain keys (`.example.com`), address literals and anything that is not a
+ * valid DNS name are refused without a DNS query. A single-label name (`user@localdomain`, as
+ * Postfix passes it with `append_dot_mydomain = no`) is a domain like any other: top-level
+ * domains may have MX records, and the resolver asks for it as an absolute name.
  *
  * @example
  * ```ts
@@ -89,7 +91,6 @@ function isAscii(text: string): boolean {
 function checkDomainName(domain: string): KeyDomain {
   if (domain.length > 253) return { ok: false, reason: "domain name longer than 253 characters" };
   const labels = domain.split(".");
-  if (labels.length < 2) return { ok: false, reason: "single-label name" };
   for (const label of labels) {
     if (!LABEL.test(label)) return { ok: false, reason: "not a valid DNS name" };
   }

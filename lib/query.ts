@@ -10,8 +10,15 @@ import { createResolver } from "./dns.ts";
 import type { MxOutcome, MxResolver } from "./dns_types.ts";
 import { loadDnsServers, loadRuleSet } from "./setup.ts";
 import { domainFromKey, domainPart, plainDomain } from "./keys.ts";
-import { answerFor, decide, type Decision, decisionReason, invalidKeyDecision } from "./router.ts";
-import { matchRules, type RuleSet } from "./rules.ts";
+import {
+  answerFor,
+  decide,
+  type Decision,
+  decisionReason,
+  domainRuleDecision,
+  invalidKeyDecision,
+} from "./router.ts";
+import { domainRuleFor, matchImplicitMx, matchRules, type Rule, type RuleSet } from "./rules.ts";
 import { socketmapCodec } from "./socketmap.ts";
 import { tcpTableCodec } from "./tcp_table.ts";
 
@@ -24,6 +31,8 @@ export interface QueryReport {
   asciiDomain: string | null;
   /** Why the key needs no DNS lookup, if so. */
   invalid: string | null;
+  /** The `domain:` rule (file:line pattern) that answers without DNS, if any. */
+  domainRule: string | null;
   dns: { outcome: string; rcode: string; ttl: number | null; detail: string } | null;
   /** Each MX host in the order tried, with the rule it matches (file:line) if any. */
   hosts: { host: string; rule: string | null }[];
@@ -102,8 +111,12 @@ async function explainLookup(options: ExplainOptions): Promise<QueryReport> {
   let decision: Decision;
   let dns: QueryReport["dns"] = null;
   let asciiDomain: string | null = null;
+  let override: Rule | null = null;
   if (!parsed.ok) {
     decision = invalidKeyDecision(parsed.reason);
+  } else if ((override = domainRuleFor(parsed.domain, ruleSet)) !== null) {
+    asciiDomain = parsed.domain;
+    decision = domainRuleDecision(override);
   } else {
     asciiDomain = parsed.domain;
     const outcome = await options.resolver.resolveMx(parsed.domain);
@@ -112,8 +125,11 @@ async function explainLookup(options: ExplainOptions): Promise<QueryReport> {
   }
   // A pool answers with one member per lookup: show the one this lookup gets.
   const answer = answerFor(decision);
+  const implicitMx = dns?.outcome === "nodata";
   const hosts = decision.hosts.map((host) => {
-    const match = matchRules([host], ruleSet.rules);
+    const match = implicitMx
+      ? matchImplicitMx(host, ruleSet.mxRules)
+      : matchRules([host], ruleSet.mxRules);
     return {
       host,
       rule: match ? `${ruleSet.file}:${match.rule.line} ${match.rule.pattern}` : null,
@@ -124,6 +140,7 @@ async function explainLookup(options: ExplainOptions): Promise<QueryReport> {
     domain,
     asciiDomain,
     invalid: parsed.ok ? null : parsed.reason,
+    domainRule: override === null ? null : `${ruleSet.file}:${override.line} ${override.pattern}`,
     dns,
     hosts,
     decision,
@@ -143,6 +160,9 @@ function formatQueryReport(report: QueryReport): string {
     const asIs = report.domain === null ? undefined : plainDomain(report.domain);
     const ascii = report.asciiDomain !== asIs ? ` (ASCII: ${report.asciiDomain})` : "";
     lines.push(`domain:   ${report.domain}${ascii}`);
+  }
+  if (report.domainRule !== null) {
+    lines.push(`rule:     ${report.domainRule} (a domain rule: no DNS lookup)`);
   }
   if (report.dns !== null) {
     const ttl = report.dns.ttl === null ? "" : `, TTL ${report.dns.ttl}s`;

@@ -10,7 +10,16 @@
 import type { AnswerSource, CacheAnswer, CacheEntry, MxCache } from "./cache.ts";
 import type { MxOutcome } from "./dns_types.ts";
 import { domainFromKey, domainPart, plainDomain } from "./keys.ts";
-import { matchRules, pickMember, type Pool, type Rule, type RuleSet } from "./rules.ts";
+import {
+  domainRuleFor,
+  matchImplicitMx,
+  matchRules,
+  pickMember,
+  type Pool,
+  type Rule,
+  type RuleMatch,
+  type RuleSet,
+} from "./rules.ts";
 
 /** What kind of answer a lookup got; a fixed label set for logs and metrics. */
 export type DecisionLabel = "match" | "nomatch" | "tempfail" | "invalid";
@@ -24,7 +33,7 @@ export interface Decision {
   reason: string;
   /** The rule that matched (inline rather than a match object: one object less per domain). */
   rule: Rule | null;
-  /** The MX host (or, for NODATA, the domain) the rule matched. */
+  /** The MX host (for NODATA, the domain) the rule matched; null for a `domain:` rule. */
   matchedHost: string | null;
   /** The MX hosts in the order they were tried (the domain itself for NODATA). */
   hosts: readonly string[];
@@ -63,8 +72,9 @@ function makeDecision(
 
 /**
  * Decides the answer for a domain from its DNS outcome and the rules, per the DNS outcome table:
- * MX → match the hosts; NODATA → match the domain itself (implicit MX); null MX and NXDOMAIN →
- * not found; anything else → temporary failure, never a guess.
+ * a `domain:` rule for the domain wins over everything; MX → match the hosts; NODATA → match the
+ * domain itself (implicit MX) against the label-exact rules; null MX and NXDOMAIN → not found;
+ * anything else → temporary failure, never a guess.
  *
  * @example
  * ```ts
@@ -72,11 +82,23 @@ function makeDecision(
  * ```
  */
 export function decide(domain: string, outcome: MxOutcome, ruleSet: RuleSet): Decision {
+  const override = domainRuleFor(domain, ruleSet);
+  if (override !== null) return domainRuleDecision(override);
   switch (outcome.kind) {
     case "mx":
-      return decideHosts(outcome.hosts, ruleSet, "no rule matches the MX hosts");
+      return decideMatch(
+        matchRules(outcome.hosts, ruleSet.mxRules),
+        outcome.hosts,
+        ruleSet,
+        "no rule matches the MX hosts",
+      );
     case "nodata":
-      return decideHosts([domain], ruleSet, "no MX records; no rule matches the domain itself");
+      return decideMatch(
+        matchImplicitMx(domain, ruleSet.mxRules),
+        [domain],
+        ruleSet,
+        "no MX records; no suffix: or exact: rule matches the domain itself",
+      );
     case "nullmx":
       return makeDecision({
         label: "nomatch",
@@ -100,8 +122,12 @@ export function decide(domain: string, outcome: MxOutcome, ruleSet: RuleSet): De
   }
 }
 
-function decideHosts(hosts: readonly string[], ruleSet: RuleSet, noMatch: string): Decision {
-  const match = matchRules(hosts, ruleSet.rules);
+function decideMatch(
+  match: RuleMatch | null,
+  hosts: readonly string[],
+  ruleSet: RuleSet,
+  noMatch: string,
+): Decision {
   if (match === null) return makeDecision({ label: "nomatch", reason: noMatch, hosts, ruleSet });
   return makeDecision({
     label: "match",
@@ -113,6 +139,43 @@ function decideHosts(hosts: readonly string[], ruleSet: RuleSet, noMatch: string
     replies: match.rule.replies,
     ruleSet,
   });
+}
+
+/**
+ * The decisions of `domain:` rules, one per rule (they do not depend on the domain), so that a
+ * domain answered without DNS, and so never cached, costs no allocation per lookup.
+ */
+const domainDecisions = new WeakMap<Rule, Decision>();
+
+/**
+ * The decision of a `domain:` rule: its result, or "not found" for `DUNNO`. Made without DNS.
+ *
+ * @example
+ * ```ts
+ * domainRuleDecision(rule).result; // "smtp:[mail.contoso.com]:25"
+ * ```
+ */
+export function domainRuleDecision(rule: Rule): Decision {
+  let decision = domainDecisions.get(rule);
+  if (decision === undefined) {
+    decision = rule.answersNotFound
+      ? makeDecision({
+        label: "nomatch",
+        reason: `domain rule on line ${rule.line} (${rule.pattern} DUNNO): not found`,
+        rule,
+        hosts: [],
+      })
+      : makeDecision({
+        label: "match",
+        result: rule.result,
+        reason: "a domain rule matches",
+        rule,
+        hosts: [],
+        replies: rule.replies,
+      });
+    domainDecisions.set(rule, decision);
+  }
+  return decision;
 }
 
 /** The answer of a pool member: made once, kept on the member, shared by every lookup. */
@@ -151,9 +214,10 @@ export function answerFor(decision: Decision): Decision {
  * ```
  */
 export function decisionReason(decision: Decision): string {
-  return decision.label === "match" && decision.rule !== null
-    ? `${decision.matchedHost} matches line ${decision.rule.line}`
-    : decision.reason;
+  if (decision.label !== "match" || decision.rule === null) return decision.reason;
+  return decision.rule.kind === "domain"
+    ? `the domain matches line ${decision.rule.line}`
+    : `${decision.matchedHost} matches line ${decision.rule.line}`;
 }
 
 /**
@@ -184,7 +248,8 @@ export interface LookupReport {
   decision: Decision;
   /** What it answers (a pool member for a pool rule; the decision itself otherwise). */
   answer: Decision;
-  source: AnswerSource | "key";
+  /** Where the answer came from: the cache or DNS, the key alone, or a `domain:` rule. */
+  source: AnswerSource | "key" | "rules";
   /**
    * When the lookup started, from `performance.now()`; 0 when it was answered at once (a cache
    * hit: a few microseconds, so the clock is not read twice for it).
@@ -275,6 +340,11 @@ export class Router {
     const parsed = domainFromKey(key);
     if (!parsed.ok) return this.#finish(invalidKeyDecision(parsed.reason), key, null, "key", 0);
     const domain = parsed.domain;
+    // A domain rule answers without DNS; a cached domain meets it in its memoized decision.
+    const override = domainRuleFor(domain, this.ruleSet);
+    if (override !== null) {
+      return this.#finish(domainRuleDecision(override), key, domain, "rules", 0);
+    }
     const answer = this.#cache.lookup(domain);
     if (answer instanceof Promise) {
       const startedAt = this.#observer !== undefined ? performance.now() : 0;

@@ -6,8 +6,11 @@
 
 import type { Decision } from "./router.ts";
 
-/** How a rule's pattern is compared with an MX host name. */
-export type PatternKind = "substring" | "suffix" | "exact" | "regex";
+/**
+ * How a rule's pattern is compared: with an MX host name (`substring`, `suffix`, `exact`,
+ * `regex`), or with the recipient domain itself, before any DNS lookup (`domain`).
+ */
+export type PatternKind = "substring" | "suffix" | "exact" | "regex" | "domain";
 
 /** One `PATTERN RESULT` line of the config file. */
 export interface Rule {
@@ -21,6 +24,8 @@ export interface Rule {
   value: string;
   /** The Postfix result to answer, e.g. `relay:[office365-relay.example.com]:587`. */
   result: string;
+  /** The result is `DUNNO`: answer "not found", so Postfix goes on to its next table. */
+  answersNotFound: boolean;
   /** The pool named by a `pool:NAME` result, whose members share this rule's traffic. */
   pool: Pool | null;
   /** Lookups answered by this rule since the rules were loaded (for metrics and stats). */
@@ -80,8 +85,15 @@ export function pickMember(pool: Pool): number {
 export interface RuleSet {
   /** Path of the file the rules came from. */
   file: string;
-  /** The rules in file order: the first match wins. */
+  /** Every rule in file order (for listings, counts and metrics). */
   rules: readonly Rule[];
+  /** The rules matched against MX host names, in file order: the first match wins. */
+  mxRules: readonly Rule[];
+  /**
+   * The `domain:` rules by the name they match: `example.com` for that domain, `.example.com`
+   * for its subdomains. Asked before DNS and before every MX rule.
+   */
+  domainRules: ReadonlyMap<string, Rule>;
   /** Pools by name. */
   pools: ReadonlyMap<string, Pool>;
 }
@@ -106,6 +118,7 @@ export function makeMatcher(kind: PatternKind, value: string): (host: string) =>
     case "substring":
       return (host) => host.includes(value);
     case "exact":
+    case "domain":
       return (host) => host === value;
     case "suffix": {
       const dotted = "." + value;
@@ -135,6 +148,46 @@ export function matchRules(hosts: readonly string[], rules: readonly Rule[]): Ru
   for (const host of hosts) {
     for (const rule of rules) {
       if (rule.test(host)) return { rule, host };
+    }
+  }
+  return null;
+}
+
+/**
+ * The `domain:` rule for a recipient domain, as Postfix searches transport(5): the domain
+ * itself, then each parent domain from the nearest (`.a.example.com` before `.example.com`).
+ *
+ * @example
+ * ```ts
+ * domainRuleFor("mail.contoso.com", ruleSet)?.line; // the line of "domain:.contoso.com ..."
+ * ```
+ */
+export function domainRuleFor(domain: string, ruleSet: RuleSet): Rule | null {
+  const rules = ruleSet.domainRules;
+  if (rules.size === 0) return null;
+  const exact = rules.get(domain);
+  if (exact !== undefined) return exact;
+  for (let dot = domain.indexOf("."); dot >= 0; dot = domain.indexOf(".", dot + 1)) {
+    const parent = rules.get(domain.slice(dot));
+    if (parent !== undefined) return parent;
+  }
+  return null;
+}
+
+/**
+ * Finds the rule for a domain without MX records, which is its own mail host (RFC 5321 §5.1):
+ * only `suffix:` and `exact:` rules compare whole labels, so only they may match it. A plain
+ * substring or a regex written for MX host names must not route `fanicloud.com` as iCloud.
+ *
+ * @example
+ * ```ts
+ * matchImplicitMx("fanicloud.com", ruleSet.mxRules); // null for the rule "icloud.com ..."
+ * ```
+ */
+export function matchImplicitMx(domain: string, rules: readonly Rule[]): RuleMatch | null {
+  for (const rule of rules) {
+    if ((rule.kind === "suffix" || rule.kind === "exact") && rule.test(domain)) {
+      return { rule, host: domain };
     }
   }
   return null;

@@ -17,6 +17,11 @@ export const RESOLV_CONF = "/etc/resolv.conf";
 /** A loaded value, or the messages (file:line style) that explain why it could not be. */
 export type Loaded<T> = { ok: true; value: T } | { ok: false; errors: string[] };
 
+/** A loaded rules file with its warnings (`FILE, line N: warning: ...`), or its errors. */
+export type LoadedRules =
+  | { ok: true; value: RuleSet; warnings: string[] }
+  | { ok: false; errors: string[] };
+
 /**
  * Reads and parses a rules file; every problem comes back as a `FILE, line N: ...` message.
  *
@@ -26,7 +31,7 @@ export type Loaded<T> = { ok: true; value: T } | { ok: false; errors: string[] }
  * if (!loaded.ok) console.error(loaded.errors.join("\n"));
  * ```
  */
-export async function loadRuleSet(path: string): Promise<Loaded<RuleSet>> {
+export async function loadRuleSet(path: string): Promise<LoadedRules> {
   let text: string;
   try {
     text = await Deno.readTextFile(path);
@@ -38,7 +43,7 @@ export async function loadRuleSet(path: string): Promise<Loaded<RuleSet>> {
   }
   const parsed = parseConfig(text, path);
   if (!parsed.ok) return { ok: false, errors: parsed.errors.map(formatConfigError) };
-  return { ok: true, value: parsed.ruleSet };
+  return { ok: true, value: parsed.ruleSet, warnings: parsed.warnings.map(formatConfigError) };
 }
 
 /**

@@ -238,10 +238,11 @@ Deno.test("SIGTERM with requests in flight: all answered, exit 0", async () => {
   }
 });
 
-async function runMain(args: string[], tmpDir: string) {
+async function runMain(args: string[], tmpDir: string, env?: Record<string, string>) {
   const flags = withExtraPaths(await compilePermissionFlags(), [tmpDir]);
   return await run(Deno.execPath(), {
     args: ["run", "--no-prompt", ...flags, `${PROJECT_ROOT}/main.ts`, ...args],
+    env,
   });
 }
 
@@ -273,8 +274,8 @@ Deno.test("check: lists rules and pools, warns about substrings, exit 0 valid an
     await Deno.writeTextFile(bad, "suffix:a.example relay:x\nnope\n/(/ relay:y\n");
     const failed = await runMain(["check", "-c", bad], tmp);
     assert.equal(failed.code, 1);
-    assert.match(failed.stderr, /bad\.conf, line 2: missing result/);
     assert.match(failed.stderr, /bad\.conf, line 3: bad regular expression/);
+    assert.match(failed.stderr, /bad\.conf: invalid; the router would refuse to start/);
     const missing = await runMain(["check", "-c", `${tmp}/absent.conf`], tmp);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /absent\.conf: cannot read the rules file: no such file/);
@@ -282,6 +283,51 @@ Deno.test("check: lists rules and pools, warns about substrings, exit 0 valid an
     await Deno.remove(tmp, { recursive: true });
   }
 });
+
+postmapTest(
+  "check: warnings, transports missing from master.cf, and --strict",
+  async (configDir) => {
+    // postconf -M reads master.cf from MAIL_CONFIG: a private one with two services.
+    await Deno.writeTextFile(
+      `${configDir}/master.cf`,
+      "smtp      unix  -       -       n       -       -       smtp\n" +
+        "relay     unix  -       -       n       -       -       smtp\n",
+    );
+    const file = `${configDir}/rules.conf`;
+    await Deno.writeTextFile(
+      file,
+      "suffix:mail.protection.outlook.com realy:[o365.example]:587\n" +
+        "suffix:google.com smtp:[g.example]:25\nlonely-pattern\n",
+    );
+    const env = { MAIL_CONFIG: configDir };
+    const lenient = await runMain(["check", "-c", file], configDir, env);
+    assert.equal(lenient.code, 0, lenient.stderr);
+    assert.match(
+      lenient.stderr,
+      /rules\.conf, line 1: warning: transport "realy" .* not a service in Postfix's master\.cf/,
+    );
+    assert.doesNotMatch(lenient.stderr, /line 2: warning: transport/);
+    assert.match(
+      lenient.stderr,
+      /rules\.conf, line 3: warning: pattern "lonely-pattern" has no result/,
+    );
+    assert.match(lenient.stdout, /rules\.conf: 2 rules\n/);
+    assert.match(lenient.stdout, /rules\.conf: valid/);
+    const strict = await runMain(["check", "--strict", "-c", file], configDir, env);
+    assert.equal(strict.code, 1);
+    assert.match(strict.stderr, /rules\.conf: 2 warnings; invalid with --strict/);
+    // Without postconf on the PATH, check says it could not look.
+    const noPostconf = await runMain(["check", "-c", file], configDir, {
+      ...env,
+      PATH: "/nonexistent",
+    });
+    assert.equal(noPostconf.code, 0, noPostconf.stderr);
+    assert.match(
+      noPostconf.stdout,
+      /result transports not checked against master\.cf: postconf is not installed here/,
+    );
+  },
+);
 
 Deno.test("query: explains the lookup; exit 0 found, 1 not found, 2 temporary failure", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "mxrouter-query-" });

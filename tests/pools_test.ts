@@ -39,7 +39,6 @@ Deno.test("pools: members are full results with weights; a rule names the pool",
 
 Deno.test("pool errors name file and line", () => {
   const cases: [string, RegExp][] = [
-    ["a.example pool:nope\n", /pools\.conf, line 1: unknown pool "nope"/],
     ["a.example relay:x\npool:p\n", /pools\.conf, line 2: empty pool "p"/],
     [
       "a.example pool:p\npool:p 0 relay:x\n",

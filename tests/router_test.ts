@@ -71,7 +71,7 @@ function setup() {
 
 Deno.test("invalid keys are answered without DNS", async () => {
   const { resolver, router, reports } = setup();
-  for (const key of ["*", ".example.com", "user@[192.0.2.1]", "localhost"]) {
+  for (const key of ["*", ".example.com", "user@[192.0.2.1]", "user@a..b"]) {
     const decision = await router.route(key);
     assert.equal(decision.label, "invalid");
   }
@@ -117,4 +117,82 @@ Deno.test("the lookup report says where the answer came from", async () => {
     ["contoso.example", "dns", "match"],
     ["contoso.example", "cache", "match"],
   ]);
+});
+
+Deno.test("a domain rule wins over every MX rule and is answered without DNS", async () => {
+  const { resolver, router, reports } = setup();
+  router.ruleSet = rules(
+    "suffix:mail.protection.outlook.com relay:[o365.example]:587\n" +
+      "domain:contoso.example smtp:[own.contoso.example]:25\n" +
+      "domain:.contoso.example smtp:[sub.contoso.example]:25\n" +
+      "domain:.deep.contoso.example smtp:[deep]:25\n" +
+      "domain:skip.example DUNNO\n",
+  );
+  resolver.answer("contoso.example", {
+    kind: "mx",
+    hosts: ["c.mail.protection.outlook.com"],
+    ttl: 60,
+  });
+  resolver.answer("skip.example", {
+    kind: "mx",
+    hosts: ["s.mail.protection.outlook.com"],
+    ttl: 60,
+  });
+  const cases: [string, string, string | null][] = [
+    ["a@contoso.example", "match", "smtp:[own.contoso.example]:25"],
+    ["a@Mail.Contoso.Example", "match", "smtp:[sub.contoso.example]:25"],
+    ["a@x.deep.contoso.example", "match", "smtp:[deep]:25"],
+    ["a@skip.example", "nomatch", null],
+  ];
+  for (const [key, label, result] of cases) {
+    const decision = await router.route(key);
+    assert.equal(decision.label, label, key);
+    assert.equal(decision.result, result, key);
+  }
+  assert.equal(resolver.total, 0, "no DNS query for a domain a rule answers");
+  assert.equal(reports[0].source, "rules");
+  assert.equal(reports[3].decision.rule?.line, 5, "DUNNO names its rule");
+  // Counted on the rule, like any match.
+  assert.equal(router.ruleSet.rules.find((rule) => rule.line === 2)?.matches, 1);
+});
+
+Deno.test("a domain rule added by a reload overrides a domain already cached", async () => {
+  const { resolver, router } = setup();
+  resolver.answer("contoso.example", {
+    kind: "mx",
+    hosts: ["c.mail.protection.outlook.com"],
+    ttl: 60,
+  });
+  assert.equal((await router.route("a@contoso.example")).result, "relay:[o365.example]:587");
+  router.ruleSet = rules(
+    "suffix:mail.protection.outlook.com relay:[o365.example]:587\ndomain:contoso.example DUNNO\n",
+  );
+  const decision = router.route("a@contoso.example");
+  assert.ok(!(decision instanceof Promise), "answered from the cache entry, at once");
+  assert.equal(decision.label, "nomatch");
+});
+
+Deno.test("without MX only suffix: and exact: rules match the domain itself", () => {
+  // The original never matched a domain without MX; a substring or regex written for MX hosts
+  // must not route fanicloud.com as iCloud.
+  const set = rules(
+    "icloud.com relay:[icloud]:587\n/icloud/ relay:[regex]:587\nsuffix:contoso.example relay:[c]:25\n",
+  );
+  const nodata = { kind: "nodata", negativeTtl: 60 } as const;
+  assert.equal(decide("fanicloud.com", nodata, set).label, "nomatch");
+  assert.equal(decide("mx.icloud.com", nodata, set).label, "nomatch");
+  const labelExact = decide("mail.contoso.example", nodata, set);
+  assert.equal(labelExact.result, "relay:[c]:25");
+  assert.equal(labelExact.matchedHost, "mail.contoso.example");
+  // With MX records every kind matches the hosts, as before.
+  const mx: MxOutcome = { kind: "mx", hosts: ["mx01.fanicloud.com"], ttl: 60 };
+  assert.equal(decide("fanicloud.com", mx, set).result, "relay:[icloud]:587");
+});
+
+Deno.test("a single-label domain is looked up and routed by its MX", async () => {
+  const { resolver, router } = setup();
+  resolver.answer("singlelabel", { kind: "mx", hosts: ["s.mail.protection.outlook.com"], ttl: 60 });
+  const decision = await router.route("user@singlelabel");
+  assert.equal(decision.result, "relay:[o365.example]:587");
+  assert.equal(resolver.total, 1);
 });
