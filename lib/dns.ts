@@ -17,6 +17,7 @@ import type { ExchangeRequest } from "./dns_transport.ts";
 import { UdpExchanger } from "./dns_udp.ts";
 import { TcpPool } from "./dns_tcp_pool.ts";
 import { interpretReply } from "./dns_answer.ts";
+import { log } from "./log.ts";
 import { rcodeLabel, refusesEdns, toQueryName } from "./dns_wire.ts";
 
 /** Every way one query can end, as fixed labels for metrics: the rcodes, then the failures. */
@@ -112,6 +113,10 @@ export function createResolver(options: ResolverOptions): DnsResolver {
     const outcome = result.kind === "fail"
       ? result.failure
       : interpretReply(result.reply, { name: request.name, from });
+    if (outcome.kind === "mx" && outcome.skipped !== undefined) {
+      const names = outcome.skipped.join(" ");
+      log.debug`MX of ${request.name} from ${from}: skipped ${names}, not host names`;
+    }
     report({
       server: from,
       transport,

@@ -1,4 +1,8 @@
 import assert from "node:assert/strict";
+import { configureSync, resetSync } from "@logtape/logtape";
+// @ts-types="@types/dns-packet"
+import type * as dnsPacket from "dns-packet";
+import { LOG_CATEGORY } from "../lib/log.ts";
 import { createResolver, type DnsQueryEvent } from "../lib/dns.ts";
 import { QUERIES_PER_SOCKET, UdpExchanger } from "../lib/dns_udp.ts";
 import dgram from "node:dgram";
@@ -31,7 +35,7 @@ async function withFakes(
 /** Resolves `domain` against one fake server serving `behaviour` for it. */
 async function lookup(
   behaviour: FakeDnsBehaviour,
-  options: { domain?: string; timeoutMs?: number } = {},
+  options: { domain?: string; timeoutMs?: number; transport?: "udp" | "tcp" } = {},
 ): Promise<{ outcome: MxOutcome; elapsed: number; events: DnsQueryEvent[]; queries: number }> {
   const domain = options.domain ?? "example.com";
   let result: Awaited<ReturnType<typeof lookup>> | undefined;
@@ -41,6 +45,7 @@ async function lookup(
       servers: [fake.server],
       timeoutMs: options.timeoutMs ?? 2000,
       onQuery: (event) => events.push(event),
+      transport: options.transport,
     });
     const started = performance.now();
     const outcome = await resolver.resolveMx(domain);
@@ -408,30 +413,113 @@ Deno.test("CNAME loop: malformed tempfail", async () => {
   });
 });
 
-Deno.test("records about other names are ignored", async () => {
-  const { outcome } = await lookup({
-    kind: "raw",
-    reply: (query) =>
-      replyTo(query, {
-        answers: [
-          {
-            type: "MX",
-            name: "victim.example",
-            ttl: 999,
-            class: "IN",
-            data: { preference: 0, exchange: "attacker.example" },
-          },
-          {
-            type: "MX",
-            name: "example.com",
-            ttl: 60,
-            class: "IN",
-            data: { preference: 10, exchange: "mx.example.com" },
-          },
-        ],
-      }),
+/** A dns-packet record of any owner, type and class. */
+function record(
+  type: string,
+  name: string,
+  data: unknown,
+  options: { class?: string; flush?: boolean } = {},
+): dnsPacket.Answer {
+  return { type, name, ttl: 60, class: "IN", data, ...options } as dnsPacket.Answer;
+}
+
+const SOA_DATA = { mname: "ns.example.org", rname: "hostmaster.example.org", minimum: 60 };
+
+/** The replies of issue 16 that were taken for "no MX": each must defer, over UDP and TCP. */
+const UNEXPLAINED: [string, FakeDnsBehaviour, RegExp][] = [
+  [
+    "an MX record of class CH",
+    {
+      kind: "records",
+      answers: [
+        record("MX", "example.com", { preference: 10, exchange: "mx.test" }, { class: "CH" }),
+      ],
+    },
+    /^unexplained answer from 127\.0\.0\.1:\d+: MX record of example\.com of class CH$/,
+  ],
+  [
+    "an MX record with the mDNS cache-flush bit (class 0x8001)",
+    {
+      kind: "records",
+      answers: [
+        record("MX", "example.com", { preference: 10, exchange: "mx.test" }, { flush: true }),
+      ],
+    },
+    /: MX record of example\.com with the mDNS cache-flush bit set$/,
+  ],
+  [
+    "no answer and the SOA of an unrelated zone",
+    { kind: "nodata", soa: { ttl: 60, minimum: 60, zone: "example.org" } },
+    /^incomplete answer from .*: no MX and no SOA of the zone of example\.com; in the authority section: SOA record of example\.org$/,
+  ],
+  [
+    "only an A record of another name in the authority section",
+    { kind: "records", authorities: [record("A", "other.test", "192.0.2.1")] },
+    /; in the authority section: A record of other\.test$/,
+  ],
+  [
+    "an MX record of another name plus the root's SOA",
+    {
+      kind: "records",
+      answers: [
+        record("MX", "other.test", { preference: 10, exchange: "x.mail.protection.outlook.com" }),
+      ],
+      authorities: [record("SOA", ".", SOA_DATA)],
+    },
+    /: MX record of other\.test, a name not asked about$/,
+  ],
+];
+
+for (const transport of ["udp", "tcp"] as const) {
+  Deno.test(`answers we cannot account for defer, never "no MX" (${transport})`, async () => {
+    for (const [what, behaviour, reason] of UNEXPLAINED) {
+      const { outcome, events } = await lookup(behaviour, { transport });
+      assert.equal(outcome.kind === "tempfail" && outcome.cause, "malformed", what);
+      assert.match(outcome.kind === "tempfail" ? outcome.reason : "", reason, what);
+      assert.deepEqual(
+        events.map((event) => [event.transport, event.outcome]),
+        [[transport, "malformed"], [transport, "malformed"]],
+        what,
+      );
+    }
   });
-  assert.deepEqual(outcome, { kind: "mx", hosts: ["mx.example.com"], ttl: 60 });
+}
+
+Deno.test("an exchange that is not a host name is skipped, the rest decide, the log says which", async () => {
+  const lines: string[] = [];
+  resetSync();
+  configureSync({
+    sinks: { lines: (record) => lines.push(`${record.level} ${record.message.join("")}`) },
+    loggers: [
+      { category: LOG_CATEGORY, lowestLevel: "debug", sinks: ["lines"] },
+      { category: ["logtape", "meta"], lowestLevel: "error", sinks: ["lines"] },
+    ],
+  });
+  try {
+    for (const transport of ["udp", "tcp"] as const) {
+      lines.length = 0;
+      const { outcome } = await lookup({
+        kind: "mx",
+        records: [
+          { preference: 20, exchange: "backup mx.example" },
+          { preference: 10, exchange: "x.mail.protection.outlook.com" },
+        ],
+      }, { transport });
+      assert.deepEqual(outcome, {
+        kind: "mx",
+        hosts: ["x.mail.protection.outlook.com"],
+        ttl: 300,
+        skipped: ["backup\\032mx.example"],
+      });
+      assert.equal(lines.length, 1, lines.join("\n"));
+      assert.match(
+        lines[0],
+        /^debug MX of example\.com from 127\.0\.0\.1:\d+: skipped backup\\032mx\.example, not host names$/,
+      );
+    }
+  } finally {
+    resetSync();
+  }
 });
 
 Deno.test("TTL 0 and 2^31", async () => {
