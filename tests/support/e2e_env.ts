@@ -48,6 +48,14 @@ export const DOMAINS = {
   noMx: "nomx.test",
   /** An address but no MX, and an `exact:` rule for the name itself (implicit MX): 200 relay. */
   implicitMx: "implicit-mx.test",
+  /** An address but no MX, a name holding the substring rule's text: never matched, 500. */
+  substringNoMx: "fanpphosted.com.test",
+  /** A single-label domain with MX at Microsoft: looked up like any other, 200 relay. */
+  singleLabel: "singlelabel",
+  /** MX at Microsoft, but a `domain:` rule answers DUNNO: 500, without DNS. */
+  domainDunno: "dunno-override.test",
+  /** A subdomain under a `domain:.NAME` rule, no DNS record at all: 200 from the rule. */
+  domainRule: "mail.override.test",
   /** Does not exist: 500. */
   nxDomain: "does-not-exist.test",
   /** The upstream answers SERVFAIL: 400. */
@@ -300,6 +308,8 @@ function rulesFile(relay: string, relayPair: string): string {
     `/^mx[0-9]+\\.mail\\.icloud\\.com$/ ${relayPair}`,
     `pphosted.com ${relay}`,
     `exact:${DOMAINS.implicitMx} ${relay}`,
+    `domain:${DOMAINS.domainDunno} DUNNO`,
+    `domain:.${DOMAINS.domainRule.split(".").slice(1).join(".")} ${relay}`,
     "",
   ].join("\n");
 }
@@ -324,6 +334,8 @@ const ZONE_MX: MxRecord[] = [
     preference: 10,
   },
   { domain: DOMAINS.substring, host: "mx0a-00123456.pphosted.com", preference: 10 },
+  { domain: DOMAINS.singleLabel, host: "singlelabel.mail.protection.outlook.com", preference: 10 },
+  { domain: DOMAINS.domainDunno, host: "dunno.mail.protection.outlook.com", preference: 10 },
 ];
 
 function bulkDomainList(perClass: number): BulkDomain[] {
@@ -348,6 +360,7 @@ function zoneFor(bulk: BulkDomain[], upstreamPort: number): DnsmasqZone {
   const addresses: Array<{ name: string; ipv4: string }> = [
     { name: DOMAINS.noMx, ipv4: "127.0.0.1" },
     { name: DOMAINS.implicitMx, ipv4: "127.0.0.1" },
+    { name: DOMAINS.substringNoMx, ipv4: "127.0.0.1" },
   ];
   for (const { domain, kind } of bulk) {
     switch (kind) {
@@ -464,6 +477,8 @@ export async function startE2eEnv(options: E2eOptions = {}): Promise<E2eEnv> {
         case "microsoft":
         case "substring":
         case "implicitMx":
+        case "singleLabel":
+        case "domainRule":
           return { code: 200, value: relayResult };
         case "icloud":
         case "preference":
