@@ -7,13 +7,50 @@ import assert from "node:assert/strict";
 import { postmapQuery } from "./support/postfix.ts";
 import { GOOGLE, O365, postmapTest, RULES, startRouterFixture } from "./support/router_fixture.ts";
 import { LineClient } from "./support/tcp_client.ts";
+import type { FakeDnsBehaviour } from "./support/fake_dns.ts";
 
 const NOT_FOUND = "500 NO%20RESULT";
 const O365_REPLY = `200 ${O365}`;
 
+const SOA_DATA = { mname: "a.root-servers.net", rname: "nstld.example", minimum: 86400 };
+const MICROSOFT_MX = { preference: 10, exchange: "x.mail.protection.outlook.com" };
+
+/**
+ * Replies no honest server gives, each once taken for "no MX" (so the domain itself was matched):
+ * each must defer. And one MX set with an exchange that is not a host name beside a Microsoft one.
+ */
+const HOSTILE_ZONE: Record<string, FakeDnsBehaviour> = {
+  "chaos.test": {
+    kind: "records",
+    answers: [{ type: "MX", name: "chaos.test", class: "CH", data: MICROSOFT_MX }],
+  },
+  "flush.test": {
+    kind: "records",
+    answers: [{ type: "MX", name: "flush.test", flush: true, data: MICROSOFT_MX }],
+  },
+  "unrelated-soa.test": { kind: "nodata", soa: { ttl: 300, minimum: 60, zone: "example.org" } },
+  "authority-a.test": {
+    kind: "records",
+    authorities: [{ type: "A", name: "other.test", data: "192.0.2.1" }],
+  },
+  "stranger-mx.test": {
+    kind: "records",
+    answers: [{ type: "MX", name: "other.test", data: MICROSOFT_MX }],
+    authorities: [{ type: "SOA", name: ".", data: SOA_DATA }],
+  },
+  "bad-backup.test": {
+    kind: "mx",
+    records: [MICROSOFT_MX, { preference: 20, exchange: "backup mx.example" }],
+  },
+  "all-bad.test": { kind: "mx", records: [{ preference: 10, exchange: "bad host.example" }] },
+};
+
 /** Asks the router for every row of the DNS outcome table; `args` are its extra flags. */
 async function assertOutcomeTable(args: string[]): Promise<void> {
   await using fixture = await startRouterFixture({ args });
+  for (const [name, behaviour] of Object.entries(HOSTILE_ZONE)) {
+    fixture.dns.setZone(name, behaviour);
+  }
   const client = await LineClient.connect(fixture.router.port);
   try {
     const cases: [string, RegExp | string][] = [
@@ -32,6 +69,15 @@ async function assertOutcomeTable(args: string[]): Promise<void> {
       ["a@wrongid.test", /^400 /], // mismatched ID: ignored, never trusted
       ["a@wrongquestion.test", /^400 /], // mismatched question: ignored
       ["a@garbage.test", /^400 /], // malformed answer
+      // Records the question does not account for: never "no MX".
+      ["a@chaos.test", /^400 unexplained%20answer%20from%20127\.0\.0\.1:\d+/], // MX of class CH
+      ["a@flush.test", /^400 unexplained%20answer%20/], // MX of class 0x8001 (mDNS flush bit)
+      ["a@unrelated-soa.test", /^400 incomplete%20answer%20/], // SOA of example.org
+      ["a@authority-a.test", /^400 incomplete%20answer%20/], // only an A record of another name
+      ["a@stranger-mx.test", /^400 unexplained%20answer%20/], // MX of another name, root SOA
+      // An exchange that is not a host name is skipped; the rest decide.
+      ["a@bad-backup.test", O365_REPLY],
+      ["a@all-bad.test", /^400 malformed%20answer%20/],
     ];
     for (const [key, expected] of cases) {
       const reply = await client.get(key);
