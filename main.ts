@@ -23,7 +23,7 @@ import { Limiter } from "./lib/limiter.ts";
 import { formatHostPort } from "./lib/dns_servers.ts";
 import type { MxOutcome, MxResolver } from "./lib/dns_types.ts";
 import type { RouterMetrics } from "./lib/metrics.ts";
-import { log, lookupLogger, setupLogging } from "./lib/log.ts";
+import { failureLogger, log, lookupLogger, setupLogging, writeFatal } from "./lib/log.ts";
 import { combineObservers, type Decision, Router } from "./lib/router.ts";
 import type { ProtocolCodec } from "./lib/codec.ts";
 import {
@@ -45,7 +45,7 @@ import { tcpTableCodec } from "./lib/tcp_table.ts";
 const STOP_GRACE_MS = 5000;
 
 function fail(lines: string[], code: number): never {
-  for (const line of lines) console.error(`${PROGRAM}: ${line}`);
+  writeFatal(lines.map((line) => `${PROGRAM}: ${line}`));
   Deno.exit(code);
 }
 
@@ -60,7 +60,7 @@ async function serve(options: ServeOptions): Promise<void> {
     journal: Deno.env.get("JOURNAL_STREAM") !== undefined,
   });
   const rules = await loadRuleSet(options.config);
-  if (!rules.ok) fail(["fatal: " + rules.errors.join(`\n${PROGRAM}: fatal: `)], 1);
+  if (!rules.ok) fail(rules.errors.map((e) => `fatal: ${e}`), 1);
   const dnsServers = await loadDnsServers(options.dnsServers);
   if (!dnsServers.ok) fail(dnsServers.errors.map((e) => `fatal: ${e}`), 1);
 
@@ -82,7 +82,14 @@ async function serve(options: ServeOptions): Promise<void> {
   });
   const limit = new ConnectionLimit(options.maxConnections);
   const servers: TableServer[] = [];
-  const observers = [lookupLogger({ sink: logSink, modeTag: options.dryRun ? "dry-run " : "" })];
+  const failures = failureLogger({
+    sink: logSink,
+    failureTtl: cacheOptionsOf(options).failureTtl,
+    dryRun: options.dryRun,
+  });
+  const observers = [
+    lookupLogger({ sink: logSink, modeTag: options.dryRun ? "dry-run " : "", failures }),
+  ];
   if (options.metrics !== null) {
     // Loaded only when asked for: prom-client alone adds 16 MB to the process.
     const { createMetrics } = await import("./lib/metrics.ts");
@@ -273,7 +280,7 @@ if (import.meta.main) {
       console.log(`${PROGRAM} ${VERSION}`);
       break;
     case "error":
-      console.error(`${PROGRAM}: ${command.message}\n${USAGE}`);
+      writeFatal([`${PROGRAM}: ${command.message}`, ...USAGE.split("\n")]);
       Deno.exit(2);
       break;
     case "serve":

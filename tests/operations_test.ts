@@ -7,8 +7,13 @@ import assert from "node:assert/strict";
 import { delay, findBinary, freePort, run, spawnCaptured, waitFor } from "./support/e2e_util.ts";
 import { isCi } from "./support/e2e_env.ts";
 import { postmapQuery } from "./support/postfix.ts";
-import { O365, postmapTest, RULES, startRouterFixture } from "./support/router_fixture.ts";
-import { compilePermissionFlags, PROJECT_ROOT, withExtraPaths } from "./support/router_process.ts";
+import { O365, postmapTest, RULES, startRouterFixture, ZONE } from "./support/router_fixture.ts";
+import {
+  compilePermissionFlags,
+  PROJECT_ROOT,
+  startRouter,
+  withExtraPaths,
+} from "./support/router_process.ts";
 import { LineClient } from "./support/tcp_client.ts";
 import { startFakeDns } from "./support/fake_dns.ts";
 
@@ -474,5 +479,69 @@ Deno.test("--dry-run: answers not found, logs the real decision, survives a relo
     await waitForLog(fixture.router.stderr, /dry-run lookup b@contoso\.test .*reply="200 /);
   } finally {
     client.close();
+  }
+});
+
+Deno.test("under the journal: fatal start-up errors at <3>, DNS failures at <4> once, keys escaped", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "mxrouter-journal-" });
+  const dns = await startFakeDns({
+    zone: {
+      "servfail.test": { kind: "servfail" },
+      "contoso.test": ZONE["contoso.test"],
+    },
+  });
+  const journal = { JOURNAL_STREAM: "8:12345" };
+  try {
+    // `journalctl -p err` must show why the service did not start.
+    let startError = "";
+    await startRouter({
+      configPath: `${tmp}/missing.conf`,
+      tmpDir: tmp,
+      dnsServers: [`127.0.0.1:${dns.port}`],
+      env: journal,
+    }).catch((error: Error) => startError = error.message);
+    const stderr = startError.slice(startError.indexOf("stderr:\n") + "stderr:\n".length);
+    assert.equal(
+      stderr,
+      `<3>postfix-mx-pattern-router: fatal: ${tmp}/missing.conf: cannot read the rules file: no such file\n`,
+    );
+
+    await Deno.writeTextFile(`${tmp}/rules.conf`, RULES);
+    const router = await startRouter({
+      configPath: `${tmp}/rules.conf`,
+      tmpDir: tmp,
+      dnsServers: [`127.0.0.1:${dns.port}`],
+      env: journal,
+      args: ["--failure-ttl", "30"],
+    });
+    const client = await LineClient.connect(router.port);
+    try {
+      for (let i = 0; i < 3; i++) {
+        assert.match(await client.get(`u${i}@servfail.test`) ?? "", /^400 SERVFAIL/);
+      }
+      // A newline in the key (%0A on the wire) must not start a forged line of its own.
+      assert.equal(await client.get("x%0A<3>forged@contoso.test"), `200 ${O365}`);
+      await waitForLog(router.stderr, /lookup x.*contoso/);
+    } finally {
+      client.close();
+      await router.stop();
+    }
+    const lines = router.stderr().trimEnd().split("\n");
+    assert.deepEqual(
+      lines.filter((line) => !/^<[0-7]>/.test(line)),
+      [],
+      "every line has a priority",
+    );
+    assert.deepEqual(lines.filter((line) => line.includes("servfail.test")), [
+      `<4>DNS failure for servfail.test: SERVFAIL from 127.0.0.1:${dns.port}; answered 400: Postfix defers`,
+    ]);
+    assert.ok(
+      lines.some((line) => line.startsWith("<6>lookup x\\x0a<3>forged@contoso.test domain=")),
+      lines.join("\n"),
+    );
+    assert.ok(!lines.some((line) => line.startsWith("<3>forged")), lines.join("\n"));
+  } finally {
+    await dns.close();
+    await Deno.remove(tmp, { recursive: true });
   }
 });
