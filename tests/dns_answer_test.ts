@@ -4,7 +4,7 @@ import { Buffer } from "node:buffer";
 import assert from "node:assert/strict";
 import { interpretReply, usableTtl } from "../lib/dns_answer.ts";
 import { checkReply } from "../lib/dns_wire.ts";
-import { cname, FROM, mx, outcome, QUERY, response, soa } from "./support/dns_packets.ts";
+import { cname, FROM, mx, outcome, QUERY, record, response, soa } from "./support/dns_packets.ts";
 
 Deno.test("usableTtl: top bit set counts as 0 (RFC 2181 §8)", () => {
   assert.equal(usableTtl(2 ** 31 - 1), 2 ** 31 - 1);
@@ -110,16 +110,6 @@ Deno.test("interpretReply: SERVFAIL, REFUSED and other rcodes are tempfail", () 
     cause: "rcode",
   });
 });
-
-/** A record of any type, class and owner, for the answers no honest server gives. */
-function record(
-  type: string,
-  name: string,
-  data: unknown,
-  options: { class?: string; flush?: boolean } = {},
-): dnsPacket.Answer {
-  return { type, name, ttl: 60, class: "IN", data, ...options } as dnsPacket.Answer;
-}
 
 const ns = (name: string) => record("NS", name, "a.root-servers.net");
 const a = (name: string) => record("A", name, "192.0.2.1");

@@ -1,7 +1,5 @@
 import assert from "node:assert/strict";
 import { configureSync, resetSync } from "@logtape/logtape";
-// @ts-types="@types/dns-packet"
-import type * as dnsPacket from "dns-packet";
 import { LOG_CATEGORY } from "../lib/log.ts";
 import { createResolver, type DnsQueryEvent } from "../lib/dns.ts";
 import { QUERIES_PER_SOCKET, UdpExchanger } from "../lib/dns_udp.ts";
@@ -10,6 +8,7 @@ import { formatHostPort, nameserversFromResolvConf, parseDnsServer } from "../li
 import type { DnsServer, MxOutcome } from "../lib/dns_types.ts";
 import { MAX_MX_HOSTS } from "../lib/dns_answer.ts";
 import { type FakeDns, type FakeDnsBehaviour, replyTo, startFakeDns } from "./support/fake_dns.ts";
+import { record } from "./support/dns_packets.ts";
 
 const MX: FakeDnsBehaviour = {
   kind: "mx",
@@ -412,16 +411,6 @@ Deno.test("CNAME loop: malformed tempfail", async () => {
     });
   });
 });
-
-/** A dns-packet record of any owner, type and class. */
-function record(
-  type: string,
-  name: string,
-  data: unknown,
-  options: { class?: string; flush?: boolean } = {},
-): dnsPacket.Answer {
-  return { type, name, ttl: 60, class: "IN", data, ...options } as dnsPacket.Answer;
-}
 
 const SOA_DATA = { mname: "ns.example.org", rname: "hostmaster.example.org", minimum: 60 };
 

@@ -55,6 +55,19 @@ export function soa(name: string, ttl: number, minimum: number): dnsPacket.Answe
   };
 }
 
+/**
+ * A record of any type, class and owner (TTL 60), for answers no honest server gives:
+ * `record("MX", "example.com", { preference: 0, exchange: "c.test" }, { class: "CH" })`.
+ */
+export function record(
+  type: string,
+  name: string,
+  data: unknown,
+  options: { class?: string; flush?: boolean } = {},
+): dnsPacket.Answer {
+  return { type, name, ttl: 60, class: "IN", data, ...options } as dnsPacket.Answer;
+}
+
 /** What the router makes of a response with these parts (it must answer QUERY). */
 export function outcome(parts: Parts): MxOutcome {
   const check = checkReply(response(parts), QUERY);
