@@ -1,6 +1,7 @@
 /**
  * What a DNS reply to an MX query means: an {@linkcode MxOutcome} per the DNS outcome table, with
- * CNAME chains followed within the answer and anything that is not a whole answer a failure.
+ * CNAME chains followed within the answer, and a failure for anything that is not a whole answer
+ * or holds a record the question does not account for.
  *
  * Pure functions without I/O or clock, so hostile packets can be tested byte by byte.
  *
