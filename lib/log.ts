@@ -326,7 +326,8 @@ export interface LookupLoggerOptions {
  *
  * @example
  * ```ts
- * const observer = lookupLogger({ sink, modeTag: "", failures: failureLogger({ sink, failureTtl: 10 }) });
+ * const failures = failureLogger({ sink, failureTtl: 10 });
+ * const observer = lookupLogger({ sink, modeTag: "", failures });
  * const router = new Router({ cache, ruleSet, observer });
  * ```
  */
