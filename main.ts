@@ -61,6 +61,7 @@ async function serve(options: ServeOptions): Promise<void> {
   });
   const rules = await loadRuleSet(options.config);
   if (!rules.ok) fail(rules.errors.map((e) => `fatal: ${e}`), 1);
+  for (const warning of rules.warnings) log.warning`${warning}`;
   const dnsServers = await loadDnsServers(options.dnsServers);
   if (!dnsServers.ok) fail(dnsServers.errors.map((e) => `fatal: ${e}`), 1);
 
@@ -152,6 +153,7 @@ async function serve(options: ServeOptions): Promise<void> {
         log.error`reload failed, keeping the old rules: ${error}`;
       }
     } else {
+      for (const warning of reloaded.warnings) log.warning`${warning}`;
       router.ruleSet = reloaded.value;
       metrics?.countReload("success");
       log.info`reloaded ${reloaded.value.rules.length} rules from ${options.config}`;

@@ -115,12 +115,14 @@ Deno.test("every key form, through the real server", async () => {
       ["*", NOT_FOUND],
       [".contoso.test", NOT_FOUND],
       ["user@[192.0.2.1]", NOT_FOUND],
-      ["localhost", NOT_FOUND],
+      ["user@a..b.test", NOT_FOUND],
       ["user@bad_name!.test", NOT_FOUND],
+      ["user@localhost", NOT_FOUND], // single-label: looked up, as the original did
     ];
     for (const [key, expected] of cases) assert.equal(await client.get(key), expected, key);
-    // Only valid domains reached DNS.
-    assert.equal(fixture.dns.queriesFor("localhost"), 0);
+    // Only valid domains reached DNS; a single-label one is valid.
+    assert.equal(fixture.dns.queriesFor("a..b.test"), 0);
+    assert.equal(fixture.dns.queriesFor("localhost"), 1);
     assert.equal(fixture.dns.queriesFor("xn--mller-kva.test"), 1);
   } finally {
     client.close();
@@ -176,7 +178,26 @@ postmapTest("postmap -q (Postfix's own client) gets the decoded answers", async 
 
 Deno.test("a bad rules file: the router refuses to start, naming file and line", async () => {
   await assert.rejects(
-    startRouterFixture({ rules: RULES + "broken-line-without-result\n" }),
-    /rules\.conf, line 5: missing result after pattern "broken-line-without-result"/,
+    startRouterFixture({ rules: RULES + "/[unclosed/ relay:x\n" }),
+    /rules\.conf, line 5: bad regular expression/,
   );
+});
+
+Deno.test("a file the original accepted starts, warning once per odd line", async () => {
+  // A router that refuses to start makes Postfix defer all mail: the original skipped this line.
+  await using fixture = await startRouterFixture({
+    rules: RULES + "broken-line-without-result\nmx:microsoft relay:[x]:25\n",
+  });
+  const client = await LineClient.connect(fixture.router.port);
+  try {
+    assert.equal(await client.get("a@contoso.test"), O365_REPLY);
+  } finally {
+    client.close();
+  }
+  const log = fixture.router.stderr();
+  assert.match(
+    log,
+    /rules\.conf, line 5: warning: pattern "broken-line-without-result" has no result/,
+  );
+  assert.match(log, /rules\.conf, line 6: warning: unknown pattern kind "mx:"/);
 });
