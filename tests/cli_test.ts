@@ -122,7 +122,11 @@ Deno.test("socketmap, unix socket, metrics and dry-run flags", () => {
 Deno.test("check and query subcommands", () => {
   assert.deepEqual(parseCommandLine(["check", "-c", "/etc/r.conf"]), {
     kind: "check",
-    options: { config: "/etc/r.conf" },
+    options: { config: "/etc/r.conf", strict: false },
+  });
+  assert.deepEqual(parseCommandLine(["check", "--strict"]), {
+    kind: "check",
+    options: { config: "/etc/postfix/postfix-mx-pattern-router.conf", strict: true },
   });
   const query = parseCommandLine([
     "query",
