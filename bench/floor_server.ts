@@ -16,7 +16,6 @@
  * ```sh
  * deno run --allow-net bench/floor_server.ts --port N
  * deno run --allow-net --allow-read bench/floor_server.ts --port N --lookup expected.tsv
- * deno run --allow-net --unstable-net bench/floor_server.ts --port N --reuse-port   # SO_REUSEPORT
  * ```
  *
  * Prints `port=N` once listening.
@@ -192,19 +191,12 @@ if (import.meta.main) {
     options: {
       port: { type: "string", default: "0" },
       lookup: { type: "string" },
-      // SO_REUSEPORT lets several processes share the port (the multi-core experiment); Deno 2.9
-      // still requires --unstable-net for it.
-      "reuse-port": { type: "boolean", default: false },
     },
   });
   const table = values.lookup === undefined
     ? null
     : new LookupTable(await Deno.readTextFile(values.lookup));
-  const listener = Deno.listen({
-    hostname: "127.0.0.1",
-    port: Number(values.port),
-    ...(values["reuse-port"] ? { reusePort: true } : {}),
-  });
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: Number(values.port) });
   console.log(`port=${listener.addr.port}`);
   Deno.addSignalListener("SIGTERM", () => Deno.exit(0));
   for await (const conn of listener) serve(conn, table);

@@ -183,11 +183,6 @@ export interface RouterStartOptions {
   denoFlags?: string[];
   /** More router flags (e.g. `--dns-tcp`). */
   routerFlags?: string[];
-  /**
-   * The router variant to run: the multi-core experiment, bench/multicore_router.ts with this
-   * many workers (each logs its own `listening on`); the router itself, main.ts, when absent.
-   */
-  workers?: number;
 }
 
 /** A router process. */
@@ -209,25 +204,15 @@ export interface RouterHandle {
 export async function startRouter(options: RouterStartOptions): Promise<RouterHandle> {
   const port = await freePort();
   const metricsPort = options.metrics ? await freePort() : null;
-  const workers = options.workers ?? null;
-  // Workers load their modules with read permission, which `deno run` asks for the sources (a
-  // compiled binary would not); SO_REUSEPORT needs --unstable-net.
-  const permissions = withExtraPaths(await compilePermissionFlags(), [options.tmpDir])
-    .map((flag) =>
-      workers !== null && flag.startsWith("--allow-read=") ? `${flag},${PROJECT_ROOT}` : flag
-    );
   const command = [
     Deno.execPath(),
     "run",
     "--no-prompt",
-    ...permissions,
-    ...(workers === null ? [] : ["--unstable-net"]),
+    ...withExtraPaths(await compilePermissionFlags(), [options.tmpDir]),
     // After the compile task's flags: V8 keeps the last value given, so an extra
     // `--v8-flags=--max-semi-space-size=1` replaces the baked-in one instead of being replaced.
     ...(options.denoFlags ?? []),
-    ...(workers === null
-      ? [`${PROJECT_ROOT}/main.ts`]
-      : [`${BENCH_DIR}/multicore_router.ts`, "--workers", String(workers)]),
+    `${PROJECT_ROOT}/main.ts`,
     "-c",
     options.rulesPath,
     "-H",
@@ -257,7 +242,7 @@ export async function startRouter(options: RouterStartOptions): Promise<RouterHa
   try {
     await waitFor(async () => {
       if (exited) throw new WaitAborted("the router exited");
-      return (await readLog()).split(listening).length > (workers ?? 1);
+      return (await readLog()).includes(listening);
     }, { what: listening, timeoutMs: 60_000, intervalMs: 25 });
   } catch (error) {
     await stopChild(child, 1000);
@@ -282,26 +267,22 @@ export interface FloorHandle {
 }
 
 /**
- * Starts bench/floor_server.ts on a free port, or with `reusePort` on `port` beside others
- * (SO_REUSEPORT, which needs --unstable-net); with `lookupPath` (expected.tsv) as the lookup
+ * Starts bench/floor_server.ts on a free port; with `lookupPath` (expected.tsv) as the lookup
  * floor.
  */
 export async function startDenoFloor(
-  options: { port?: number; reusePort?: boolean; lookupPath?: string } = {},
+  options: { lookupPath?: string } = {},
 ): Promise<FloorHandle> {
-  const port = options.port ?? await freePort();
-  const reuse = options.reusePort ? ["--unstable-net"] : [];
+  const port = await freePort();
   const lookupPath = options.lookupPath;
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       "--allow-net",
-      ...reuse,
       ...(lookupPath === undefined ? [] : [`--allow-read=${lookupPath}`]),
       `${BENCH_DIR}/floor_server.ts`,
       "--port",
       String(port),
-      ...(options.reusePort ? ["--reuse-port"] : []),
       ...(lookupPath === undefined ? [] : ["--lookup", lookupPath]),
     ],
     stdout: "piped",

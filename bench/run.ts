@@ -8,8 +8,6 @@
  * deno task bench --soak --soak-dns-tcp  # the same with the router's --dns-tcp
  * deno task bench --profile            # the router's hit path under the CPU profiler
  * deno task bench --profile --profile-phase cold   # the cold pass under the CPU profiler
- * deno task bench --stretch            # more than one core: the router in 1 thread and in 2
- *                                      # workers (SO_REUSEPORT), and the floor in 1 and 2 processes
  * ```
  *
  * Other flags: `--seconds N` and `--rounds N` (each hit figure is the median of N interleaved
@@ -29,12 +27,10 @@ import { formatBench } from "./report.ts";
 import { formatProfile, runProfile } from "./profile.ts";
 import { writeResults } from "./setup.ts";
 import { formatSoak, runSoak } from "./soak.ts";
-import { formatStretch, runStretch } from "./stretch.ts";
 
 const USAGE = "usage: deno task bench [--seconds N] [--rounds N] [--deno-loadgen] [--keep] " +
   "[--router-deno-flag FLAG]...\n" +
   "       deno task bench --soak [--soak-seconds N] [--soak-dns-tcp]\n" +
-  "       deno task bench --stretch [--seconds N] [--rounds N]\n" +
   "       deno task bench --profile [--profile-seconds N] [--profile-conns N] " +
   "[--profile-phase hits|cold]";
 
@@ -56,7 +52,6 @@ async function main(): Promise<void> {
       strict: true,
       options: {
         soak: { type: "boolean" },
-        stretch: { type: "boolean" },
         "soak-seconds": { type: "string" },
         "soak-dns-tcp": { type: "boolean" },
         profile: { type: "boolean" },
@@ -95,16 +90,6 @@ async function main(): Promise<void> {
     });
     console.log(formatProfile(entries));
     console.error(`profile: ${output} (open in Chrome DevTools, Performance tab)`);
-    return;
-  }
-  if (values.stretch) {
-    const results = await runStretch({
-      seconds: positive(values.seconds, 3, "--seconds"),
-      rounds: Math.round(positive(values.rounds, 3, "--rounds")),
-      denoLoadgen,
-    });
-    console.log(formatStretch(results));
-    console.error(`stretch: results in ${await writeResults("stretch", results)}`);
     return;
   }
   if (values.soak || values["soak-seconds"] !== undefined) {
