@@ -112,12 +112,6 @@ async function measureHits(
   return hits;
 }
 
-/**
- * 100,000 domains into a fresh router with the production flags (no --metrics, as the systemd
- * unit runs it): the cost of cached domains alone, without the heap V8 keeps from the hit runs.
- * Without metrics, the DNS server counts what went in: one query per domain, and none when a
- * sample is asked again.
- */
 /** A cold pass: one pass over the workload on 8 connections, timed by the load generator. */
 interface ColdPass {
   load: LoadResult;
@@ -146,6 +140,12 @@ async function coldPass(
   };
 }
 
+/**
+ * 100,000 domains into a fresh router with the production flags (no --metrics, as the systemd
+ * unit runs it): the cost of cached domains alone, without the heap V8 keeps from the hit runs.
+ * Without metrics, the DNS server counts what went in: one query per domain, and none when a
+ * sample is asked again.
+ */
 async function fillFreshRouter(
   options: { router: RouterHandle; dns: DnsProcess; run: RunLoad; dir: string },
 ): Promise<{ rssStart: number; rss: number; entries: number }> {
@@ -252,6 +252,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
       cFloor,
     ];
     for (const handle of handles) if (handle !== null) stops.push(() => handle.stop());
+    say(`routers: production flags pid ${router.pid}, with --metrics pid ${metricsRouter.pid}`);
     const run: RunLoad = (port, conns, keyFile, seconds, cpus) =>
       runLoadgen(loadgen.tool, { port, conns, keyFile, seconds, cpus });
     const pinning = await canPin(machine.cores);
@@ -274,12 +275,13 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
     const cold = await coldPass(router, passContext);
     const rssAfterPass = (await rssBytes(router.pid)) ?? 0;
 
-    say("cold pass (router with production flags and --dns-tcp)");
     const tcpRouter = await startRouter({
       ...common,
       logPath: `${dir}/router-dns-tcp.log`,
       routerFlags: ["--dns-tcp"],
     });
+    stops.push(() => tcpRouter.stop());
+    say(`cold pass (a fresh router with production flags and --dns-tcp, pid ${tcpRouter.pid})`);
     const coldTcp = await coldPass(tcpRouter, passContext);
     await tcpRouter.stop();
 
@@ -306,8 +308,8 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
     const rssAfterFill = (await rssBytes(metricsRouter.pid)) ?? 0;
     say(`  ${fillCount} domains in ${fill.secs.toFixed(2)} s; ${entriesAfterFill} entries`);
 
-    say("filling a fresh router (production flags) with 100,000 domains");
     const freshRouter = await startRouter({ ...common, logPath: `${dir}/router-fresh.log` });
+    say(`filling a fresh router (production flags, pid ${freshRouter.pid}) with 100,000 domains`);
     stops.push(() => freshRouter.stop());
     const fresh = await fillFreshRouter({ router: freshRouter, dns, run, dir });
     await freshRouter.stop();

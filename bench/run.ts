@@ -6,15 +6,17 @@
  * deno task bench --soak               # 5 minutes of mixed load with DNS outages
  * deno task bench --soak --soak-seconds 60
  * deno task bench --soak --soak-dns-tcp  # the same with the router's --dns-tcp
- * deno task bench --profile            # the router's hit path under the CPU profiler
- * deno task bench --profile --profile-phase cold   # the cold pass under the CPU profiler
+ * # A CPU profile of each router the bench starts, named by its pid (the progress lines give
+ * # each router's), with a markdown summary of the functions by self time beside it:
+ * deno task bench --router-deno-flag=--cpu-prof --router-deno-flag=--cpu-prof-md \
+ *   --router-deno-flag=--cpu-prof-dir=/tmp/mxrouter-profile
  * ```
  *
  * Other flags: `--seconds N` and `--rounds N` (each hit figure is the median of N interleaved
  * rounds of that many seconds; default 3 and 3), `--deno-loadgen` (skip the C
  * load generator), `--keep` (keep the temporary directory with logs and inputs),
- * `--profile-seconds N`, `--profile-conns N`, `--router-deno-flag FLAG` (repeatable: a `deno run`
- * flag for the router, e.g. `--router-deno-flag=--v8-flags=--max-semi-space-size=1`, to try one).
+ * `--router-deno-flag FLAG` (repeatable: a `deno run` flag for every router the bench starts, e.g.
+ * `--router-deno-flag=--v8-flags=--max-semi-space-size=1` to try one, or `--cpu-prof`).
  *
  * The markdown table goes to stdout, progress to stderr; results go to bench/results.json.
  *
@@ -24,15 +26,12 @@
 import { parseArgs } from "node:util";
 import { runBench } from "./bench.ts";
 import { formatBench } from "./report.ts";
-import { formatProfile, runProfile } from "./profile.ts";
 import { writeResults } from "./setup.ts";
 import { formatSoak, runSoak } from "./soak.ts";
 
 const USAGE = "usage: deno task bench [--seconds N] [--rounds N] [--deno-loadgen] [--keep] " +
   "[--router-deno-flag FLAG]...\n" +
-  "       deno task bench --soak [--soak-seconds N] [--soak-dns-tcp]\n" +
-  "       deno task bench --profile [--profile-seconds N] [--profile-conns N] " +
-  "[--profile-phase hits|cold]";
+  "       deno task bench --soak [--soak-seconds N] [--soak-dns-tcp]";
 
 function positive(text: string | undefined, fallback: number, flag: string): number {
   if (text === undefined) return fallback;
@@ -54,10 +53,6 @@ async function main(): Promise<void> {
         soak: { type: "boolean" },
         "soak-seconds": { type: "string" },
         "soak-dns-tcp": { type: "boolean" },
-        profile: { type: "boolean" },
-        "profile-seconds": { type: "string" },
-        "profile-conns": { type: "string" },
-        "profile-phase": { type: "string" },
         seconds: { type: "string" },
         rounds: { type: "string" },
         "deno-loadgen": { type: "boolean" },
@@ -77,21 +72,6 @@ async function main(): Promise<void> {
   const keep = values.keep ?? false;
   const routerDenoFlags = values["router-deno-flag"] ?? [];
   const denoLoadgen = values["deno-loadgen"] ?? false;
-  if (values.profile) {
-    const output = new URL("./router.cpuprofile", import.meta.url).pathname;
-    const entries = await runProfile({
-      seconds: positive(values["profile-seconds"], 10, "--profile-seconds"),
-      conns: positive(values["profile-conns"], 8, "--profile-conns"),
-      phase: values["profile-phase"] === "cold" ? "cold" : "hits",
-      keep,
-      denoLoadgen,
-      routerDenoFlags,
-      output,
-    });
-    console.log(formatProfile(entries));
-    console.error(`profile: ${output} (open in Chrome DevTools, Performance tab)`);
-    return;
-  }
   if (values.soak || values["soak-seconds"] !== undefined) {
     const results = await runSoak({
       seconds: positive(values["soak-seconds"], 300, "--soak-seconds"),
