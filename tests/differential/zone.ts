@@ -10,7 +10,8 @@
 
 // @ts-types="@types/dns-packet"
 import type * as dnsPacket from "dns-packet";
-import { type FakeDnsBehaviour, type ReplyParts, replyTo } from "../support/fake_dns.ts";
+import { record, soa } from "../support/dns_packets.ts";
+import type { FakeDnsBehaviour } from "../support/fake_dns.ts";
 
 /** An MX host at Microsoft 365 (the README's `protection.outlook.com` rule). */
 export function microsoftHost(domain: string): string {
@@ -21,10 +22,10 @@ export function microsoftHost(domain: string): string {
 export const ICLOUD_HOSTS = ["mx01.mail.icloud.com", "mx02.mail.icloud.com"];
 
 /** MX records in the order the answer lists them (not sorted by preference). */
-function mx(...records: [number, string][]): FakeDnsBehaviour {
+function mx(...pairs: [number, string][]): FakeDnsBehaviour {
   return {
     kind: "mx",
-    records: records.map(([preference, exchange]) => ({ preference, exchange })),
+    records: pairs.map(([preference, exchange]) => ({ preference, exchange })),
     ttl: 300,
   };
 }
@@ -33,52 +34,28 @@ const microsoft = (domain: string) => mx([10, microsoftHost(domain)]);
 const nodata: FakeDnsBehaviour = { kind: "nodata", soa: { ttl: 300, minimum: 60 } };
 const cname = (target: string): FakeDnsBehaviour => ({ kind: "cname", target, ttl: 300 });
 
-/** A reply built from the query: for answers no content behaviour of the fake server gives. */
-function raw(parts: ReplyParts): FakeDnsBehaviour {
-  return { kind: "raw", reply: (query) => replyTo(query, parts) };
+/** Exactly these records: answers no honest server gives for the question. */
+function records(parts: { answers?: dnsPacket.Answer[]; authorities?: dnsPacket.Answer[] }) {
+  return { kind: "records", ...parts } satisfies FakeDnsBehaviour;
 }
 
-function mxRecord(owner: string, extra: Partial<dnsPacket.Answer> = {}): dnsPacket.Answer {
-  return {
-    type: "MX",
-    name: owner,
-    ttl: 300,
-    class: "IN",
-    data: { preference: 10, exchange: microsoftHost(owner) },
-    ...extra,
-  } as dnsPacket.Answer;
-}
-
-function soa(zone: string): dnsPacket.Answer {
-  return {
-    type: "SOA",
-    name: zone,
-    ttl: 300,
-    class: "IN",
-    data: {
-      mname: `ns.${zone}`,
-      rname: `hostmaster.${zone}`,
-      serial: 1,
-      refresh: 3600,
-      retry: 600,
-      expire: 86400,
-      minimum: 60,
-    },
-  };
+/** An MX record of `owner` at Microsoft, of class IN unless `options` say otherwise. */
+function microsoftMx(owner: string, options: { class?: string; flush?: boolean } = {}) {
+  return record("MX", owner, { preference: 10, exchange: microsoftHost(owner) }, options);
 }
 
 /** Twenty MX hosts, preferences 1 to 20; the Microsoft one at `microsoftPreference`. */
 function manyMx(domain: string, microsoftPreference: number): FakeDnsBehaviour {
-  const records: [number, string][] = [];
+  const pairs: [number, string][] = [];
   for (let preference = 1; preference <= 20; preference++) {
-    records.push([
+    pairs.push([
       preference,
       preference === microsoftPreference
         ? microsoftHost(domain)
         : `mx${String(preference).padStart(2, "0")}.many.test`,
     ]);
   }
-  return mx(...records);
+  return mx(...pairs);
 }
 
 /** A chain of CNAMEs `from` → hop1 → ... → `target`, `hops` CNAMEs in all. */
@@ -156,15 +133,13 @@ export const ZONE: Record<string, FakeDnsBehaviour> = {
   ...chain("alias-ten.test", 10, "o365.test"),
 
   // Issue 16 part 2: answers nobody can account for.
-  "class-ch.test": raw({ answers: [mxRecord("class-ch.test", { class: "CH" })] }),
-  "flush-bit.test": raw({ answers: [mxRecord("flush-bit.test", { flush: true })] }),
-  "foreign-soa.test": raw({ authorities: [soa("example.org")] }),
-  "authority-a.test": raw({
-    authorities: [{ type: "A", name: "other.example", ttl: 300, class: "IN", data: "192.0.2.1" }],
-  }),
-  "other-mx-root-soa.test": raw({
-    answers: [mxRecord("someone-else.test")],
-    authorities: [soa(".")],
+  "class-ch.test": records({ answers: [microsoftMx("class-ch.test", { class: "CH" })] }),
+  "flush-bit.test": records({ answers: [microsoftMx("flush-bit.test", { flush: true })] }),
+  "foreign-soa.test": records({ authorities: [soa("example.org", 300, 60)] }),
+  "authority-a.test": records({ authorities: [record("A", "other.example", "192.0.2.1")] }),
+  "other-mx-root-soa.test": records({
+    answers: [microsoftMx("someone-else.test")],
+    authorities: [soa(".", 300, 60)],
   }),
 
   // Issue 16 part 3: exchange names that are no host names (a space; a byte over 0x7f).
