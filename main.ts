@@ -103,6 +103,7 @@ async function serve(options: ServeOptions): Promise<void> {
         return open;
       },
       refusedConnections: () => limit.refused,
+      evictedConnections: () => limit.evicted,
       ruleSet: () => router.ruleSet,
       version: VERSION,
     });

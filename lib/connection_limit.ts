@@ -5,51 +5,51 @@
  */
 
 import { log } from "./log.ts";
+import { FAULT_LOG_INTERVAL_MS, heldBackText, LogThrottle } from "./log_throttle.ts";
 
 /** What the limit reads of a connection to choose one to close. */
 export interface TrackedConnection {
   /** Between reading a request and writing its reply. */
   readonly busy: boolean;
-  /** When the unfinished request in its buffer began arriving; 0 when there is none. */
-  readonly partialSince: number;
   readonly closed: boolean;
-  /** `performance.now()` of its last read or write, from a clock that may lag (see below). */
-  readonly lastActive: number;
+  /**
+   * A {@linkcode ConnectionLimit.stamp} taken when it began waiting for its next request (when
+   * accepted, and each time its replies were written): the smaller, the longer it has waited.
+   * Bytes of an unfinished request do not renew it, so dripping one byte at a time does not make
+   * a hoarded connection look busy.
+   */
+  readonly waitingSince: number;
 }
 
 /**
- * At the limit, a new connection takes the place of the one idle longest, if that one has been
- * idle this long: clients that hold connections open without asking (or a local process hoarding
- * them) cannot lock Postfix out. Postfix reconnects when it finds its idle connection closed.
- */
-export const EVICT_IDLE_MS = 2000;
-/**
- * How far a connection's `lastActive` may lag the real time: the server stamps it from a coarse
- * clock its sweep advances at most this often. A connection counts as idle
- * {@linkcode EVICT_IDLE_MS} only when it looks idle this much longer.
- */
-const COARSE_CLOCK_LAG_MS = 1000;
-/** The notice that the limit was reached is logged at most this often. */
-const EVICT_LOG_MS = 60_000;
-
-/**
  * --max-connections across all listeners: the connections open (each with how to close it, so
- * the one idle longest can make room for a new one), and those refused.
+ * one can make room for a new one), those closed to make room, and those refused.
+ *
+ * At the limit a new connection is always served, unless every open connection has a reply under
+ * way: the connection that has waited longest since its last request is closed for it, however
+ * recent that was. A local process that holds every connection and keeps each one busy with a
+ * lookup a second cannot lock Postfix out; Postfix reconnects when it finds its idle connection
+ * closed.
  *
  * @example
  * ```ts
  * const limit = new ConnectionLimit(10_000);
  * if (!limit.admit()) refuse(conn);
  * const forget = limit.track(state, () => close(state));
+ * state.waitingSince = limit.stamp(); // after writing each reply
  * ```
  */
 export class ConnectionLimit {
   /** The most connections open at once. */
   readonly max: number;
-  /** Connections refused because `max` was reached and none could be closed for them. */
+  /** Connections refused: `max` reached and every open one had a reply under way. */
   refused = 0;
+  /** Connections closed to make room for a new one. */
+  evicted = 0;
   readonly #connections = new Map<TrackedConnection, () => void>();
-  #loggedAt = -Infinity;
+  #sequence = 0;
+  readonly #refusedLog = new LogThrottle(FAULT_LOG_INTERVAL_MS);
+  readonly #evictedLog = new LogThrottle(FAULT_LOG_INTERVAL_MS);
 
   constructor(max: number) {
     this.max = max;
@@ -58,6 +58,11 @@ export class ConnectionLimit {
   /** Connections open now. */
   get open(): number {
     return this.#connections.size;
+  }
+
+  /** A number larger than every one returned before: orders connections by when they waited. */
+  stamp(): number {
+    return ++this.#sequence;
   }
 
   /**
@@ -69,33 +74,45 @@ export class ConnectionLimit {
     return () => this.#connections.delete(connection);
   }
 
-  /** Whether a new connection may open: below the limit, or one gave way for it. */
+  /**
+   * Whether a new connection may open: below the limit, or one was closed for it (see
+   * {@linkcode ConnectionLimit.makeRoom}). A refusal is counted and logged (at most once a
+   * minute, with the count held back).
+   */
   admit(now: number = performance.now()): boolean {
-    return this.open < this.max || this.makeRoom(now);
+    if (this.open < this.max || this.makeRoom(now)) return true;
+    this.refused++;
+    const heldBack = this.#refusedLog.pass(now);
+    if (heldBack !== null) {
+      log
+        .warning`--max-connections (${this.max}) reached and every connection has a reply under way: refused a new connection (${this.refused} refused since start)${
+        heldBackText(heldBack)
+      }`;
+    }
+    return false;
   }
 
   /**
-   * Closes the connection idle longest to make room for a new one: idle at least
-   * {@linkcode EVICT_IDLE_MS}, or holding a request begun that long ago and still unfinished
-   * (Postfix writes a request whole; one byte must not make a hoarded connection safe), and never
-   * one whose reply is under way. False when there is none.
+   * Closes the connection that has waited longest since its last request, never one whose reply
+   * is under way, to make room for a new one; counts and logs it (at most once a minute). False
+   * when every connection has a reply under way.
    */
   makeRoom(now: number = performance.now()): boolean {
-    let idlest: TrackedConnection | null = null;
-    const before = now - EVICT_IDLE_MS - COARSE_CLOCK_LAG_MS;
+    let longest: TrackedConnection | null = null;
     for (const connection of this.#connections.keys()) {
       if (connection.busy || connection.closed) continue;
-      const since = connection.partialSince !== 0 ? connection.partialSince : connection.lastActive;
-      if (since > before) continue;
-      if (idlest === null || connection.lastActive < idlest.lastActive) idlest = connection;
+      if (longest === null || connection.waitingSince < longest.waitingSince) longest = connection;
     }
-    if (idlest === null) return false;
-    if (now - this.#loggedAt >= EVICT_LOG_MS) {
-      this.#loggedAt = now;
+    if (longest === null) return false;
+    this.evicted++;
+    const heldBack = this.#evictedLog.pass(now);
+    if (heldBack !== null) {
       log
-        .warning`--max-connections (${this.max}) reached: closing the connections idle longest for new ones`;
+        .warning`--max-connections (${this.max}) reached: closed the connection waiting longest since its last request, to serve a new one (${this.evicted} closed so far); raise --max-connections unless a client hoards connections${
+        heldBackText(heldBack)
+      }`;
     }
-    this.#connections.get(idlest)?.();
+    this.#connections.get(longest)?.();
     return true;
   }
 }

@@ -20,7 +20,10 @@ export interface MetricSources {
   cache: () => CacheCounters & { entries: number };
   /** Open connections per protocol. */
   connections: () => Record<string, number>;
+  /** Connections refused at --max-connections (every open one had a reply under way). */
   refusedConnections: () => number;
+  /** Connections closed at --max-connections to serve a new one. */
+  evictedConnections: () => number;
   /** The rules in force (counts per rule and per pool member live on them). */
   ruleSet: () => RuleSet;
   version: string;
@@ -103,8 +106,13 @@ export function createMetrics(sources: MetricSources): RouterMetrics {
   }
   counterFrom(
     "mxrouter_connections_refused_total",
-    "Connections closed at once past --max-connections (no idle connection could give way).",
+    "New connections closed at once at --max-connections: every open one had a reply under way.",
     sources.refusedConnections,
+  );
+  counterFrom(
+    "mxrouter_connections_evicted_total",
+    "Connections closed at --max-connections to serve a new one (the one waiting longest).",
+    sources.evictedConnections,
   );
   new client.Gauge({
     name: "mxrouter_cache_entries",

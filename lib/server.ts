@@ -14,6 +14,7 @@ import { closeQuietly, errorMessage } from "./errors.ts";
 import { FRAME_BAD, FRAME_NEED_MORE, newFrame, type ProtocolCodec } from "./codec.ts";
 import type { ConnectionLimit } from "./connection_limit.ts";
 import { log } from "./log.ts";
+import { FAULT_LOG_INTERVAL_MS, heldBackText, LogThrottle } from "./log_throttle.ts";
 import type { Decision, Router } from "./router.ts";
 
 /**
@@ -51,6 +52,8 @@ interface ConnectionState {
   busy: boolean;
   /** When the unfinished request now in the buffer began arriving; 0 when there is none. */
   partialSince: number;
+  /** The limit's stamp of when it began waiting for its next request (see ConnectionLimit). */
+  waitingSince: number;
   closed: boolean;
   done: Promise<void>;
 }
@@ -69,6 +72,7 @@ export class TableServer {
   readonly #connections = new Set<ConnectionState>();
   #stopping = false;
   #sweeper: ReturnType<typeof setInterval> | undefined;
+  readonly #acceptErrorLog = new LogThrottle(FAULT_LOG_INTERVAL_MS);
   /**
    * A coarse clock for idle and stuck checks, advanced by the sweeper: reading the real clock
    * twice per request is an operation into the runtime each time.
@@ -102,14 +106,18 @@ export class TableServer {
           conn = await this.#init.listener.accept();
         } catch (error) {
           if (this.#stopping || error instanceof Deno.errors.BadResource) break;
-          // Out of file descriptors, or a connection reset before accept: keep serving.
-          log.error`${this.#init.codec.name}: accept failed: ${errorMessage(error)}; retrying`;
+          // Out of file descriptors, or a connection reset before accept: keep serving, and say
+          // so once a minute, not at every retry.
+          const heldBack = this.#acceptErrorLog.pass();
+          if (heldBack !== null) {
+            log.error`${this.#init.codec.name}: accept failed: ${
+              errorMessage(error)
+            }; retrying every ${ACCEPT_RETRY_MS} ms${heldBackText(heldBack)}`;
+          }
           await new Promise((resolve) => setTimeout(resolve, ACCEPT_RETRY_MS));
           continue;
         }
-        const limit = this.#init.limit;
-        if (this.#stopping || !limit.admit()) {
-          limit.refused++;
+        if (this.#stopping || !this.#init.limit.admit()) {
           closeQuietly(conn);
           continue;
         }
@@ -144,6 +152,7 @@ export class TableServer {
       lastActive: this.#clock,
       busy: false,
       partialSince: 0,
+      waitingSince: limit.stamp(),
       closed: false,
       done: Promise.resolve(),
     };
@@ -239,6 +248,8 @@ export class TableServer {
           // progress is never "drip-feeding").
           state.partialSince = state.lastActive;
         }
+        // Bytes of an unfinished request alone do not count as a request answered.
+        const answered = replies.length > 0;
         const only = replies.length === 1 ? replies[0] : null;
         if (only instanceof Uint8Array) {
           // The common case, one reply ready: no gathering, one write.
@@ -249,6 +260,7 @@ export class TableServer {
         replies.length = 0;
         state.busy = false;
         state.lastActive = this.#clock;
+        if (answered) state.waitingSince = this.#init.limit.stamp();
         if (closeAfter) return;
       }
     } catch (error) {

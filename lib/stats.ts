@@ -19,7 +19,7 @@ export interface StatsSources {
   cache: MxCache<Decision>;
   router: Router;
   /** The connection limit's counts (a {@linkcode ConnectionLimit} in the router). */
-  limit: Readonly<Pick<ConnectionLimit, "open" | "max" | "refused">>;
+  limit: Readonly<Pick<ConnectionLimit, "open" | "max" | "refused" | "evicted">>;
 }
 
 /**
@@ -38,7 +38,8 @@ export function statsLine(sources: StatsSources): string {
     `invalid=${invalid}; cache entries=${sources.cache.size} hits=${c.hits} misses=${c.misses} ` +
     `stale=${c.staleAnswers} prefetches=${c.prefetches} coalesced=${c.coalesced} ` +
     `failure_hits=${c.failureHits}; dns queries=${c.dnsQueries} failures=${c.failures}; ` +
-    `connections open=${sources.limit.open} refused=${sources.limit.refused}; rss=${rssMb}MB; ` +
+    `connections open=${sources.limit.open} refused=${sources.limit.refused} ` +
+    `evicted=${sources.limit.evicted}; rss=${rssMb}MB; ` +
     `top rules: ${topRules(sources.router.ruleSet)}`;
 }
 

@@ -431,6 +431,8 @@ Deno.test("metrics: a scrape's counters match the lookups made; 404 elsewhere", 
   assert.equal(value("mxrouter_rules_loaded"), 3);
   assert.equal(value('mxrouter_build_info{version="1.0.0"}'), 1);
   assert.equal(value("mxrouter_lookup_duration_seconds_count"), 5);
+  assert.equal(value("mxrouter_connections_refused_total"), 0);
+  assert.equal(value("mxrouter_connections_evicted_total"), 0);
   assert.ok(!/contoso/.test(text), "no domain names in labels");
   const other = await fetch(`http://127.0.0.1:${metricsPort}/other`);
   assert.equal(other.status, 404);

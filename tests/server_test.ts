@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { DEFAULT_CACHE_OPTIONS, MxCache } from "../lib/cache.ts";
 import { parseConfig } from "../lib/config.ts";
 import { type Decision, Router } from "../lib/router.ts";
-import { ConnectionLimit, EVICT_IDLE_MS } from "../lib/connection_limit.ts";
+import { ConnectionLimit } from "../lib/connection_limit.ts";
 import { TableServer } from "../lib/server.ts";
 import { tcpTableCodec } from "../lib/tcp_table.ts";
 import { FakeResolver } from "./support/fake_resolver.ts";
@@ -141,32 +141,75 @@ Deno.test("many concurrent connections are served", async () => {
   assert.equal(s.resolver.total, 1);
 });
 
-Deno.test("past --max-connections new connections are closed at once and counted", async () => {
+Deno.test("past --max-connections with every reply under way, a new connection is refused and counted", async () => {
   await using s = await startServer({ maxConnections: 2 });
   const a = await s.client();
   const b = await s.client();
-  assert.equal(await a.get("user@contoso.example"), "200 relay:[o365.example]:587");
-  assert.equal(await b.get("user@contoso.example"), "200 relay:[o365.example]:587");
+  s.resolver.hold();
+  await a.send("get user@contoso.example\n");
+  await b.send("get user@gmail.example\n");
+  await new Promise((resolve) => setTimeout(resolve, 50));
   const c = await s.client();
   await c.send("get user@contoso.example\n").catch(() => {});
   assert.equal(await c.line().catch(() => null), null);
   assert.equal(s.limit.refused, 1);
-  assert.equal(await a.get("user@other.example"), "500 NO%20RESULT");
+  assert.equal(s.limit.evicted, 0);
+  s.resolver.release();
+  assert.equal(await a.line(), "200 relay:[o365.example]:587");
+  assert.equal(await b.line(), "200 smtp:[a.example]:25,%20[b.example]:25");
 });
 
-Deno.test("at --max-connections a connection idle 2 s gives way to a new one", async () => {
-  await using s = await startServer({ maxConnections: 2 });
-  const a = await s.client();
-  const b = await s.client();
-  assert.equal(await a.get("user@contoso.example"), "200 relay:[o365.example]:587");
-  // Idle 2 s for sure: the connection's stamp comes from a clock that may lag a second.
-  await new Promise((resolve) => setTimeout(resolve, EVICT_IDLE_MS + 1200));
-  assert.equal(await b.get("user@contoso.example"), "200 relay:[o365.example]:587");
-  const c = await s.client();
-  assert.equal(await c.get("user@gmail.example"), "200 smtp:[a.example]:25,%20[b.example]:25");
+Deno.test("the --max-connections lock-out fails: a client holding every connection with a cached lookup a second on each cannot keep a new one out", async () => {
+  const max = 20;
+  await using s = await startServer({ maxConnections: max });
+  const hoarded = await Promise.all(Array.from({ length: max }, () => s.client()));
+  assert.equal(await hoarded[0].get("user@contoso.example"), "200 relay:[o365.example]:587");
+  // Each connection asks once a second, spread over the second: none is ever idle for long.
+  let asking = true;
+  const hoarding = hoarded.map(async (client, i) => {
+    await new Promise((resolve) => setTimeout(resolve, (i * 1000) / max));
+    while (asking) {
+      if (await client.get("user@contoso.example").catch(() => null) === null) return "closed";
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+    return "served";
+  });
+  try {
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    for (let i = 0; i < 3; i++) {
+      // Postfix's connection, new each time (it reconnects after finding its own closed).
+      const postfix = await s.client();
+      assert.equal(
+        await postfix.get(`user${i}@gmail.example`),
+        "200 smtp:[a.example]:25,%20[b.example]:25",
+        `new connection ${i + 1} served`,
+      );
+    }
+    // Long enough for every hoarding client to ask again and find out.
+    await new Promise((resolve) => setTimeout(resolve, 1200));
+  } finally {
+    asking = false;
+  }
+  const ends = await Promise.all(hoarding);
   assert.equal(s.limit.refused, 0);
-  assert.equal(await a.line().catch(() => null), null, "the idle one was closed");
-  assert.equal(await b.get("user@other.example"), "500 NO%20RESULT");
+  assert.equal(s.limit.evicted, 3);
+  assert.equal(ends.filter((end) => end === "closed").length, 3, "one hoarded connection each");
+});
+
+Deno.test("a hoarded connection that only drips bytes gives way before one that asks", async () => {
+  await using s = await startServer({ maxConnections: 2 });
+  const dripping = await s.client();
+  const asking = await s.client();
+  await dripping.send("get user@conto");
+  for (let i = 0; i < 3; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    await dripping.send("s"); // bytes of an unfinished request: not a request answered
+    assert.equal(await asking.get("user@contoso.example"), "200 relay:[o365.example]:587");
+  }
+  const postfix = await s.client();
+  assert.equal(await postfix.get("user@other.example"), "500 NO%20RESULT");
+  assert.equal(await dripping.line().catch(() => null), null, "the dripping one was closed");
+  assert.equal(await asking.get("user@contoso.example"), "200 relay:[o365.example]:587");
 });
 
 Deno.test("stop answers requests already read, then closes", async () => {

@@ -19,9 +19,9 @@ Deno.test("the stats line shows the same counters as the metrics, and the top ru
   for (const key of ["1@a.example", "2@a.example", "3@b.example", "4@gone.example", "*"]) {
     await router.route(key);
   }
-  const line = statsLine({ cache, router, limit: { open: 2, max: 10, refused: 1 } });
+  const line = statsLine({ cache, router, limit: { open: 2, max: 10, refused: 1, evicted: 4 } });
   assert.match(
     line,
-    /^stats: lookups match=3 nomatch=1 tempfail=0 invalid=1; cache entries=3 hits=1 misses=3 stale=0 prefetches=0 coalesced=0 failure_hits=0; dns queries=3 failures=0; connections open=2 refused=1; rss=\d+\.\dMB; top rules: line 1=2 line 2=1$/,
+    /^stats: lookups match=3 nomatch=1 tempfail=0 invalid=1; cache entries=3 hits=1 misses=3 stale=0 prefetches=0 coalesced=0 failure_hits=0; dns queries=3 failures=0; connections open=2 refused=1 evicted=4; rss=\d+\.\dMB; top rules: line 1=2 line 2=1$/,
   );
 });
