@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
+import { configureSync, type LogRecord, resetSync } from "@logtape/logtape";
 import { DEFAULT_CACHE_OPTIONS, MxCache } from "../lib/cache.ts";
 import { parseConfig } from "../lib/config.ts";
 import { type Decision, Router } from "../lib/router.ts";
 import { ConnectionLimit } from "../lib/connection_limit.ts";
+import { LOG_CATEGORY } from "../lib/log.ts";
 import { TableServer } from "../lib/server.ts";
 import { tcpTableCodec } from "../lib/tcp_table.ts";
 import { FakeResolver } from "./support/fake_resolver.ts";
@@ -306,4 +308,48 @@ Deno.test("a client that never reads its replies cannot make the server buffer w
   await flooding;
   const other = await s.client();
   assert.equal(await other.get("user@contoso.example"), "200 relay:[o365.example]:587");
+});
+
+Deno.test("failed accepts (out of file descriptors) are logged once a minute, not at every retry", async () => {
+  const parsed = parseConfig(RULES, "test.conf");
+  if (!parsed.ok) throw new Error("bad rules");
+  const cache = new MxCache<Decision>({
+    resolver: new FakeResolver(),
+    options: DEFAULT_CACHE_OPTIONS,
+  });
+  let failures = 0;
+  const listener = {
+    accept() {
+      // Five failures, then the listener is closed.
+      if (++failures > 5) return Promise.reject(new Deno.errors.BadResource("closed"));
+      return Promise.reject(new Error("Too many open files (os error 24)"));
+    },
+    close() {},
+  } as unknown as Deno.Listener;
+  const lines: string[] = [];
+  configureSync({
+    sinks: {
+      test: (record: LogRecord) => lines.push(record.message.map((part) => String(part)).join("")),
+    },
+    loggers: [
+      { category: LOG_CATEGORY, lowestLevel: "debug", sinks: ["test"] },
+      { category: ["logtape", "meta"], lowestLevel: "error", sinks: [] },
+    ],
+  });
+  try {
+    await new TableServer({
+      listener,
+      codec: tcpTableCodec,
+      router: new Router({ cache, ruleSet: parsed.ruleSet }),
+      idleTimeoutMs: 0,
+      stuckTimeoutMs: 1000,
+      limit: new ConnectionLimit(10),
+    }).serve();
+  } finally {
+    resetSync();
+  }
+  assert.equal(failures, 6);
+  assert.deepEqual(lines, [
+    "tcp_table: accept failed: Too many open files (os error 24); retrying every 100 ms",
+  ]);
 });
