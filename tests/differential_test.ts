@@ -8,6 +8,7 @@
  */
 
 import assert from "node:assert/strict";
+import { domainToASCII } from "node:url";
 import { CORPUS, type CorpusConfig, DIFFERENCES, type Row } from "./differential/corpus.ts";
 import { ZONE } from "./differential/zone.ts";
 import { type FakeDns, startFakeDns } from "./support/fake_dns.ts";
@@ -96,8 +97,9 @@ interface Observed {
   dnsQueries: number;
 }
 
+/** The key's domain as DNS would be asked for it (A-label form). */
 function domainOf(key: string): string {
-  return key.slice(key.lastIndexOf("@") + 1).toLowerCase().replace(/\.$/, "");
+  return domainToASCII(key.slice(key.lastIndexOf("@") + 1).replace(/\.$/, ""));
 }
 
 /** Starts a router with one config's rules, asks every key of it, stops the router. */

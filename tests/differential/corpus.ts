@@ -90,8 +90,9 @@ function differs(
   return { key, ...answers, diff };
 }
 
-/** The README's relay results. */
+/** The README's relay result for Microsoft 365. */
 export const O365 = "relay:[office365-relay.example.com]:587";
+/** The README's relay result for iCloud. */
 export const ICLOUD = "relay:[icloud-relay.example.com]:587";
 const O = `200 ${O365}`;
 const I = `200 ${ICLOUD}`;
