@@ -4,6 +4,7 @@
  * @module
  */
 
+import { compileRegex } from "./regex.ts";
 import type { Decision } from "./router.ts";
 
 /**
@@ -125,8 +126,9 @@ export function makeMatcher(kind: PatternKind, value: string): (host: string) =>
       return (host) => host === value || host.endsWith(dotted);
     }
     case "regex": {
-      const regex = new RegExp(value, "i");
-      return (host) => regex.test(host);
+      const compiled = compileRegex(value);
+      if ("error" in compiled) throw new Error(compiled.error);
+      return compiled.test;
     }
     default: {
       const unknown: never = kind;

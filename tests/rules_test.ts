@@ -24,7 +24,7 @@ Deno.test("exact matches one host only", () => {
   assert.equal(test("a.mx.example.com"), false);
 });
 
-Deno.test("regex is a case-insensitive JavaScript regular expression", () => {
+Deno.test("regex is a case-insensitive RE2 regular expression", () => {
   const test = makeMatcher("regex", "^mx\\d+\\.mail\\.icloud\\.com$");
   assert.equal(test("mx01.mail.icloud.com"), true);
   assert.equal(test("MX01.MAIL.ICLOUD.COM"), true);

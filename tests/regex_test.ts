@@ -1,0 +1,157 @@
+import assert from "node:assert/strict";
+import { describeRegexes } from "../lib/check.ts";
+import { formatConfigError, parseConfig } from "../lib/config.ts";
+import { compileRegex, MAX_REGEX_INSTRUCTIONS } from "../lib/regex.ts";
+
+/** The matcher of a source the limit accepts; fails the test with the reason otherwise. */
+function matcher(source: string): (host: string) => boolean {
+  const compiled = compileRegex(source);
+  assert.ok("test" in compiled, `${source}: ${"error" in compiled ? compiled.error : ""}`);
+  return compiled.test;
+}
+
+function refusal(source: string): string {
+  const compiled = compileRegex(source);
+  assert.ok("error" in compiled, `${source} is accepted`);
+  return compiled.error;
+}
+
+/** The first error of a config file, formatted as start-up and `check` print it. */
+function firstError(text: string): string {
+  const parsed = parseConfig(text, "/etc/r.conf");
+  assert.equal(parsed.ok, false, "the file is accepted");
+  return parsed.ok ? "" : formatConfigError(parsed.errors[0]);
+}
+
+const DIGITS_44 = "1".repeat(44);
+
+Deno.test("issue 17's rules are refused as too large, or matched as JavaScript matches them", () => {
+  for (
+    const source of [
+      "((a|aa)){0,250}",
+      "[a-z.-]{0,253}[a-z.-]{0,253}[a-z.-]{0,253}\\.example\\.com$",
+      "[a-z.-]{0,253}[a-z.-]{0,253}[a-z.-]{0,253}[a-z.-]{0,253}\\.example\\.com$",
+    ]
+  ) {
+    assert.match(
+      refusal(source),
+      /^too large: it compiles to \d+ RE2 instructions, over the limit of 48 /,
+      source,
+    );
+  }
+  // Short names, on which JavaScript's backtracking is quick, to compare the answers.
+  const names = ["a", "aa", "mx1.mail.example.com", "mx12345.mail.example.com", "x.example.com"];
+  for (const source of ["((\\d|\\d\\d))*", "(?:(a|aa))*", "((?<x>a|aa))*"]) {
+    const test = matcher(source);
+    const js = new RegExp(source, "i");
+    for (const name of names) assert.equal(test(name), js.test(name), `${source} on ${name}`);
+  }
+  const anchored = matcher("^mx((\\d|\\d\\d))*\\.mail\\.example\\.com$");
+  assert.equal(anchored(`mx${DIGITS_44}x.mail.example.com`), false, "the issue's hostile MX");
+  assert.equal(anchored(`mx${DIGITS_44}.mail.example.com`), true);
+  assert.equal(anchored("mx.mail.example.com"), true);
+});
+
+Deno.test("named groups are accepted in both spellings, (?<x>...) and (?P<x>...)", () => {
+  for (
+    const source of ["^(?<x>mx|mail)\\d+\\.example\\.com$", "^(?P<x>mx|mail)\\d+\\.example\\.com$"]
+  ) {
+    const test = matcher(source);
+    assert.equal(test("mail7.example.com"), true, source);
+    assert.equal(test("smtp7.example.com"), false, source);
+  }
+});
+
+Deno.test("backreferences, lookaround, atomic groups and possessive repeats are refused", () => {
+  const refused: [string, string][] = [
+    ["(mx)\\d\\1", "backreference \\1"],
+    ["(?<n>mx)\\k<n>", "backreference \\k"],
+    ["mx(?=\\d)", "lookahead (?="],
+    ["mx(?!\\d)", "lookahead (?!"],
+    ["(?<=mx)\\d", "lookbehind (?<="],
+    ["(?<!mx)\\d", "lookbehind (?<!"],
+    ["(?>mx|m)x", "atomic group (?>"],
+    ["mx\\d++", "possessive repeat ++"],
+    ["mx\\d*+", "possessive repeat *+"],
+  ];
+  for (const [source, feature] of refused) {
+    assert.equal(
+      refusal(source),
+      `${feature} is not supported: rules are matched by RE2, which runs in time linear in ` +
+        "the name and so has no backtracking features; rewrite the pattern without it",
+      source,
+    );
+  }
+});
+
+Deno.test("other syntax errors keep RE2's reason, without the case-insensitive prefix", () => {
+  assert.equal(refusal("mx[0-9"), "missing closing ]: [0-9");
+  assert.equal(refusal("(mx"), "missing closing ): (mx");
+  assert.equal(refusal("mx\\"), "trailing backslash at end of expression");
+});
+
+Deno.test("matching is case-insensitive, in rules the backtracking check refused too", () => {
+  // A repeated group holding a repeat: refused before, for the backtracking it could cause.
+  const test = matcher("^(?:MX\\d+\\.)+Mail\\.ICLOUD\\.com$");
+  assert.equal(test("mx01.mail.icloud.com"), true);
+  assert.equal(test("mx1.mx2.mail.icloud.com"), true);
+  assert.equal(test("MX01.MAIL.ICLOUD.COM"), true);
+  assert.equal(test("mx.mail.icloud.com"), false);
+  assert.equal(matcher("^[A-Z]+(?:\\.[A-Z]+)*\\.example$")("mail.eu.example"), true);
+});
+
+Deno.test("a rule matches anywhere in the name unless it anchors with ^ $ or RE2's \\A \\z", () => {
+  assert.equal(matcher("mail\\.example")("mx.mail.example.com"), true);
+  assert.equal(matcher("\\Amx\\.")("mx.mail.example.com"), true);
+  assert.equal(matcher("\\.com\\z")("mx.mail.example.com"), true);
+  assert.equal(matcher("\\Amail\\.example")("mx.mail.example.com"), false);
+  assert.equal(matcher("^mail\\.example")("mx.mail.example.com"), false);
+  assert.equal(matcher("mail\\.example$")("mx.mail.example.com"), false);
+});
+
+Deno.test("start-up and check refuse a lookbehind with the file, the line and the reason", () => {
+  assert.match(
+    firstError("suffix:ok.example relay:a\n/(?<=mx)\\d+\\.example\\.com$/ relay:b\n"),
+    /^\/etc\/r\.conf, line 2: bad regular expression \/\(\?<=mx\)\\d\+\\\.example\\\.com\$\/: lookbehind \(\?<= is not supported/,
+  );
+});
+
+Deno.test("a rule over the instruction limit is refused with the file, the line and the limit", () => {
+  assert.match(
+    firstError(
+      "suffix:ok.example relay:a\n\n/[a-z.-]{0,253}[a-z.-]{0,253}[a-z.-]{0,253}\\.example\\.com$/ relay:b\n",
+    ),
+    /^\/etc\/r\.conf, line 3: bad regular expression \/\[a-z\.-\]\{0,253\}.*\/: too large: it compiles to 1533 RE2 instructions, over the limit of 48 for all regular expressions of the file together/,
+  );
+});
+
+Deno.test("regex rules over the limit together: the line that crosses it, and each rule's share", () => {
+  const text = "/^mx\\d+\\.mail\\.icloud\\.com$/ relay:a\nsuffix:x.example relay:b\n" +
+    "/\\.mail\\.protection\\.outlook\\.com$/ relay:c\n/^mx\\d+\\./ relay:d\n";
+  assert.equal(
+    firstError(text),
+    "/etc/r.conf, line 3: regular expressions over the limit: together they compile to 55 RE2 " +
+      "instructions (line 1: 24, line 3: 31), over the limit of 48, which bounds the time of a " +
+      "lookup; use suffix: or exact: rules where they do, or simplify the regexes",
+  );
+  const parsed = parseConfig(text, "/etc/r.conf");
+  assert.equal(parsed.ok ? 0 : parsed.errors.length, 1, "one error, on the line that crosses");
+});
+
+Deno.test("check prints each regex's size and the file's total against the limit", () => {
+  const parsed = parseConfig(
+    "suffix:outlook.com relay:[a]:587\n/^mx\\d+\\./ smtp:[c]:25\n/\\.example\\.com$/ smtp:[d]:25\n",
+    "/etc/r.conf",
+  );
+  assert.ok(parsed.ok);
+  assert.deepEqual(describeRegexes(parsed.ruleSet), [
+    "line 2: regex compiles to 8 RE2 instructions",
+    "line 3: regex compiles to 15 RE2 instructions",
+    `regular expressions: 23 of at most ${MAX_REGEX_INSTRUCTIONS} RE2 instructions together; ` +
+    "the limit keeps a lookup whose 16 MX hosts are hostile 253-character names under about " +
+    "3.5 ms",
+  ]);
+  const plain = parseConfig("suffix:outlook.com relay:[a]:587\n", "/etc/r.conf");
+  assert.ok(plain.ok);
+  assert.deepEqual(describeRegexes(plain.ruleSet), []);
+});
