@@ -1,6 +1,6 @@
 /**
- * `deno task bench`: the router against the Deno and C floors on cache hits, a cold pass over
- * the workload, memory with 100,000 domains cached, and answers while the DNS is dead. Every
+ * `deno task bench`: the router against the Deno, lookup and C floors on cache hits, a cold pass
+ * over the workload, memory with 100,000 domains cached, and answers while the DNS is dead. Every
  * figure comes from outside the router process (load generator, /proc, the metrics endpoint).
  *
  * @module
@@ -227,8 +227,9 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
     const machine = await machineFacts();
     const inputs = await writeInputs(dir, "long");
     const { workload } = inputs;
-    const loadgen = await chooseLoadgen(dir, options.denoLoadgen);
+    const loadgen = await chooseLoadgen(options.denoLoadgen);
     say(`${loadgen.note}; inputs in ${dir}`);
+    if (loadgen.warning !== null) say(`WARNING: ${loadgen.warning}`);
     const dns = await DnsProcess.start(inputs.zonePath);
     stops.push(() => dns.stop());
     const common = {
@@ -328,6 +329,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
       machine,
       setup: {
         loadgen: loadgen.note,
+        loadgenWarning: loadgen.warning,
         seed: SEED,
         zoneDomains: inputs.zone.length,
         workloadKeys: workload.keys.length,

@@ -1,6 +1,7 @@
 /**
  * A closed-loop tcp_table load generator shaped like Postfix, in Deno: the stand-in for
- * ../shared/bench/loadgen.c where gcc is missing, with the same arguments and output line.
+ * bench/loadgen.c where no C compiler builds it, with the same arguments and output line; and the
+ * line reader the soak and the bench's own lookups use.
  *
  * ```sh
  * deno run --allow-net --allow-read bench/loadgen.ts HOST PORT CONNS KEYFILE SECONDS
@@ -26,7 +27,7 @@ export interface LoadResult {
 }
 
 /**
- * Parses the output line of loadgen.c (and of this program).
+ * Parses the output line of bench/loadgen.c (and of this program).
  *
  * @example
  * ```ts

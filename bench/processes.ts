@@ -5,7 +5,7 @@
  * @module
  */
 
-import { freePort, WaitAborted, waitFor, waitForTcp } from "../tests/support/e2e_util.ts";
+import { freePort, WaitAborted, waitFor } from "../tests/support/e2e_util.ts";
 import { errorMessage } from "../lib/errors.ts";
 import {
   compilePermissionFlags,
@@ -266,79 +266,86 @@ export interface FloorHandle {
   stop(): Promise<void>;
 }
 
-/**
- * Starts bench/floor_server.ts on a free port; with `lookupPath` (expected.tsv) as the lookup
- * floor.
- */
-export async function startDenoFloor(
-  options: { lookupPath?: string } = {},
-): Promise<FloorHandle> {
-  const port = await freePort();
-  const lookupPath = options.lookupPath;
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-net",
-      ...(lookupPath === undefined ? [] : [`--allow-read=${lookupPath}`]),
-      `${BENCH_DIR}/floor_server.ts`,
-      "--port",
-      String(port),
-      ...(lookupPath === undefined ? [] : ["--lookup", lookupPath]),
-    ],
+/** Starts a floor server that takes a port (0: any free one) and prints `port=N` once listening. */
+async function startFloor(what: string, program: string, args: string[]): Promise<FloorHandle> {
+  const child = new Deno.Command(program, {
+    args,
     stdout: "piped",
     stderr: "inherit",
     stdin: "null",
   }).spawn();
-  const lines = new StdoutLines(child.stdout);
-  const first = await lines.next(60_000);
-  if (first !== `port=${port}`) throw new Error(`Deno floor did not start: ${first}`);
+  const first = await new StdoutLines(child.stdout).next(60_000);
+  const port = Number(first?.match(/^port=(\d+)$/)?.[1]);
+  if (!(port > 0)) {
+    await stopChild(child, 1000);
+    throw new Error(`${what} did not start: ${first}`);
+  }
   return { port, pid: child.pid, stop: () => stopChild(child) };
 }
 
-/** Starts the C floor (../shared/bench/floor.c, built) on a free port. */
-export async function startCFloor(binary: string): Promise<FloorHandle> {
-  const port = await freePort();
-  const child = new Deno.Command(binary, {
-    args: [String(port)],
-    stdout: "null",
-    stderr: "inherit",
-    stdin: "null",
-  }).spawn();
-  await waitForTcp(port, { hostname: HOST });
-  return { port, pid: child.pid, stop: () => stopChild(child) };
+/** Starts bench/floor_server.ts; with `lookupPath` (expected.tsv) as the lookup floor. */
+export function startDenoFloor(options: { lookupPath?: string } = {}): Promise<FloorHandle> {
+  const lookupPath = options.lookupPath;
+  return startFloor(lookupPath === undefined ? "Deno floor" : "lookup floor", Deno.execPath(), [
+    "run",
+    "--allow-net",
+    ...(lookupPath === undefined ? [] : [`--allow-read=${lookupPath}`]),
+    `${BENCH_DIR}/floor_server.ts`,
+    "--port",
+    "0",
+    ...(lookupPath === undefined ? [] : ["--lookup", lookupPath]),
+  ]);
 }
 
-/** The C tools of ../shared/bench, built, or null. */
+/** Starts the C floor (bench/floor.c, built by {@linkcode buildCTools}). */
+export function startCFloor(binary: string): Promise<FloorHandle> {
+  return startFloor("C floor", binary, ["0"]);
+}
+
+/** The bench's C programs, built. */
 export interface CTools {
   loadgen: string;
   floor: string;
 }
 
-/** Builds ../shared/bench/{loadgen,floor}.c with gcc into `dir`; null without gcc or sources. */
-export async function buildCTools(dir: string): Promise<{ tools: CTools | null; why: string }> {
-  const source = `${PROJECT_ROOT}/../shared/bench`;
-  try {
-    await Deno.stat(`${source}/loadgen.c`);
-  } catch {
-    return { tools: null, why: `${source}/loadgen.c not found` };
-  }
-  const tools = { loadgen: `${dir}/loadgen`, floor: `${dir}/floor` };
+/** Where {@linkcode buildCTools} puts the binaries (ignored by git). */
+export const C_BUILD_DIR = `${BENCH_DIR}/build`;
+
+/**
+ * Builds bench/loadgen.c and bench/floor.c with the system's C compiler (`cc` unless `compiler`)
+ * into `dir` ({@linkcode C_BUILD_DIR} unless given), each only when its binary is missing or
+ * older than its source. Null tools and the reason when the compiler is missing or fails.
+ */
+export async function buildCTools(
+  options: { compiler?: string; dir?: string } = {},
+): Promise<{ tools: CTools | null; why: string }> {
+  const { compiler = "cc", dir = C_BUILD_DIR } = options;
+  const tools: CTools = { loadgen: `${dir}/loadgen`, floor: `${dir}/floor` };
+  await Deno.mkdir(dir, { recursive: true });
   for (const name of ["loadgen", "floor"] as const) {
+    const source = `${BENCH_DIR}/${name}.c`;
+    const builtAt = (await Deno.stat(tools[name]).catch(() => null))?.mtime?.getTime() ?? 0;
+    if (builtAt > ((await Deno.stat(source)).mtime?.getTime() ?? Infinity)) continue;
+    // Into a name of its own, then renamed: a run beside this one never sees half a binary.
+    const partial = `${tools[name]}.${Deno.pid}`;
     let result: Deno.CommandOutput;
     try {
-      result = await new Deno.Command("gcc", {
-        args: ["-O2", "-o", tools[name], `${source}/${name}.c`, "-lpthread"],
+      result = await new Deno.Command(compiler, {
+        args: ["-O2", "-pthread", "-o", partial, source],
         stdout: "piped",
         stderr: "piped",
       }).output();
     } catch {
-      return { tools: null, why: "gcc not found" };
+      return { tools: null, why: `no C compiler ('${compiler}' not found)` };
     }
     if (!result.success) {
-      return { tools: null, why: `gcc ${name}.c: ${new TextDecoder().decode(result.stderr)}` };
+      await Deno.remove(partial).catch(() => {});
+      const error = new TextDecoder().decode(result.stderr).trim();
+      return { tools: null, why: `${compiler} failed on bench/${name}.c: ${error}` };
     }
+    await Deno.rename(partial, tools[name]);
   }
-  return { tools, why: "built with gcc -O2" };
+  return { tools, why: `bench/loadgen.c and bench/floor.c built with ${compiler} -O2` };
 }
 
 /** Which load generator drives the servers. */

@@ -29,6 +29,8 @@ export interface BenchResults {
   machine: MachineFacts;
   setup: {
     loadgen: string;
+    /** Why these figures do not compare with a run on the C load generator; null when they do. */
+    loadgenWarning: string | null;
     seed: number;
     zoneDomains: number;
     workloadKeys: number;
@@ -240,6 +242,7 @@ export function formatBench(r: BenchResults): string {
         `its CPUs); every figure is low, the cold pass most. Run it again on a quiet machine.**`,
     );
   }
+  if (r.setup.loadgenWarning !== null) lines.push(`**Warning: ${r.setup.loadgenWarning}**`);
   lines.push(
     `Workload: ${r.setup.workloadKeys.toLocaleString("en-US")} keys over ` +
       `${

@@ -71,12 +71,10 @@ async function main(): Promise<void> {
   }
   const keep = values.keep ?? false;
   const routerDenoFlags = values["router-deno-flag"] ?? [];
-  const denoLoadgen = values["deno-loadgen"] ?? false;
   if (values.soak || values["soak-seconds"] !== undefined) {
     const results = await runSoak({
       seconds: positive(values["soak-seconds"], 300, "--soak-seconds"),
       keep,
-      denoLoadgen,
       routerDenoFlags,
       routerFlags: values["soak-dns-tcp"] ? ["--dns-tcp"] : [],
     });
@@ -87,7 +85,7 @@ async function main(): Promise<void> {
   const results = await runBench({
     seconds: positive(values.seconds, 3, "--seconds"),
     rounds: Math.round(positive(values.rounds, 3, "--rounds")),
-    denoLoadgen,
+    denoLoadgen: values["deno-loadgen"] ?? false,
     keep,
     routerDenoFlags,
   });

@@ -160,22 +160,49 @@ export async function writeInputs(dir: string, profile: TtlProfile): Promise<Ben
   return inputs;
 }
 
-/** Chooses the load generator: the C one when gcc builds it (unless `forceDeno`). */
-export async function chooseLoadgen(
-  dir: string,
-  forceDeno: boolean,
-): Promise<{ tool: LoadgenTool; cTools: CTools | null; note: string }> {
-  const built = await buildCTools(dir);
+/** The load generator that drives the servers, and what the report says about it. */
+export interface LoadgenChoice {
+  tool: LoadgenTool;
+  /** The C load generator and floor, or null when they could not be built. */
+  cTools: CTools | null;
+  /** Which load generator, for the report's setup line. */
+  note: string;
+  /** Why the figures do not compare with a run on the C load generator; null when they do. */
+  warning: string | null;
+}
+
+/**
+ * The C load generator when the system's C compiler builds it, else the Deno one with a warning
+ * for the report: its own cost per request lowers every rate, so the ratios differ. `forceDeno`
+ * takes the Deno one anyway (`--deno-loadgen`).
+ */
+export async function chooseLoadgen(forceDeno: boolean): Promise<LoadgenChoice> {
+  const built = await buildCTools();
   if (built.tools === null) {
-    return { tool: { kind: "deno" }, cTools: null, note: `Deno loadgen (C tools: ${built.why})` };
+    return {
+      tool: { kind: "deno" },
+      cTools: null,
+      note: "Deno loadgen (bench/loadgen.ts)",
+      warning: `the C load generator and floor were not built (${built.why}), so the Deno ` +
+        "load generator drives the servers and there is no C floor: these figures do not " +
+        "compare with a run that had them. Install a C compiler (apt-get install gcc) and " +
+        "run again.",
+    };
   }
   if (forceDeno) {
-    return { tool: { kind: "deno" }, cTools: built.tools, note: "Deno loadgen (--deno-loadgen)" };
+    return {
+      tool: { kind: "deno" },
+      cTools: built.tools,
+      note: "Deno loadgen (--deno-loadgen)",
+      warning: "--deno-loadgen: the Deno load generator drives the servers, so these figures " +
+        "do not compare with a run on the C one.",
+    };
   }
   return {
     tool: { kind: "c", binary: built.tools.loadgen },
     cTools: built.tools,
-    note: "C loadgen (../shared/bench/loadgen.c, gcc -O2)",
+    note: `C loadgen (${built.why})`,
+    warning: null,
   };
 }
 

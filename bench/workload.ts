@@ -339,6 +339,7 @@ function localPart(random: () => number, index: number): string {
  *
  * @example
  * ```ts
+ * const zone = generateZone({ domains: 20_000, seed: 1 });
  * const workload = generateWorkload(zone, { keys: 100_000 });
  * workload.distinctDomains; // about 13,000
  * ```
