@@ -1,6 +1,6 @@
 /**
  * What one `deno task bench` run measured, the targets of issue 6 checked against it, and the
- * markdown table printed (and pasted into the README).
+ * markdown tables printed (quoted in docs/performance.md).
  *
  * @module
  */
@@ -208,8 +208,8 @@ export function evaluateTargets(r: BenchResults): BenchResults["targets"] {
   return out;
 }
 
-function busyText(percent: number | null | undefined): string {
-  return percent === null || percent === undefined ? "unknown" : `${percent.toFixed(0)} %`;
+function busyText(percent: number | null): string {
+  return percent === null ? "unknown" : `${percent.toFixed(0)} %`;
 }
 
 function fixed(value: number | null, digits: number): string {

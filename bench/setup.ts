@@ -41,9 +41,9 @@ export interface MachineFacts {
   /**
    * How busy the CPUs were in the second before the run, in per cent of all cores (null: unknown,
    * no /proc/stat): other work on these 2 cores (a test run, a compile) lowers every figure, the
-   * cold pass most. Absent in results written before it was measured.
+   * cold pass most.
    */
-  busyPercentBefore?: number | null;
+  busyPercentBefore: number | null;
 }
 
 /** Above this share of busy CPU before the run, the report warns that its figures are low. */
