@@ -3,6 +3,7 @@
  *
  * ```sh
  * deno task bench                      # the benchmark (under 3 minutes on 2 cores)
+ * deno task bench --seconds 1 --rounds 1  # a check that it runs (about 70 s; figures too noisy)
  * deno task bench --soak               # 5 minutes of mixed load with DNS outages
  * deno task bench --soak --soak-seconds 60
  * deno task bench --soak --soak-dns-tcp  # the same with the router's --dns-tcp
@@ -13,12 +14,15 @@
  * ```
  *
  * Other flags: `--seconds N` and `--rounds N` (each hit figure is the median of N interleaved
- * rounds of that many seconds; default 3 and 3), `--deno-loadgen` (skip the C
- * load generator), `--keep` (keep the temporary directory with logs and inputs),
+ * rounds of that many seconds; default 3 and 3), `--deno-loadgen` (the Deno load generator instead
+ * of the C one), `--keep` (keep the temporary directory with logs and inputs),
  * `--router-deno-flag FLAG` (repeatable: a `deno run` flag for every router the bench starts, e.g.
  * `--router-deno-flag=--v8-flags=--max-semi-space-size=1` to try one, or `--cpu-prof`).
  *
- * The markdown table goes to stdout, progress to stderr; results go to bench/results.json.
+ * The C load generator and floor (bench/loadgen.c, bench/floor.c) are built with the system's `cc`
+ * into bench/build/; without a compiler the Deno load generator runs, there is no C floor, and the
+ * report says so in bold. The markdown tables go to stdout, progress to stderr; results go to
+ * bench/results.json (not kept in git).
  *
  * @module
  */
