@@ -36,6 +36,34 @@ Deno.test("encodeMxQuery without EDNS0: no OPT record, the same bytes as dns-pac
   assert.deepEqual([...bytes], [...expected]);
 });
 
+Deno.test("the liveness probe `. NS`: dns-packet's bytes, and only an NS answer about the root matches", () => {
+  const probe = { id: 0x0707, name: ".", type: "NS" as const, edns: false };
+  const expected = dnsPacket.encode({
+    type: "query",
+    id: probe.id,
+    flags: dnsPacket.RECURSION_DESIRED,
+    questions: [{ type: "NS", class: "IN", name: "." }],
+  });
+  assert.deepEqual([...encodeMxQuery(probe)], [...expected]);
+  const answer = (type: "NS" | "MX", name: string) =>
+    new Uint8Array(dnsPacket.encode({
+      type: "response",
+      id: probe.id,
+      flags: 3, // NXDOMAIN: any rcode is an answer
+      questions: [{ type, class: "IN", name }],
+    }));
+  assert.equal(checkReply(answer("NS", "."), probe).kind, "reply");
+  assert.deepEqual(checkReply(answer("MX", "."), probe), { kind: "ignore", why: "wrong question" });
+  assert.deepEqual(checkReply(answer("NS", "example.com"), probe), {
+    kind: "ignore",
+    why: "wrong question",
+  });
+  assert.deepEqual(checkReply(answer("NS", "."), { ...probe, type: undefined }), {
+    kind: "ignore",
+    why: "wrong question",
+  });
+});
+
 Deno.test("refusesEdns: FORMERR without an OPT record only", () => {
   const reply = (parts: Parts) => {
     const check = checkReply(response(parts), QUERY);
