@@ -263,10 +263,12 @@ export class MxCache<M = unknown> {
   #store(domain: string, outcome: MxOutcome): void {
     if (outcome.kind === "tempfail") {
       // A failure never replaces a usable entry: the stale one keeps answering. Our own
-      // overload (--max-dns-inflight) and a skipped server (no query sent) say nothing about
-      // the domain: not remembered.
+      // overload (--max-dns-inflight), a skipped server (no query sent) and our own host's
+      // errors (out of file descriptors) say nothing about the domain: not remembered.
       this.counters.failures++;
-      if (outcome.cause === "overload" || outcome.cause === "down") return;
+      if (outcome.cause === "overload" || outcome.cause === "down" || outcome.cause === "local") {
+        return;
+      }
       this.#failures?.set(domain, {
         outcome,
         until: this.#now() + this.#options.failureTtl * 1000,

@@ -9,15 +9,16 @@
  */
 
 import type { DnsServer, MxOutcome, MxResolver, TempFailAnswer } from "./dns_types.ts";
-import { downReason, ServerHealth } from "./dns_health.ts";
+import { PROBE_TIMEOUT_MS, type ProbeResult, ServerHealth } from "./dns_health.ts";
 import { formatHostPort } from "./dns_servers.ts";
 import { errorMessage } from "./errors.ts";
 import type { Limiter } from "./limiter.ts";
-import type { ExchangeRequest } from "./dns_transport.ts";
+import type { Exchange, ExchangeRequest } from "./dns_transport.ts";
 import { UdpExchanger } from "./dns_udp.ts";
-import { TcpPool } from "./dns_tcp_pool.ts";
+import { TcpPool, type TcpPoolOptions } from "./dns_tcp_pool.ts";
 import { interpretReply } from "./dns_answer.ts";
 import { log } from "./log.ts";
+import { FAULT_LOG_INTERVAL_MS, heldBackText, LogThrottle } from "./log_throttle.ts";
 import { rcodeLabel, refusesEdns, toQueryName } from "./dns_wire.ts";
 
 /** Every way one query can end, as fixed labels for metrics: the rcodes, then the failures. */
@@ -30,6 +31,7 @@ export const DNS_QUERY_OUTCOMES = [
   "timeout",
   "malformed",
   "network",
+  "local",
 ] as const;
 
 /** How one query ended. */
@@ -53,7 +55,10 @@ export interface ResolverOptions {
   servers: DnsServer[];
   /** The most a whole lookup may take, retries included, in milliseconds. */
   timeoutMs: number;
-  /** Called once per query sent; exceptions it throws are ignored. */
+  /**
+   * Called once per query a lookup sent (liveness probes are not reported); exceptions it
+   * throws are ignored.
+   */
   onQuery?: (event: DnsQueryEvent) => void;
   /**
    * Bounds the lookups talking to DNS at once (--max-dns-inflight); more wait in arrival order,
@@ -66,6 +71,10 @@ export interface ResolverOptions {
    * (--dns-tcp): every query over TCP, on connections kept open for the next ones.
    */
   transport?: "udp" | "tcp";
+  /** Makes the UDP sockets; node:dgram's by default (tests pass one that fails). */
+  createUdpSocket?: ConstructorParameters<typeof UdpExchanger>[0];
+  /** Opens the TCP connections; Deno.connect by default (tests pass one that fails). */
+  connectTcp?: TcpPoolOptions["connect"];
 }
 
 /** The least time worth giving one attempt while the budget allows it. */
@@ -84,18 +93,23 @@ export interface DnsResolver extends MxResolver, AsyncDisposable {
  * Creates a resolver that asks `servers` for MX records. A lookup never throws and never takes
  * longer than `timeoutMs`: on timeout, SERVFAIL, REFUSED or any other failure it asks the next
  * server (a single server twice), each attempt getting a fair share of the remaining budget, and
- * ends with `tempfail` when all attempts failed or the budget is spent. A server judged down (see
- * {@linkcode ServerHealth}) is skipped but for one probe a second; when every server is skipped
- * the lookup ends at once with `tempfail` (cause `down`), sending nothing.
+ * ends with `tempfail` when all attempts failed or the budget is spent. A timeout sends the
+ * server a liveness probe; a server that answers no probe is down (see {@linkcode ServerHealth})
+ * and skipped, but for one lookup a second that probes it again; when every server is skipped
+ * the lookup ends at once with `tempfail` (cause `down`), sending nothing. When our own host
+ * cannot open a socket (out of file descriptors), the lookup ends at once with `tempfail` (cause
+ * `local`), which the cache does not keep as the domain's failure.
  */
 export function createResolver(options: ResolverOptions): DnsResolver {
   const { servers, timeoutMs, onQuery } = options;
-  const udp = new UdpExchanger();
+  const udp = new UdpExchanger(options.createUdpSocket);
   // Every query with --dns-tcp, else only those whose UDP answer was truncated.
-  const tcp = new TcpPool();
+  const tcp = new TcpPool({ connect: options.connectTcp });
   const primary = options.transport === "tcp" ? "tcp" : "udp";
-  const health = new ServerHealth();
+  const probeTimeoutMs = Math.min(PROBE_TIMEOUT_MS, timeoutMs);
+  const health = new ServerHealth({ probe, probeTimeoutMs });
   const limiter = options.limiter ?? null;
+  const localErrorLog = new LogThrottle(FAULT_LOG_INTERVAL_MS);
 
   function report(event: DnsQueryEvent): void {
     try {
@@ -196,24 +210,80 @@ export function createResolver(options: ResolverOptions): DnsResolver {
     };
     let asked = 0;
     for (let index = 0; index < attempts; index++) {
-      const now = performance.now();
-      const remaining = budgetEnd - now;
-      if (remaining < 1) break;
+      let now = performance.now();
+      if (budgetEnd - now < 1) break;
       const server = servers[index % servers.length];
-      // A server judged down is skipped, but for one probe a second: otherwise every new domain
-      // would wait the whole budget while DNS is down.
-      if (!health.mayAsk(server, now)) continue;
+      // A server that answered no liveness probe is skipped, but for one lookup a second that
+      // probes it again: otherwise every new domain would wait the whole budget while DNS is down.
+      const may = health.mayAsk(server);
+      if (may !== true) {
+        if (may === false || !(await may)) continue;
+        now = performance.now();
+        if (budgetEnd - now < 1) break;
+      }
+      const remaining = budgetEnd - now;
       asked++;
       const share = Math.min(remaining, Math.max(remaining / (attempts - index), MIN_ATTEMPT_MS));
       const outcome = await attempt(server, { name, deadline: now + share, budgetEnd });
-      health.record(server, { name, outcome, now: performance.now() });
+      if (outcome.kind === "tempfail" && outcome.cause === "local") return localFailure(outcome);
+      health.record(server, { name, outcome, sentAt: now });
       if (outcome.kind !== "tempfail") return outcome;
       last = outcome;
     }
     if (asked === 0) {
-      return { kind: "tempfail", reason: downReason(servers), cause: "down" };
+      return { kind: "tempfail", reason: health.downReason(servers), cause: "down" };
     }
     return last;
+  }
+
+  /**
+   * Our own host could not open a socket (out of file descriptors): no other server would fare
+   * better, and it is nobody's fault but ours. Logged at most once a minute.
+   */
+  function localFailure(outcome: TempFailAnswer): TempFailAnswer {
+    const heldBack = localErrorLog.pass();
+    if (heldBack !== null) {
+      log
+        .warning`DNS lookup failed on this host, not in DNS: ${outcome.reason}; answered 400 for that lookup only (not cached). Out of file descriptors? Raise LimitNOFILE= in the systemd unit, or lower --max-connections${
+        heldBackText(heldBack)
+      }`;
+    }
+    return {
+      kind: "tempfail",
+      reason: `local error (not the domain's): ${outcome.reason}`,
+      cause: "local",
+    };
+  }
+
+  /**
+   * A liveness probe (see {@linkcode ServerHealth}): `. NS`, and the MX of a name the server
+   * answered lately, both at once over the usual transport; resolves at the first reply.
+   */
+  function probe(server: DnsServer, recentName: string | null): Promise<ProbeResult> {
+    if (closing !== null) return Promise.resolve("unknown");
+    const from = formatHostPort(server);
+    const deadline = performance.now() + probeTimeoutMs;
+    const questions: ExchangeRequest[] = [
+      { server, from, name: ".", type: "NS", deadline, urgent: true },
+    ];
+    if (recentName !== null) {
+      questions.push({ server, from, name: recentName, deadline, urgent: true });
+    }
+    const exchanges: Promise<Exchange>[] = questions.map((question) =>
+      primary === "udp" ? udp.exchange(question) : tcp.exchange(question)
+    );
+    return new Promise((resolve) => {
+      let left = exchanges.length;
+      let silent = false;
+      for (const exchange of exchanges) {
+        exchange.then((result) => {
+          // Anything from the server, whatever its rcode, even a broken packet, is alive.
+          if (result.kind === "reply" || result.failure.cause === "malformed") resolve("reply");
+          else if (result.failure.cause !== "local") silent = true;
+          if (--left === 0) resolve(silent ? "silence" : "unknown");
+        });
+      }
+    });
   }
 
   // A reload replaces the resolver while lookups are under way: its sockets close only once the
@@ -223,6 +293,7 @@ export function createResolver(options: ResolverOptions): DnsResolver {
   let lastLookupEnded: (() => void) | null = null;
   const close = () =>
     closing ??= (async () => {
+      health.close();
       if (active > 0) await new Promise<void>((resolve) => lastLookupEnded = resolve);
       await Promise.all([udp.close(), tcp.close()]);
     })();

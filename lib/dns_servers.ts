@@ -22,20 +22,47 @@ function parseIpv4(text: string): string | null {
   return octets.every((octet) => octet <= 255) ? octets.join(".") : null;
 }
 
-/** A canonical IPv6 address (as node:dgram reports senders), or null. */
+/**
+ * A canonical IPv6 address, or null. An IPv4-mapped address (`::ffff:127.0.0.1`) is an IPv4 peer
+ * and becomes its IPv4 address: asked from an IPv4 socket, and compared with the senders that
+ * node:dgram reports in either form.
+ */
 function parseIpv6(text: string): string | null {
   if (!/^[0-9A-Fa-f:.]+$/.test(text) || !text.includes(":")) return null;
+  let canonical: string;
   try {
-    // The WHATWG URL parser validates and canonicalises IPv6 ("0:0::1" becomes "::1").
-    return new URL(`http://[${text}]/`).hostname.slice(1, -1);
+    // The WHATWG URL parser validates and canonicalises IPv6 ("0:0::1" becomes "::1",
+    // "::ffff:127.0.0.1" becomes "::ffff:7f00:1").
+    canonical = new URL(`http://[${text}]/`).hostname.slice(1, -1);
   } catch {
     return null;
   }
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(canonical);
+  if (mapped === null) return canonical;
+  const high = parseInt(mapped[1], 16);
+  const low = parseInt(mapped[2], 16);
+  return `${high >> 8}.${high & 0xff}.${low >> 8}.${low & 0xff}`;
+}
+
+/**
+ * An address in the one form the resolver compares: IPv4 dotted quad (IPv4-mapped IPv6
+ * addresses included), IPv6 canonical. Text that is no address is returned as it is.
+ *
+ * @example
+ * ```ts
+ * canonicalAddress("::ffff:127.0.0.1"); // "127.0.0.1"
+ * canonicalAddress("::ffff:7f00:1"); // "127.0.0.1"
+ * canonicalAddress("2001:DB8:0::1"); // "2001:db8::1"
+ * ```
+ */
+export function canonicalAddress(address: string): string {
+  return (address.includes(":") ? parseIpv6(address) : parseIpv4(address)) ?? address;
 }
 
 /**
  * Parses `ADDR[:PORT]`: `1.2.3.4`, `1.2.3.4:5353`, `::1`, `[::1]`, `[::1]:5353`. The port
- * defaults to 53. Returns an error message for anything else (host names included).
+ * defaults to 53; an IPv4-mapped address (`[::ffff:127.0.0.1]:53`) becomes its IPv4 address.
+ * Returns an error message for anything else (host names included).
  */
 export function parseDnsServer(text: string): DnsServer | { error: string } {
   const bad = {

@@ -14,12 +14,13 @@
 
 import type { DnsServer } from "./dns_types.ts";
 import { closeQuietly, errorMessage } from "./errors.ts";
-import { checkReply, encodeMxQuery, type SentQuery } from "./dns_wire.ts";
+import { checkReply, encodeMxQuery, type QueryType, type SentQuery } from "./dns_wire.ts";
 import {
   DeadlineTimer,
   type Exchange,
   type ExchangeRequest,
   fail,
+  isLocalError,
   randomId,
 } from "./dns_transport.ts";
 import { formatHostPort } from "./dns_servers.ts";
@@ -40,6 +41,9 @@ interface Waiting {
   from: string;
   name: string;
   edns: boolean | undefined;
+  type: QueryType | undefined;
+  /** A liveness probe: takes a connection of its own rather than wait for one. */
+  urgent: boolean;
   deadline: number;
   waitMs: number;
   /** Already sent again once, after the server closed the connection under it. */
@@ -74,6 +78,8 @@ interface ServerPool {
 export interface TcpPoolOptions {
   maxConnectionsPerServer?: number;
   idleCloseMs?: number;
+  /** Opens a connection; Deno.connect by default (tests pass one that fails). */
+  connect?: (options: Deno.ConnectOptions) => Promise<Deno.TcpConn>;
 }
 
 /**
@@ -91,8 +97,10 @@ export class TcpPool {
   #closed: (() => void) | null = null;
   readonly #maxConnections: number;
   readonly #idleCloseMs: number;
+  readonly #connect: (options: Deno.ConnectOptions) => Promise<Deno.TcpConn>;
 
   constructor(options: TcpPoolOptions = {}) {
+    this.#connect = options.connect ?? Deno.connect;
     this.#maxConnections = Math.max(
       1,
       options.maxConnectionsPerServer ?? MAX_CONNECTIONS_PER_SERVER,
@@ -101,7 +109,8 @@ export class TcpPool {
   }
 
   /** Sends the query and waits for the matching answer, a failure, or the deadline. */
-  exchange({ server, from, name, deadline, edns }: ExchangeRequest): Promise<Exchange> {
+  exchange(request: ExchangeRequest): Promise<Exchange> {
+    const { server, from, name, deadline, edns, type } = request;
     if (this.#closing !== null) {
       return Promise.resolve(fail("network", `${from}: resolver closed`));
     }
@@ -113,6 +122,8 @@ export class TcpPool {
         from,
         name,
         edns,
+        type,
+        urgent: request.urgent === true,
         deadline: now + waitMs,
         waitMs,
         resent: false,
@@ -140,7 +151,7 @@ export class TcpPool {
     const idle = pool.idle.pop();
     if (idle !== undefined) {
       this.#send(idle, waiting);
-    } else if (pool.connections.size < this.#maxConnections) {
+    } else if (pool.connections.size < this.#maxConnections || waiting.urgent) {
       this.#open(pool, waiting);
     } else {
       pool.queue.push(waiting);
@@ -169,9 +180,12 @@ export class TcpPool {
     };
     pool.connections.add(connection);
     // Held by the connection while it connects: a timeout ends it there too.
-    connection.current = { waiting, query: { id: 0, name: waiting.name, edns: waiting.edns } };
+    connection.current = {
+      waiting,
+      query: { id: 0, name: waiting.name, edns: waiting.edns, type: waiting.type },
+    };
     try {
-      const conn = await Deno.connect({
+      const conn = await this.#connect({
         hostname: pool.server.host,
         port: pool.server.port,
         signal: connection.connecting.signal,
@@ -187,7 +201,11 @@ export class TcpPool {
       this.#send(connection, waiting);
     } catch (error) {
       // Refused or unreachable: no point sending it again.
-      this.#close(connection, { why: `connect: ${errorMessage(error)}`, resend: false });
+      this.#close(connection, {
+        why: `connect: ${errorMessage(error)}`,
+        resend: false,
+        local: isLocalError(error),
+      });
     }
   }
 
@@ -195,7 +213,12 @@ export class TcpPool {
   async #send(connection: Connection, waiting: Waiting): Promise<void> {
     clearTimeout(connection.idleTimer);
     connection.idleTimer = undefined;
-    const query: SentQuery = { id: randomId(), name: waiting.name, edns: waiting.edns };
+    const query: SentQuery = {
+      id: randomId(),
+      name: waiting.name,
+      edns: waiting.edns,
+      type: waiting.type,
+    };
     connection.current = { waiting, query };
     const conn = connection.conn!;
     const frame = frameTcp(encodeMxQuery(query));
@@ -269,7 +292,8 @@ export class TcpPool {
     const next = this.#nextQueued(pool);
     if (next !== undefined) {
       this.#send(connection, next);
-    } else if (this.#closing !== null) {
+    } else if (this.#closing !== null || pool.connections.size > this.#maxConnections) {
+      // Closing, or the extra connection a liveness probe took.
       this.#close(connection);
     } else {
       pool.idle.push(connection);
@@ -283,7 +307,7 @@ export class TcpPool {
    * refused) and it was not sent twice yet, goes out again: a server may close a connection with
    * a query under way (RFC 7766 §6.2.3), e.g. at its idle timeout.
    */
-  #close(connection: Connection, ending?: { why: string; resend: boolean }): void {
+  #close(connection: Connection, ending?: { why: string; resend: boolean; local?: boolean }): void {
     if (connection.closed) return;
     connection.closed = true;
     clearTimeout(connection.idleTimer);
@@ -302,7 +326,8 @@ export class TcpPool {
         waiting.resent = true;
         this.#open(pool, waiting);
       } else {
-        this.#finish(waiting, fail("network", `${waiting.from} over TCP: ${why}`));
+        const cause = ending?.local ? "local" : "network";
+        this.#finish(waiting, fail(cause, `${waiting.from} over TCP: ${why}`));
       }
     }
     // A query queued behind the closed connection takes a new one.

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { DnsReply } from "./dns_wire.ts";
+import type { DnsReply, QueryType } from "./dns_wire.ts";
 import type { DnsServer, TempFailAnswer } from "./dns_types.ts";
 
 /** How one exchange with a server ended before interpretation. */
@@ -13,8 +13,11 @@ export type Exchange =
   | { kind: "reply"; reply: DnsReply }
   | { kind: "fail"; failure: TempFailAnswer & { cause: ExchangeFailure } };
 
-/** The ways an exchange fails before there is a reply to interpret. */
-export type ExchangeFailure = "timeout" | "malformed" | "network";
+/**
+ * The ways an exchange fails before there is a reply to interpret. `local`: we could not open a
+ * socket (out of file descriptors or buffers), which says nothing about the server or the name.
+ */
+export type ExchangeFailure = "timeout" | "malformed" | "network" | "local";
 
 /** What one exchange needs. */
 export interface ExchangeRequest {
@@ -27,6 +30,31 @@ export interface ExchangeRequest {
   deadline: number;
   /** False to ask without EDNS0 (the server answered FORMERR to it); true unless set. */
   edns?: boolean;
+  /** The question's type: MX unless set (NS: the liveness probe `. NS`). */
+  type?: QueryType;
+  /**
+   * A liveness probe: never waits behind other queries for a connection (over TCP it takes one
+   * of its own when all are busy), since its timing is the verdict.
+   */
+  urgent?: boolean;
+}
+
+/** errno codes that mean this host ran out of something, not that the server failed. */
+const LOCAL_ERROR_CODES = new Set(["EMFILE", "ENFILE", "ENOBUFS", "ENOMEM", "EADDRNOTAVAIL"]);
+
+/**
+ * Whether an error opening or using a socket is our own host's (out of file descriptors,
+ * buffers, memory or local ports): not the DNS server's fault, nor the domain's.
+ *
+ * @example
+ * ```ts
+ * isLocalError(Object.assign(new Error("bind EMFILE 0.0.0.0"), { code: "EMFILE" })); // true
+ * ```
+ */
+export function isLocalError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === "string") return LOCAL_ERROR_CODES.has(code);
+  return /\b(EMFILE|ENFILE|ENOBUFS)\b|Too many open files/.test(String(error));
 }
 
 /**

@@ -59,7 +59,11 @@ export interface TempFailAnswer {
   cause: TempFailCause;
 }
 
-/** Why a lookup failed temporarily; a fixed label set for metrics. */
+/**
+ * Why a lookup failed temporarily; a fixed label set for metrics. `overload`, `down` and `local`
+ * say nothing about the domain (our own limit, a server skipped, our host out of descriptors):
+ * they are not cached as its failure.
+ */
 export type TempFailCause =
   | "servfail"
   | "refused"
@@ -68,7 +72,8 @@ export type TempFailCause =
   | "malformed"
   | "network"
   | "overload"
-  | "down";
+  | "down"
+  | "local";
 
 /** Every way an MX lookup can end. */
 export type MxOutcome = MxAnswer | NullMxAnswer | NoDataAnswer | NxDomainAnswer | TempFailAnswer;

@@ -13,6 +13,7 @@
 
 import dgram from "node:dgram";
 import type { DnsServer } from "./dns_types.ts";
+import { canonicalAddress } from "./dns_servers.ts";
 import { errorMessage } from "./errors.ts";
 import { checkReply, encodeMxQuery, type SentQuery } from "./dns_wire.ts";
 import {
@@ -20,6 +21,7 @@ import {
   type Exchange,
   type ExchangeRequest,
   fail,
+  isLocalError,
   randomId,
 } from "./dns_transport.ts";
 
@@ -77,14 +79,14 @@ export class UdpExchanger {
   }
 
   /** Sends the query and waits for the matching answer, a failure, or the deadline. */
-  async exchange({ server, from, name, deadline, edns }: ExchangeRequest): Promise<Exchange> {
+  async exchange({ server, from, name, deadline, edns, type }: ExchangeRequest): Promise<Exchange> {
     if (this.#closing) return fail("network", `${from}: resolver closed`);
     const waitMs = Math.max(0, deadline - performance.now());
     const entry = this.#socketFor(server.host.includes(":") ? "udp6" : "udp4");
     let id = randomId();
     while (entry.used.has(id)) id = randomId();
     entry.used.add(id);
-    const query: SentQuery = { id, name, edns };
+    const query: SentQuery = { id, name, edns, type };
     return await new Promise<Exchange>((resolve) => {
       const pending: PendingQuery = {
         server,
@@ -103,12 +105,10 @@ export class UdpExchanger {
         if (!entry.pending.has(id)) return;
         try {
           entry.socket.send(encodeMxQuery(query), server.port, server.host, (error) => {
-            if (error) {
-              this.#finish(entry, pending, fail("network", `${from}: ${errorMessage(error)}`));
-            }
+            if (error) this.#finish(entry, pending, socketFailure(from, error));
           });
         } catch (error) {
-          this.#finish(entry, pending, fail("network", `${from}: ${errorMessage(error)}`));
+          this.#finish(entry, pending, socketFailure(from, error));
         }
       };
       entry.bound.then(send);
@@ -150,7 +150,7 @@ export class UdpExchanger {
     socket.on("error", (error) => {
       // The socket is unusable: fail what waits on it, and use a new one from now on.
       for (const pending of [...entry.pending.values()]) {
-        this.#finish(entry, pending, fail("network", `${pending.from}: ${errorMessage(error)}`));
+        this.#finish(entry, pending, socketFailure(pending.from, error));
       }
       this.#retire(entry);
     });
@@ -241,6 +241,17 @@ export class UdpExchanger {
   }
 }
 
+/** A socket error: our own host's (out of descriptors or buffers) or the network's. */
+function socketFailure(from: string, error: unknown): Exchange {
+  return fail(isLocalError(error) ? "local" : "network", `${from}: ${errorMessage(error)}`);
+}
+
+/**
+ * Whether a packet came from the server asked. The kernel may report an IPv4 sender as
+ * `127.0.0.1` or, on an IPv6 socket, `::ffff:127.0.0.1`: compared in one canonical form.
+ */
 function sameServer(server: DnsServer, sender: dgram.RemoteInfo): boolean {
-  return sender.address === server.host && sender.port === server.port;
+  if (sender.port !== server.port) return false;
+  return sender.address === server.host ||
+    canonicalAddress(sender.address) === canonicalAddress(server.host);
 }

@@ -241,3 +241,20 @@ Deno.test("answers that say nothing about the domain (overload, server skipped) 
   assert.equal((await look(cache, "busy.example")).outcome.kind, "mx");
   assert.equal(calls, 3);
 });
+
+Deno.test("our host out of file descriptors is not the domain's failure: not cached", async () => {
+  const { resolver, cache } = setup();
+  let calls = 0;
+  resolver.answer(
+    "fine.example",
+    () =>
+      ++calls === 1
+        ? { kind: "tempfail", reason: "bind EMFILE 0.0.0.0", cause: "local" }
+        : mx(60, "mx.fine.example"),
+  );
+  const first = (await look(cache, "fine.example")).outcome;
+  assert.equal(first.kind === "tempfail" && first.cause, "local");
+  assert.equal((await look(cache, "fine.example")).outcome.kind, "mx", "asked again at once");
+  assert.equal(calls, 2);
+  assert.equal(cache.counters.failureHits, 0);
+});

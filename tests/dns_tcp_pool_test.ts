@@ -519,3 +519,31 @@ Deno.test("idle connections the server has dropped: a query lost on one is sent 
     await scripted.close();
   }
 });
+
+Deno.test("a liveness probe (urgent) takes a connection of its own when all are busy, and gives it back", async () => {
+  // Answers the probe `. NS`; never the lookup that holds the only connection.
+  const scripted = new ScriptedTcpServer(({ query, send }) => {
+    if (questionName(query) === "") send(replyTo(query, { rcode: 3 }));
+  });
+  const pool = new TcpPool({ maxConnectionsPerServer: 1 });
+  try {
+    const stuck = pool.exchange(request(scripted.server, "slow.example", 1500));
+    await waitUntil(() => scripted.queries.length === 1);
+    const started = performance.now();
+    const probe = await pool.exchange({
+      ...request(scripted.server, ".", 1000),
+      type: "NS",
+      urgent: true,
+    });
+    assert.equal(probe.kind, "reply", JSON.stringify(probe));
+    assert.ok(performance.now() - started < 500, "not queued behind the stuck lookup");
+    assert.equal(scripted.queries.length, 2, "on a second connection");
+    // Over the maximum, the probe's connection is closed rather than kept idle.
+    await waitUntil(() => scripted.closedByClient.length === 1);
+    assert.deepEqual(scripted.closedByClient, [1]);
+    assert.equal((await stuck).kind, "fail");
+  } finally {
+    await pool.close();
+    await scripted.close();
+  }
+});

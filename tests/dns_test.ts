@@ -4,7 +4,13 @@ import { LOG_CATEGORY } from "../lib/log.ts";
 import { createResolver, type DnsQueryEvent } from "../lib/dns.ts";
 import { QUERIES_PER_SOCKET, UdpExchanger } from "../lib/dns_udp.ts";
 import dgram from "node:dgram";
-import { formatHostPort, nameserversFromResolvConf, parseDnsServer } from "../lib/dns_servers.ts";
+import {
+  canonicalAddress,
+  formatHostPort,
+  nameserversFromResolvConf,
+  parseDnsServer,
+} from "../lib/dns_servers.ts";
+import { DEFAULT_CACHE_OPTIONS, MxCache } from "../lib/cache.ts";
 import type { DnsServer, MxOutcome } from "../lib/dns_types.ts";
 import { MAX_MX_HOSTS } from "../lib/dns_answer.ts";
 import { type FakeDns, type FakeDnsBehaviour, replyTo, startFakeDns } from "./support/fake_dns.ts";
@@ -707,6 +713,129 @@ Deno.test("parseDnsServer: accepted forms", () => {
   assert.deepEqual(parseDnsServer("127.0.0.1:65535"), { host: "127.0.0.1", port: 65535 });
 });
 
+Deno.test("an IPv4-mapped address is its IPv4 address: --dns-server and resolv.conf", () => {
+  for (
+    const text of [
+      "[::ffff:127.0.0.1]:53",
+      "::ffff:127.0.0.1",
+      "[::FFFF:7F00:1]",
+      "[0:0:0:0:0:ffff:7f00:1]:53",
+    ]
+  ) {
+    assert.deepEqual(parseDnsServer(text), { host: "127.0.0.1", port: 53 }, text);
+  }
+  assert.deepEqual(nameserversFromResolvConf("nameserver ::ffff:192.0.2.53\n"), [
+    { host: "192.0.2.53", port: 53 },
+  ]);
+  assert.equal(canonicalAddress("::ffff:127.0.0.1"), "127.0.0.1");
+  assert.equal(canonicalAddress("::ffff:7f00:1"), "127.0.0.1");
+  assert.equal(canonicalAddress("127.0.0.1"), "127.0.0.1");
+  assert.equal(canonicalAddress("2001:DB8:0::1"), "2001:db8::1");
+  assert.equal(canonicalAddress("::ffff:0:7f00:1"), "::ffff:0:7f00:1", "not mapped: kept");
+});
+
+Deno.test("a server given as an IPv4-mapped address is answered, over UDP and TCP", async () => {
+  await withFakes([{ "example.com": MX }], async ([fake]) => {
+    const parsed = parseDnsServer(`[::ffff:127.0.0.1]:${fake.port}`);
+    assert.ok(!("error" in parsed));
+    // Also as a mapped host asked from an IPv6 socket: the reply's sender is reported as
+    // ::ffff:127.0.0.1, the server as ::ffff:7f00:1.
+    const mapped: DnsServer = { host: "::ffff:7f00:1", port: fake.port };
+    for (const server of [parsed, mapped]) {
+      for (const transport of ["udp", "tcp"] as const) {
+        await using resolver = createResolver({ servers: [server], timeoutMs: 1000, transport });
+        assert.deepEqual(
+          await resolver.resolveMx("example.com"),
+          MX_ANSWER,
+          `${server.host} over ${transport}`,
+        );
+      }
+    }
+  });
+});
+
+/** A UDP socket factory whose first `failures` sockets cannot bind, as when out of descriptors. */
+function failingFirstBinds(failures: number) {
+  let made = 0;
+  return (family: "udp4" | "udp6") => {
+    const socket = dgram.createSocket(family);
+    if (made++ < failures) {
+      socket.bind = (() => {
+        const error = Object.assign(new Error("bind EMFILE 0.0.0.0"), { code: "EMFILE" });
+        queueMicrotask(() => socket.emit("error", error));
+        return socket;
+      }) as typeof socket.bind;
+    }
+    return socket;
+  };
+}
+
+/** Runs `body` with the router's warnings captured as lines. */
+async function withWarnings(body: (lines: string[]) => Promise<void>): Promise<void> {
+  const lines: string[] = [];
+  configureSync({
+    sinks: { test: (record) => lines.push(record.message.map((part) => String(part)).join("")) },
+    loggers: [
+      { category: LOG_CATEGORY, lowestLevel: "warning", sinks: ["test"] },
+      { category: ["logtape", "meta"], lowestLevel: "error", sinks: [] },
+    ],
+  });
+  try {
+    await body(lines);
+  } finally {
+    resetSync();
+  }
+}
+
+Deno.test("out of file descriptors: 400 for that lookup only, not cached as the domain's failure, logged once a minute", async () => {
+  await withFakes([{ "example.com": MX }], async ([fake]) => {
+    await withWarnings(async (warnings) => {
+      await using resolver = createResolver({
+        servers: [fake.server],
+        timeoutMs: 2000,
+        createUdpSocket: failingFirstBinds(2),
+      });
+      const cache = new MxCache({ resolver, options: DEFAULT_CACHE_OPTIONS });
+      for (let i = 0; i < 2; i++) {
+        const started = performance.now();
+        const failed = (await cache.lookup("example.com")).outcome;
+        assert.ok(performance.now() - started < 500, "at once, no retry");
+        assert.equal(failed.kind === "tempfail" && failed.cause, "local");
+        assert.match(
+          failed.kind === "tempfail" ? failed.reason : "",
+          /^local error \(not the domain's\): 127\.0\.0\.1:\d+: bind EMFILE 0\.0\.0\.0$/,
+        );
+      }
+      // Descriptors free again: the domain is asked at once, not answered from a failure cache.
+      assert.deepEqual((await cache.lookup("example.com")).outcome, MX_ANSWER);
+      assert.equal(cache.counters.failureHits, 0);
+      assert.equal(fake.queriesFor("example.com"), 1);
+      assert.equal(warnings.length, 1, warnings.join("\n"));
+      assert.match(
+        warnings[0],
+        /^DNS lookup failed on this host, not in DNS: .*EMFILE.*LimitNOFILE/,
+      );
+    });
+  });
+});
+
+Deno.test("out of file descriptors over TCP (--dns-tcp): a local failure too", async () => {
+  await withWarnings(async () => {
+    await using resolver = createResolver({
+      servers: [{ host: "127.0.0.1", port: 53 }],
+      timeoutMs: 2000,
+      transport: "tcp",
+      connectTcp: () =>
+        Promise.reject(
+          Object.assign(new Error("Too many open files (os error 24)"), { code: "EMFILE" }),
+        ),
+    });
+    const outcome = await resolver.resolveMx("example.com");
+    assert.equal(outcome.kind === "tempfail" && outcome.cause, "local");
+    assert.match(outcome.kind === "tempfail" ? outcome.reason : "", /Too many open files/);
+  });
+});
+
 Deno.test("parseDnsServer: rejected forms", () => {
   for (
     const text of [
@@ -796,7 +925,7 @@ Deno.test("closing the resolver (a reload) lets a lookup between attempts finish
   });
 });
 
-Deno.test("a socket that cannot bind: the query fails at once, the socket closes, close() ends", async () => {
+Deno.test("a socket that cannot bind: the query fails at once as a local error, the socket closes, close() ends", async () => {
   const made: dgram.Socket[] = [];
   let closes = 0;
   const failingBind = (family: "udp4" | "udp6") => {
@@ -820,7 +949,7 @@ Deno.test("a socket that cannot bind: the query fails at once, the socket closes
       name: "example.com",
       deadline: started + 2000,
     });
-    assert.equal(exchange.kind === "fail" && exchange.failure.cause, "network");
+    assert.equal(exchange.kind === "fail" && exchange.failure.cause, "local");
     assert.match(exchange.kind === "fail" ? exchange.failure.reason : "", /EMFILE/);
     assert.ok(performance.now() - started < 100);
   }
