@@ -338,7 +338,7 @@ export function formatRegexBench(results: RegexBenchResults): string {
     `Per lookup: ${MAX_MX_HOSTS} hostile names of ${NAME_LENGTH} characters, no rule matching ` +
     `(${results.lookupsPerCase} lookups per kind of names, each the fastest of ${REPEATS} runs; ` +
     `the costliest kind shown); limit ${results.limit} RE2 instructions per file. ` +
-    `CPUs busy before the run: ${results.machine.busyPercentBefore ?? "unknown"} %; ` +
+    `CPUs busy before the run: ${results.machine.busyPercentBefore?.toFixed(0) ?? "unknown"} %; ` +
     `revision ${results.machine.revision}.`,
     "",
     "Issue 17's rules:",
