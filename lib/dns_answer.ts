@@ -21,7 +21,7 @@ import { asciiLower, type DnsReply, isDnsName, RCODE } from "./dns_wire.ts";
 export const MAX_MX_HOSTS = 16;
 
 /** How many CNAMEs an answer may chain before we call it broken. */
-export const MAX_CNAME_HOPS = 8;
+export const MAX_CNAME_HOPS = 16;
 
 const RCODE_NAMES = [
   "NOERROR",
