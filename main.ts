@@ -25,6 +25,7 @@ import type { MxOutcome, MxResolver } from "./lib/dns_types.ts";
 import type { RouterMetrics } from "./lib/metrics.ts";
 import { failureLogger, log, lookupLogger, setupLogging, writeFatal } from "./lib/log.ts";
 import { combineObservers, type Decision, Router } from "./lib/router.ts";
+import { formatProviderCatalog } from "./lib/routing/providers.ts";
 import type { ProtocolCodec } from "./lib/codec.ts";
 import {
   formatListenAddress,
@@ -59,7 +60,7 @@ async function serve(options: ServeOptions): Promise<void> {
     verbosity: options.verbosity,
     journal: Deno.env.get("JOURNAL_STREAM") !== undefined,
   });
-  const rules = await loadRuleSet(options.config);
+  const rules = await loadRuleSet(options.config, { matchMode: options.matchMode });
   if (!rules.ok) fail(rules.errors.map((e) => `fatal: ${e}`), 1);
   for (const warning of rules.warnings) log.warning`${warning}`;
   const dnsServers = await loadDnsServers(options.dnsServers);
@@ -144,7 +145,7 @@ async function serve(options: ServeOptions): Promise<void> {
     // Two quick SIGHUPs: only the newest reload may install what it read.
     const reload = ++reloads;
     const [reloaded, reread] = await Promise.all([
-      loadRuleSet(options.config),
+      loadRuleSet(options.config, { matchMode: options.matchMode }),
       options.dnsServers.length > 0 ? null : loadDnsServers([]),
     ]);
     if (reload !== reloads) return;
@@ -294,6 +295,9 @@ if (import.meta.main) {
       break;
     case "query":
       Deno.exit(await runQuery(command.options));
+      break;
+    case "providers":
+      console.log(formatProviderCatalog().join("\n"));
       break;
   }
 }

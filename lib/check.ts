@@ -6,8 +6,9 @@
  */
 
 import type { CheckOptions } from "./cli.ts";
+import { PROVIDER_CATALOG, providerById } from "./routing/providers.ts";
 import { errorMessage } from "./errors.ts";
-import { compileRegex, MAX_REGEX_INSTRUCTIONS, WORST_LOOKUP_MS } from "./regex.ts";
+import { MAX_RULE_INSTRUCTIONS, REGEX_STEP_BUDGET, WORST_LOOKUP_MS } from "./regex.ts";
 import type { RuleSet } from "./rules.ts";
 import { loadRuleSet } from "./setup.ts";
 
@@ -34,8 +35,13 @@ export function describeRuleSet(ruleSet: RuleSet): CheckReport {
   const rules: string[] = [];
   const warnings: string[] = [];
   for (const rule of ruleSet.rules) {
-    const shown = rule.kind === "regex" ? `/${rule.value}/` : rule.value;
-    rules.push(`line ${rule.line}: ${rule.kind.padEnd(9)} ${shown} -> ${rule.result}`);
+    const shown = rule.kind === "regex"
+      ? `/${rule.value}/`
+      : rule.kind === "provider"
+      ? `${rule.value} (${providerById(rule.value)?.suffixes.join(", ")})`
+      : rule.value;
+    const mode = rule.kind === "domain" || rule.mode === "any" ? "" : ` [${rule.mode}]`;
+    rules.push(`line ${rule.line}: ${rule.kind.padEnd(9)} ${shown}${mode} -> ${rule.result}`);
     if (rule.kind === "substring") {
       const suggestion = rule.value.replace(/^\.+/, "");
       warnings.push(
@@ -45,6 +51,7 @@ export function describeRuleSet(ruleSet: RuleSet): CheckReport {
       );
     }
   }
+  warnings.push(...partialProviderWarnings(ruleSet));
   const pools: string[] = [];
   for (const pool of ruleSet.pools.values()) {
     pools.push(`pool ${pool.name} (line ${pool.line}), total weight ${pool.totalWeight}:`);
@@ -54,6 +61,40 @@ export function describeRuleSet(ruleSet: RuleSet): CheckReport {
     }
   }
   return { rules, pools, warnings };
+}
+
+/**
+ * Warns about a rule that catches the MX hosts of a catalog provider under some of its suffixes
+ * but leaves others to another route, such as `suffix:mail.protection.outlook.com` without
+ * `mx.microsoft`: when the provider moves a domain to its other MX names, its mail silently
+ * leaves by the default route. A suffix counts as covered when a rule with the same result
+ * matches a host under it.
+ *
+ * @example
+ * ```ts
+ * partialProviderWarnings(ruleSet); // ["/etc/r.conf, line 2: warning: ... use provider:microsoft365"]
+ * ```
+ */
+export function partialProviderWarnings(ruleSet: RuleSet): string[] {
+  const warnings: string[] = [];
+  const sample = (suffix: string) => `mx-1.${suffix}`;
+  for (const rule of ruleSet.mxRules) {
+    if (rule.kind === "provider") continue;
+    for (const provider of PROVIDER_CATALOG.providers) {
+      const caught = provider.suffixes.filter((suffix) => rule.test(sample(suffix)));
+      if (caught.length === 0) continue;
+      const missed = provider.suffixes.filter((suffix) =>
+        !ruleSet.mxRules.some((other) => other.result === rule.result && other.test(sample(suffix)))
+      );
+      if (missed.length === 0) continue;
+      warnings.push(
+        `${ruleSet.file}, line ${rule.line}: warning: "${rule.pattern}" catches ${provider.name} ` +
+          `MX hosts under ${caught.join(", ")} but not under ${missed.join(", ")}, which ` +
+          `${provider.name} also uses; use "provider:${provider.id}" to cover them all`,
+      );
+    }
+  }
+  return warnings;
 }
 
 /**
@@ -130,7 +171,7 @@ async function masterServices(): Promise<Set<string> | { why: string }> {
  * and, with `--strict`, return 1 too.
  */
 export async function runCheck(options: CheckOptions): Promise<number> {
-  const rules = await loadRuleSet(options.config);
+  const rules = await loadRuleSet(options.config, { matchMode: options.matchMode });
   if (!rules.ok) {
     for (const error of rules.errors) console.error(error);
     console.error(`${options.config}: invalid; the router would refuse to start`);
@@ -142,7 +183,7 @@ export async function runCheck(options: CheckOptions): Promise<number> {
     ...rules.warnings,
     ...report.warnings,
     ...("why" in services ? [] : transportWarnings(rules.value, services)),
-  ];
+  ].sort((a, b) => lineOf(a) - lineOf(b));
   console.log(`${options.config}: ${plural(rules.value.rules.length, "rule")}`);
   for (const line of report.rules) console.log(`  ${line}`);
   for (const line of describeRegexes(rules.value)) console.log(`  ${line}`);
@@ -166,35 +207,38 @@ export async function runCheck(options: CheckOptions): Promise<number> {
   return 0;
 }
 
+/** The line number of a `FILE, line N: ...` message; 0 for the file as a whole. */
+function lineOf(message: string): number {
+  return Number(/, line (\d+): /.exec(message)?.[1] ?? 0);
+}
+
 /** "1 rule", "2 rules". */
 function plural(count: number, noun: string): string {
   return `${count} ${noun}${count === 1 ? "" : "s"}`;
 }
 
 /**
- * The compiled size of each regex rule, and of all of them against the limit that bounds the time
- * of a lookup (nothing when the file has no regex rule).
+ * The compiled size of each regex rule, and how long the MX names of a domain may be in all
+ * before its lookup would pass the regex budget (nothing when the file has no regex rule).
  *
  * @example
  * ```ts
  * describeRegexes(ruleSet);
- * // ["line 4: regex compiles to 8 RE2 instructions", "regular expressions: 8 of at most 48 ..."]
+ * // ["line 4: regex compiles to 8 RE2 instructions (limit 256)", "regex rules: 8 ..."]
  * ```
  */
 export function describeRegexes(ruleSet: RuleSet): string[] {
-  const lines: string[] = [];
-  let total = 0;
-  for (const rule of ruleSet.rules) {
-    const compiled = rule.kind === "regex" ? compileRegex(rule.value) : null;
-    if (compiled === null || !("test" in compiled)) continue;
-    total += compiled.instructions;
-    lines.push(`line ${rule.line}: regex compiles to ${compiled.instructions} RE2 instructions`);
-  }
-  if (lines.length === 0) return lines;
+  const regexes = ruleSet.mxRules.filter((rule) => rule.kind === "regex");
+  if (regexes.length === 0) return [];
+  const lines = regexes.map((rule) =>
+    `line ${rule.line}: regex compiles to ${rule.cost} RE2 instructions ` +
+    `(limit ${MAX_RULE_INSTRUCTIONS})`
+  );
+  const total = regexes.reduce((sum, rule) => sum + rule.cost, 0);
   lines.push(
-    `regular expressions: ${total} of at most ${MAX_REGEX_INSTRUCTIONS} RE2 instructions ` +
-      `together; the limit keeps a lookup whose 16 MX hosts are hostile 253-character names ` +
-      `under about ${WORST_LOOKUP_MS} ms`,
+    `regex rules: ${total} RE2 instructions together, so a domain's MX names are compared in ` +
+      `full up to ${Math.floor(REGEX_STEP_BUDGET / total)} characters in all (real ones have ` +
+      `tens); past that the lookup answers 400, after at most about ${WORST_LOOKUP_MS} ms`,
   );
   return lines;
 }

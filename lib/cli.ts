@@ -9,6 +9,7 @@ import { errorMessage } from "./errors.ts";
 import { parseArgs } from "node:util";
 import type { CacheOptions } from "./cache.ts";
 import type { Verbosity } from "./log.ts";
+import { MATCH_MODES, type MatchMode } from "./rules.ts";
 
 /** Program name in messages. */
 export const PROGRAM = "postfix-mx-pattern-router";
@@ -21,9 +22,10 @@ export const VERSION = "1.0.0";
 /** The usage line printed with every command-line error. */
 export const USAGE = `usage: ${PROGRAM} [-c FILE] [-p PORT] [-H HOST] [--cache-ttl SECONDS] ` +
   "[--timeout SECONDS] [--dns-server ADDR[:PORT]]... [--dns-timeout SECONDS] [--dns-tcp] " +
-  "[-v|-q] [-h] " +
-  `[--version]\n       ${PROGRAM} check [-c FILE] [--strict]\n` +
-  `       ${PROGRAM} query [-c FILE] [--dns-server ADDR[:PORT]]... [--dns-tcp] [--json] KEY...`;
+  "[--match-mode MODE] [-v|-q] [-h] " +
+  `[--version]\n       ${PROGRAM} check [-c FILE] [--match-mode MODE] [--strict]\n` +
+  `       ${PROGRAM} query [-c FILE] [--dns-server ADDR[:PORT]]... [--dns-tcp] ` +
+  `[--match-mode MODE] [--json] KEY...\n       ${PROGRAM} providers`;
 
 /** Everything the server needs from the command line. */
 export interface ServeOptions {
@@ -56,6 +58,8 @@ export interface ServeOptions {
   metrics: string | null;
   /** --dry-run: decide and log as usual, answer "not found". */
   dryRun: boolean;
+  /** --match-mode: which MX hosts decide for rules that name no mode. */
+  matchMode: MatchMode;
   verbosity: Verbosity;
 }
 
@@ -77,11 +81,15 @@ export interface CheckOptions {
   config: string;
   /** --strict: warnings fail the check too (exit 1), for deploy scripts that want no surprises. */
   strict: boolean;
+  /** --match-mode, as the server would use it. */
+  matchMode: MatchMode;
 }
 
 /** Options of `query`. */
 export interface QueryOptions {
   config: string;
+  /** --match-mode, as the server would use it. */
+  matchMode: MatchMode;
   dnsServers: string[];
   dnsTimeoutMs: number;
   /** --dns-tcp, as for the server. */
@@ -95,6 +103,7 @@ export type Command =
   | { kind: "serve"; options: ServeOptions }
   | { kind: "check"; options: CheckOptions }
   | { kind: "query"; options: QueryOptions }
+  | { kind: "providers" }
   | { kind: "help" }
   | { kind: "version" }
   | { kind: "error"; message: string };
@@ -128,19 +137,24 @@ Serves Postfix tcp_table lookups: routes each recipient domain by the MX hosts D
       --socket-group NAME  group to own unix sockets (e.g. postfix)
       --metrics HOST:PORT  serve Prometheus metrics at http://HOST:PORT/metrics (default off)
       --dry-run            decide, log and count every lookup, but answer "not found"
+      --match-mode MODE    which MX hosts decide for rules without a mode prefix: any (one of
+                           them, in preference order), primary (the lowest preference only)
+                           or all (every one) (default any)
   -v, --verbose            log every lookup (debug)
   -q, --quiet              log errors only
   -h, --help               show this help
       --version            show the version
 
 Subcommands:
-  check [-c FILE] [--strict]
+  check [-c FILE] [--match-mode MODE] [--strict]
                            validate the rules file, list the rules, warn about risky patterns
                            and result transports missing from master.cf (via postconf);
                            exit 0 valid, 1 invalid (or, with --strict, any warning)
-  query [-c FILE] [--dns-server ADDR]... [--dns-tcp] [--json] KEY...
+  query [-c FILE] [--dns-server ADDR]... [--dns-tcp] [--match-mode MODE] [--json] KEY...
                            look KEY up with real DNS and explain the answer;
                            exit 0 found, 1 not found, 2 temporary failure
+  providers                list the built-in catalog of mail providers for provider: rules,
+                           with the MX name suffixes of each and where they come from
 `;
 
 /** The full --help text. */
@@ -175,6 +189,11 @@ type NumberFlag = keyof typeof NUMBER_FLAGS;
 export function parseCommandLine(args: string[]): Command {
   if (args[0] === "check") return parseCheck(args.slice(1));
   if (args[0] === "query") return parseQuery(args.slice(1));
+  if (args[0] === "providers") {
+    return args.length === 1
+      ? { kind: "providers" }
+      : { kind: "error", message: "providers: takes no arguments" };
+  }
   let values;
   try {
     ({ values } = parseArgs({
@@ -203,6 +222,7 @@ export function parseCommandLine(args: string[]): Command {
         "socket-group": { type: "string" },
         metrics: { type: "string" },
         "dry-run": { type: "boolean" },
+        "match-mode": { type: "string" },
         verbose: { type: "boolean", short: "v" },
         quiet: { type: "boolean", short: "q" },
         help: { type: "boolean", short: "h" },
@@ -234,6 +254,8 @@ export function parseCommandLine(args: string[]): Command {
       message: `option '--socket-mode' needs octal bits like 0660, not '${socketMode}'`,
     };
   }
+  const matchMode = parseMatchMode(values["match-mode"]);
+  if (typeof matchMode === "object") return { kind: "error", message: matchMode.error };
   const socketmap = values.socketmap ?? [];
   if (numbers.port === 0 && socketmap.length === 0) {
     return {
@@ -265,6 +287,7 @@ export function parseCommandLine(args: string[]): Command {
       socketGroup: values["socket-group"] ?? null,
       metrics: values.metrics ?? null,
       dryRun: values["dry-run"] ?? false,
+      matchMode,
       verbosity: values.verbose ? "debug" : values.quiet ? "error" : "info",
     },
   };
@@ -275,11 +298,23 @@ function parseCheck(args: string[]): Command {
     const { values } = parseArgs({
       args,
       strict: true,
-      options: { config: { type: "string", short: "c" }, strict: { type: "boolean" } },
+      options: {
+        config: { type: "string", short: "c" },
+        strict: { type: "boolean" },
+        "match-mode": { type: "string" },
+      },
     });
+    const matchMode = parseMatchMode(values["match-mode"]);
+    if (typeof matchMode === "object") {
+      return { kind: "error", message: `check: ${matchMode.error}` };
+    }
     return {
       kind: "check",
-      options: { config: values.config ?? DEFAULT_CONFIG, strict: values.strict ?? false },
+      options: {
+        config: values.config ?? DEFAULT_CONFIG,
+        strict: values.strict ?? false,
+        matchMode,
+      },
     };
   } catch (error) {
     return { kind: "error", message: `check: ${describeParseError(error)}` };
@@ -298,6 +333,7 @@ function parseQuery(args: string[]): Command {
         "dns-server": { type: "string", multiple: true },
         "dns-timeout": { type: "string" },
         "dns-tcp": { type: "boolean" },
+        "match-mode": { type: "string" },
         json: { type: "boolean" },
       },
     });
@@ -312,16 +348,28 @@ function parseQuery(args: string[]): Command {
     if (typeof value === "string") return { kind: "error", message: `query: ${value}` };
     dnsTimeout = value;
   }
+  const matchMode = parseMatchMode(values["match-mode"]);
+  if (typeof matchMode === "object") return { kind: "error", message: `query: ${matchMode.error}` };
   return {
     kind: "query",
     options: {
       config: values.config ?? DEFAULT_CONFIG,
+      matchMode,
       dnsServers: values["dns-server"] ?? [],
       dnsTimeoutMs: dnsTimeout * 1000,
       dnsTcp: values["dns-tcp"] ?? false,
       json: values.json ?? false,
       keys: positionals,
     },
+  };
+}
+
+/** `--match-mode MODE`, `any` when not given. */
+function parseMatchMode(raw: string | undefined): MatchMode | { error: string } {
+  if (raw === undefined) return "any";
+  const mode = MATCH_MODES.find((known) => known === raw.toLowerCase());
+  return mode ?? {
+    error: `option '--match-mode' takes ${MATCH_MODES.join(", ")}, not '${raw}'`,
   };
 }
 

@@ -5,8 +5,10 @@
  * Format (the original's, unchanged): one rule per line, `PATTERN whitespace RESULT`, the result
  * being the rest of the line; `#` comment lines and blank lines are ignored. New: a line
  * `pool:NAME WEIGHT RESULT | WEIGHT RESULT ...` defines a weighted relay pool, and a rule whose
- * result is `pool:NAME` shares its traffic over the members; `domain:NAME` and `domain:.NAME`
- * rules match the recipient domain before DNS; the result `DUNNO` answers "not found".
+ * result is `pool:NAME` shares its traffic over the members; `provider:ID` matches the MX names of
+ * a provider of the built-in catalog; `domain:NAME` and `domain:.NAME` rules match the recipient
+ * domain before DNS; the result `DUNNO` answers "not found"; a pattern may start with a match
+ * mode, `any:`, `primary:` or `all:` (which MX hosts decide).
  *
  * Whatever the original accepted still loads, with a warning where it cannot do what the admin
  * meant (a line without result, an unknown `word:` prefix, a missing pool, a duplicate pattern):
@@ -16,10 +18,17 @@
  */
 
 import { domainToASCII } from "node:url";
-import { errorMessage } from "./errors.ts";
-import { regexBudgetErrors } from "./regex.ts";
+import { compileRegex } from "./regex.ts";
+import { PROVIDER_IDS } from "./routing/providers.ts";
 import { encodeTcpTable, MAX_TCP_TABLE_TEXT } from "./tcp_table.ts";
-import { makeMatcher, type PatternKind, type Pool, type Rule, type RuleSet } from "./rules.ts";
+import {
+  makeMatcher,
+  type MatchMode,
+  type PatternKind,
+  type Pool,
+  type Rule,
+  type RuleSet,
+} from "./rules.ts";
 
 /** One problem in a config file, Postfix style: where, what, and how to fix it. */
 export interface ConfigError {
@@ -27,6 +36,12 @@ export interface ConfigError {
   /** 1-based line number, or 0 for the file as a whole. */
   line: number;
   message: string;
+}
+
+/** Options of {@linkcode parseConfig}. */
+export interface ParseOptions {
+  /** The match mode of rules that name none (`--match-mode`); default `any`. */
+  matchMode?: MatchMode;
 }
 
 /**
@@ -38,8 +53,10 @@ export type ConfigResult =
   | { ok: false; errors: ConfigError[] };
 
 const KIND_PREFIX = /^([a-z][a-z0-9_-]*):(.*)$/i;
-const KNOWN_KINDS =
-  'known kinds are "suffix:", "exact:", "domain:", "/regex/", or a plain substring';
+/** An optional match mode in front of a pattern: `primary:provider:google`. */
+const MODE_PREFIX = /^(any|primary|all):(.+)$/i;
+const KNOWN_KINDS = 'known kinds are "suffix:", "exact:", "provider:", "domain:", "/regex/", ' +
+  "or a plain substring";
 /** The characters of host names (underscore included: it occurs in real DNS names). */
 const HOST_CHARACTERS = /^[a-z0-9._-]+$/;
 /** The result that answers "not found", as in Postfix's access(5). */
@@ -55,7 +72,12 @@ const BYTE_ORDER_MARK = "\uFEFF";
  * if (result.ok) console.log(result.ruleSet.rules.length); // 1
  * ```
  */
-export function parseConfig(text: string, file: string): ConfigResult {
+export function parseConfig(
+  text: string,
+  file: string,
+  options: ParseOptions = {},
+): ConfigResult {
+  const defaultMode = options.matchMode ?? "any";
   const rules: Rule[] = [];
   const pools = new Map<string, Pool>();
   const errors: ConfigError[] = [];
@@ -90,13 +112,13 @@ export function parseConfig(text: string, file: string): ConfigResult {
       continue;
     }
     const warn = (message: string) => warnings.push({ file, line, message: `warning: ${message}` });
-    const parsed = parseRuleLine(trimmed, line, warn);
+    const parsed = parseRuleLine(trimmed, { lineNumber: line, defaultMode, warn });
     if (parsed === null) continue;
     if ("message" in parsed) {
       errors.push({ file, line, message: parsed.message });
       continue;
     }
-    const key = `${parsed.kind}:${parsed.value}`;
+    const key = `${parsed.mode}:${parsed.kind}:${parsed.value}`;
     const first = byPattern.get(key);
     if (first === undefined) {
       byPattern.set(key, parsed);
@@ -126,7 +148,6 @@ export function parseConfig(text: string, file: string): ConfigResult {
       });
     } else rule.pool = pool;
   }
-  for (const error of regexBudgetErrors(rules)) errors.push({ file, ...error });
   if (errors.length === 0 && rules.length === 0) {
     errors.push({
       file,
@@ -202,9 +223,9 @@ function parsePoolLine(line: string, lineNumber: number): Pool | { message: stri
  */
 function parseRuleLine(
   line: string,
-  lineNumber: number,
-  warn: (message: string) => void,
+  context: { lineNumber: number; defaultMode: MatchMode; warn: (message: string) => void },
 ): Rule | { message: string } | null {
+  const { lineNumber, warn } = context;
   const split = line.search(/\s/);
   if (split < 0) {
     warn(
@@ -223,19 +244,31 @@ function parseRuleLine(
         "the result; put comments on lines of their own",
     );
   }
-  const kind = patternKind(pattern, warn);
+  const moded = MODE_PREFIX.exec(pattern);
+  const mode = moded === null ? context.defaultMode : moded[1].toLowerCase() as MatchMode;
+  const kind = patternKind(moded === null ? pattern : moded[2], warn);
   if ("message" in kind) return kind;
+  if (moded !== null && kind.kind === "domain") {
+    warn(`"${moded[1]}:" has no effect on a domain: rule, which matches no MX host; remove it`);
+  }
   let test: (host: string) => boolean;
-  try {
+  let cost = 0;
+  if (kind.kind === "regex") {
+    const compiled = compileRegex(kind.value);
+    if ("error" in compiled) {
+      return { message: `bad regular expression ${pattern}: ${compiled.error}` };
+    }
+    test = compiled.test;
+    cost = compiled.instructions;
+  } else {
     test = makeMatcher(kind.kind, kind.value);
-  } catch (error) {
-    const why = errorMessage(error);
-    return { message: `bad regular expression ${pattern}: ${why}` };
   }
   return {
     line: lineNumber,
     pattern,
     kind: kind.kind,
+    mode,
+    cost,
     value: kind.value,
     result,
     answersNotFound: NOT_FOUND_RESULT.test(result),
@@ -262,6 +295,7 @@ function patternKind(
   }
   const prefixed = KIND_PREFIX.exec(pattern);
   const kind = prefixed?.[1].toLowerCase();
+  if (kind === "provider" && prefixed !== null) return providerPattern(pattern, prefixed[2], warn);
   if (prefixed === null || (kind !== "suffix" && kind !== "exact" && kind !== "domain")) {
     const value = pattern.toLowerCase();
     if (prefixed !== null) {
@@ -288,6 +322,24 @@ function patternKind(
   if (value === "") return { message: `empty ${kind}: pattern: name a host after "${kind}:"` };
   if (!HOST_CHARACTERS.test(value)) warn(neverMatches(pattern));
   return { kind, value };
+}
+
+/**
+ * `provider:ID`: the MX name suffixes of one provider of the built-in catalog. An unknown id is
+ * read as the original read any `word:` prefix, a substring no host name contains, with a warning.
+ */
+function providerPattern(
+  pattern: string,
+  written: string,
+  warn: (message: string) => void,
+): { kind: PatternKind; value: string } {
+  const id = written.toLowerCase();
+  if (PROVIDER_IDS.includes(id)) return { kind: "provider", value: id };
+  warn(
+    `unknown provider "${written}" in "${pattern}": it never matches; known providers are ` +
+      `${PROVIDER_IDS.join(", ")} (see the providers command)`,
+  );
+  return { kind: "substring", value: pattern.toLowerCase() };
 }
 
 /** `domain:NAME` (that domain) or `domain:.NAME` (its subdomains), in A-label form. */

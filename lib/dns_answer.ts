@@ -10,7 +10,7 @@
 
 // @ts-types="@types/dns-packet"
 import type * as dnsPacket from "dns-packet";
-import type { MxOutcome, TempFailAnswer } from "./dns_types.ts";
+import type { MxAnswer, MxOutcome, TempFailAnswer } from "./dns_types.ts";
 import { asciiLower, type DnsReply, isDnsName, RCODE } from "./dns_wire.ts";
 
 /**
@@ -290,5 +290,12 @@ export function interpretReply(reply: DnsReply, context: ReplyContext): MxOutcom
   // Array.prototype.sort is stable, so equal preferences keep the answer order.
   exchanges.sort((a, b) => a.preference - b.preference);
   const hosts = exchanges.slice(0, MAX_MX_HOSTS).map((mx) => mx.host);
-  return skipped.length === 0 ? { kind: "mx", hosts, ttl } : { kind: "mx", hosts, ttl, skipped };
+  const lowest = exchanges[0].preference;
+  const others = exchanges.findIndex((mx) => mx.preference !== lowest);
+  const primaryCount = Math.min(others < 0 ? exchanges.length : others, hosts.length);
+  const answer: MxAnswer = { kind: "mx", hosts, ttl };
+  // Only when it says more than the default of one, so most answers keep their shape.
+  if (primaryCount !== 1) answer.primaryCount = primaryCount;
+  if (skipped.length > 0) answer.skipped = skipped;
+  return answer;
 }

@@ -23,6 +23,11 @@ export interface MxAnswer {
   /** The smallest TTL of the MX set, in seconds. */
   ttl: number;
   /**
+   * How many of `hosts`, from the first, share the lowest preference: the primary MX hosts,
+   * which alone decide under the `primary` match mode. Absent: 1.
+   */
+  primaryCount?: number;
+  /**
    * Exchanges skipped as not host names, in zone-file form (`backup\032mx.example`), at most
    * 16: for the debug log. Absent when none was skipped.
    */

@@ -18,7 +18,7 @@ import {
   domainRuleDecision,
   invalidKeyDecision,
 } from "./router.ts";
-import { domainRuleFor, matchImplicitMx, matchRules, type Rule, type RuleSet } from "./rules.ts";
+import { domainRuleFor, matchImplicitMx, type Rule, type RuleSet } from "./rules.ts";
 import { socketmapCodec } from "./socketmap.ts";
 import { tcpTableCodec } from "./tcp_table.ts";
 
@@ -34,8 +34,12 @@ export interface QueryReport {
   /** The `domain:` rule (file:line pattern) that answers without DNS, if any. */
   domainRule: string | null;
   dns: { outcome: string; rcode: string; ttl: number | null; detail: string } | null;
-  /** Each MX host in the order tried, with the rule it matches (file:line) if any. */
-  hosts: { host: string; rule: string | null }[];
+  /**
+   * Each MX host in the order tried, whether it is a primary one (lowest preference), and the
+   * first rule that matches it (file:line, with its match mode) if any: the decision says which
+   * rule, under its mode, decided.
+   */
+  hosts: { host: string; primary: boolean; rule: string | null }[];
   decision: Decision;
   /** What the lookup answers: for a pool rule, the member this lookup gets. */
   answer: Decision;
@@ -112,6 +116,7 @@ async function explainLookup(options: ExplainOptions): Promise<QueryReport> {
   let dns: QueryReport["dns"] = null;
   let asciiDomain: string | null = null;
   let override: Rule | null = null;
+  let outcome: MxOutcome | null = null;
   if (!parsed.ok) {
     decision = invalidKeyDecision(parsed.reason);
   } else if ((override = domainRuleFor(parsed.domain, ruleSet)) !== null) {
@@ -119,20 +124,29 @@ async function explainLookup(options: ExplainOptions): Promise<QueryReport> {
     decision = domainRuleDecision(override);
   } else {
     asciiDomain = parsed.domain;
-    const outcome = await options.resolver.resolveMx(parsed.domain);
+    outcome = await options.resolver.resolveMx(parsed.domain);
     dns = describeOutcome(outcome);
     decision = decide(parsed.domain, outcome, ruleSet);
   }
   // A pool answers with one member per lookup: show the one this lookup gets.
   const answer = answerFor(decision);
   const implicitMx = dns?.outcome === "nodata";
-  const hosts = decision.hosts.map((host) => {
+  const primaryCount = outcome?.kind === "mx" ? outcome.primaryCount ?? 1 : 1;
+  const hosts = decision.hosts.map((host, index) => {
     const match = implicitMx
       ? matchImplicitMx(host, ruleSet.mxRules)
-      : matchRules([host], ruleSet.mxRules);
+      : ruleSet.mxRules.find((rule) => rule.test(host));
+    const rule = match === undefined || match === null
+      ? null
+      : "rule" in match
+      ? match.rule
+      : match;
     return {
       host,
-      rule: match ? `${ruleSet.file}:${match.rule.line} ${match.rule.pattern}` : null,
+      primary: index < primaryCount,
+      rule: rule === null
+        ? null
+        : `${ruleSet.file}:${rule.line} ${rule.pattern} (mode ${rule.mode})`,
     };
   });
   return {
@@ -170,10 +184,9 @@ function formatQueryReport(report: QueryReport): string {
   }
   if (report.hosts.length > 0) {
     lines.push("mx hosts, in the order tried:");
-    report.hosts.forEach(({ host, rule }, index) => {
-      lines.push(
-        `  ${index + 1}. ${host}  ${rule === null ? "no rule matches" : `matches ${rule}`}`,
-      );
+    report.hosts.forEach(({ host, primary, rule }, index) => {
+      const matches = rule === null ? "no rule matches" : `matches ${rule}`;
+      lines.push(`  ${index + 1}. ${host}${primary ? " (primary)" : ""}  ${matches}`);
     });
   }
   const pool = report.decision.rule?.pool;
@@ -194,7 +207,7 @@ export async function runQuery(options: QueryOptions): Promise<number> {
     for (const error of errors) console.error(`${PROGRAM}: ${error}`);
     return 2;
   };
-  const rules = await loadRuleSet(options.config);
+  const rules = await loadRuleSet(options.config, { matchMode: options.matchMode });
   if (!rules.ok) return unusable(rules.errors);
   const dnsServers = await loadDnsServers(options.dnsServers);
   if (!dnsServers.ok) return unusable(dnsServers.errors);

@@ -6,9 +6,11 @@
  *
  * RE2 has no backreferences, lookaround, atomic groups or possessive repeats; a rule using them is
  * refused with the reason. Bounded repeats expand into one copy of the repeated part each
- * (`[a-z]{0,253}` is over 500 instructions), so the regular expressions of a file together may
- * compile to at most {@linkcode MAX_REGEX_INSTRUCTIONS} instructions: a lookup visits each
- * instruction at most once per position of each MX name, which bounds its worst case.
+ * (`[a-z]{0,253}` is over 500 instructions), so one rule may compile to at most
+ * {@linkcode MAX_RULE_INSTRUCTIONS} instructions. A comparison visits each instruction at most
+ * once per position of the name, so it costs at most instructions × (length + 1) steps; a lookup
+ * stops comparing before its steps pass {@linkcode REGEX_STEP_BUDGET} and answers a temporary
+ * failure instead (see `matchRules`), which bounds its worst case whatever the MX names.
  *
  * @module
  */
@@ -16,15 +18,21 @@
 import { RE2JS, RE2JSSyntaxException } from "re2js";
 
 /**
- * The most RE2 instructions the regular expressions of one config file may compile to together.
- * A lookup matches up to 16 MX names of up to 253 characters against every regex rule, visiting
- * each instruction at most once per position of a name: at most 16 × 254 × 48 = 195,072 steps.
+ * The most RE2 instructions one regex rule may compile to: a comparison with one 253-character
+ * name then takes at most 254 × 256 = 65,024 steps, about 1 ms.
  */
-export const MAX_REGEX_INSTRUCTIONS = 48;
+export const MAX_RULE_INSTRUCTIONS = 256;
 
 /**
- * The time of those steps, in milliseconds: the worst lookup that bench/regex_worst_case.ts
- * found for the costliest rules the limit accepts, rounded up.
+ * The most regex steps (instructions × name positions) one lookup may take. Real MX names are
+ * short (3 hosts of 30 characters leave room for over 2,000 instructions of rules), and 16
+ * hostile 253-character names still leave room for rules of 49 instructions together.
+ */
+export const REGEX_STEP_BUDGET = 200_000;
+
+/**
+ * The time of {@linkcode REGEX_STEP_BUDGET} steps, in milliseconds: the worst lookup that
+ * bench/regex_worst_case.ts found for the costliest rules the budget allows, rounded up.
  */
 export const WORST_LOOKUP_MS = 3.5;
 
@@ -55,12 +63,12 @@ export function compileRegex(source: string): CompiledRegex | { error: string } 
     return { error: whyRefused(error) };
   }
   const instructions = regex.programSize();
-  if (instructions > MAX_REGEX_INSTRUCTIONS) {
+  if (instructions > MAX_RULE_INSTRUCTIONS) {
     return {
       error: `too large: it compiles to ${instructions} RE2 instructions, over the limit of ` +
-        `${MAX_REGEX_INSTRUCTIONS} for all regular expressions of the file together, which ` +
-        "bounds the time of a lookup; a bounded repeat such as {0,253} costs one copy of what " +
-        "it repeats per count: use + or * instead, or a suffix: or exact: rule",
+        `${MAX_RULE_INSTRUCTIONS} per rule, which bounds the time of a lookup; a bounded ` +
+        "repeat such as {0,253} costs one copy of what it repeats per count: use + or * " +
+        "instead, or a suffix: or exact: rule",
     };
   }
   // A Matcher's search never uses RE2's lazy DFA, which builds a state per new input position
@@ -68,47 +76,6 @@ export function compileRegex(source: string): CompiledRegex | { error: string } 
   // bit-state backtracker and the NFA it uses instead visit each instruction at most once per
   // position of the name.
   return { test: (host) => regex.matcher(host).find(), instructions };
-}
-
-/** One regex rule of a config file, as {@linkcode regexBudgetErrors} needs it. */
-export interface RegexRule {
-  line: number;
-  kind: string;
-  /** The regex source (for other kinds: ignored). */
-  value: string;
-}
-
-/**
- * The error for the regex rule that takes the file's regular expressions over
- * {@linkcode MAX_REGEX_INSTRUCTIONS} together, if any (each rule alone is checked by
- * {@linkcode compileRegex}).
- *
- * @example
- * ```ts
- * regexBudgetErrors([{ line: 3, kind: "regex", value: "^mx\\d+\\.mail\\.icloud\\.com$" }]); // []
- * ```
- */
-export function regexBudgetErrors(
-  rules: readonly RegexRule[],
-): { line: number; message: string }[] {
-  const counted: { line: number; instructions: number }[] = [];
-  let total = 0;
-  for (const rule of rules) {
-    if (rule.kind !== "regex") continue;
-    const compiled = compileRegex(rule.value);
-    if (!("test" in compiled)) continue; // refused on its own line already
-    total += compiled.instructions;
-    counted.push({ line: rule.line, instructions: compiled.instructions });
-    if (total <= MAX_REGEX_INSTRUCTIONS) continue;
-    const lines = counted.map((each) => `line ${each.line}: ${each.instructions}`).join(", ");
-    return [{
-      line: rule.line,
-      message: `regular expressions over the limit: together they compile to ${total} RE2 ` +
-        `instructions (${lines}), over the limit of ${MAX_REGEX_INSTRUCTIONS}, which bounds the ` +
-        "time of a lookup; use suffix: or exact: rules where they do, or simplify the regexes",
-    }];
-  }
-  return [];
 }
 
 /** Features of backtracking engines that RE2 lacks, by what its parser reports. */

@@ -9,6 +9,7 @@
 
 import type { AnswerSource, CacheAnswer, CacheEntry, MxCache } from "./cache.ts";
 import type { MxOutcome } from "./dns_types.ts";
+import { REGEX_STEP_BUDGET } from "./regex.ts";
 import { domainFromKey, domainPart, plainDomain } from "./keys.ts";
 import {
   domainRuleFor,
@@ -85,13 +86,22 @@ export function decide(domain: string, outcome: MxOutcome, ruleSet: RuleSet): De
   const override = domainRuleFor(domain, ruleSet);
   if (override !== null) return domainRuleDecision(override);
   switch (outcome.kind) {
-    case "mx":
-      return decideMatch(
-        matchRules(outcome.hosts, ruleSet.mxRules),
-        outcome.hosts,
-        ruleSet,
-        "no rule matches the MX hosts",
+    case "mx": {
+      const match = matchRules(
+        { hosts: outcome.hosts, primaryCount: outcome.primaryCount ?? 1 },
+        ruleSet.mxRules,
       );
+      if (match !== null && "exceeded" in match) {
+        return makeDecision({
+          label: "tempfail",
+          reason: `MX names too long for the regex rules: comparing them would take over ` +
+            `${REGEX_STEP_BUDGET} steps (${outcome.hosts.length} hosts)`,
+          hosts: outcome.hosts,
+          ruleSet,
+        });
+      }
+      return decideMatch(match, outcome.hosts, ruleSet, "no rule matches the MX hosts");
+    }
     case "nodata":
       return decideMatch(
         matchImplicitMx(domain, ruleSet.mxRules),
@@ -129,6 +139,16 @@ function decideMatch(
   noMatch: string,
 ): Decision {
   if (match === null) return makeDecision({ label: "nomatch", reason: noMatch, hosts, ruleSet });
+  if (match.rule.answersNotFound) {
+    return makeDecision({
+      label: "nomatch",
+      reason: `${match.host} matches line ${match.rule.line} (DUNNO): not found`,
+      rule: match.rule,
+      matchedHost: match.host,
+      hosts,
+      ruleSet,
+    });
+  }
   return makeDecision({
     label: "match",
     result: match.rule.result,

@@ -4,14 +4,25 @@
  * @module
  */
 
-import { compileRegex } from "./regex.ts";
+import { compileRegex, REGEX_STEP_BUDGET } from "./regex.ts";
 import type { Decision } from "./router.ts";
+import { providerOf } from "./routing/providers.ts";
 
 /**
  * How a rule's pattern is compared: with an MX host name (`substring`, `suffix`, `exact`,
- * `regex`), or with the recipient domain itself, before any DNS lookup (`domain`).
+ * `regex`, `provider` for the catalog's suffixes of one provider), or with the recipient domain
+ * itself, before any DNS lookup (`domain`).
  */
-export type PatternKind = "substring" | "suffix" | "exact" | "regex" | "domain";
+export type PatternKind = "substring" | "suffix" | "exact" | "regex" | "provider" | "domain";
+
+/**
+ * Which MX hosts decide whether a rule matches a domain: `any` one of them (tried in preference
+ * order), only the `primary` ones (the lowest preference), or `all` of them.
+ */
+export type MatchMode = "any" | "primary" | "all";
+
+/** The match modes, for flags and messages. */
+export const MATCH_MODES: readonly MatchMode[] = ["any", "primary", "all"];
 
 /** One `PATTERN RESULT` line of the config file. */
 export interface Rule {
@@ -21,6 +32,13 @@ export interface Rule {
   pattern: string;
   /** The kind of comparison. */
   kind: PatternKind;
+  /** Which MX hosts decide (`domain:` rules: unused). */
+  mode: MatchMode;
+  /**
+   * What one comparison with a name costs, in RE2 instructions per character (regex rules), or 0
+   * (the other kinds compare strings in native code): counted against the lookup's budget.
+   */
+  cost: number;
   /** The lower-cased pattern text without its kind prefix (for regex: the source). */
   value: string;
   /** The Postfix result to answer, e.g. `relay:[office365-relay.example.com]:587`. */
@@ -121,6 +139,8 @@ export function makeMatcher(kind: PatternKind, value: string): (host: string) =>
     case "exact":
     case "domain":
       return (host) => host === value;
+    case "provider":
+      return (host) => providerOf(host)?.id === value;
     case "suffix": {
       const dotted = "." + value;
       return (host) => host === value || host.endsWith(dotted);
@@ -137,19 +157,67 @@ export function makeMatcher(kind: PatternKind, value: string): (host: string) =>
   }
 }
 
+/** The MX hosts of a domain as matching needs them: in preference order, primary ones first. */
+export interface MxHosts {
+  hosts: readonly string[];
+  /** How many of `hosts`, from the first, have the lowest preference. */
+  primaryCount: number;
+}
+
 /**
- * Finds the rule for a list of MX hosts: hosts in the order given (lowest preference first),
- * and for each host the rules in file order; the first match wins.
+ * A lookup whose regex comparisons would cost more than {@linkcode REGEX_STEP_BUDGET}: only
+ * MX names far longer than real ones get here, and the answer is a temporary failure.
+ */
+export interface RegexBudgetExceeded {
+  exceeded: true;
+  /** The steps the comparisons made and the one refused would have taken. */
+  steps: number;
+}
+
+/**
+ * Finds the rule for a domain's MX hosts: hosts in preference order, and for each host the
+ * rules in file order; the first match wins. A rule in mode `primary` considers only the
+ * primary hosts; one in mode `all` matches only when it matches every host.
+ *
+ * Regex comparisons are counted (RE2 instructions × characters): before one would take the
+ * lookup past {@linkcode REGEX_STEP_BUDGET}, matching stops, so no MX set can hold the router
+ * longer than that budget allows, however its names are built.
  *
  * @example
  * ```ts
- * matchRules(["aspmx.l.google.com"], ruleSet.rules); // { rule, host } or null
+ * matchRules({ hosts: ["aspmx.l.google.com"], primaryCount: 1 }, ruleSet.mxRules);
+ * // { rule, host } or null
  * ```
  */
-export function matchRules(hosts: readonly string[], rules: readonly Rule[]): RuleMatch | null {
-  for (const host of hosts) {
+export function matchRules(
+  mx: MxHosts,
+  rules: readonly Rule[],
+): RuleMatch | RegexBudgetExceeded | null {
+  const { hosts, primaryCount } = mx;
+  let steps = 0;
+  const affordable = (rule: Rule, host: string): boolean => {
+    if (rule.cost === 0) return true;
+    steps += rule.cost * (host.length + 1);
+    return steps <= REGEX_STEP_BUDGET;
+  };
+  for (let index = 0; index < hosts.length; index++) {
+    const host = hosts[index];
     for (const rule of rules) {
-      if (rule.test(host)) return { rule, host };
+      // All hosts match only if the first does: an `all` rule is decided at the first host.
+      if (rule.mode === "all" ? index > 0 : rule.mode === "primary" && index >= primaryCount) {
+        continue;
+      }
+      if (!affordable(rule, host)) return { exceeded: true, steps };
+      if (!rule.test(host)) continue;
+      if (rule.mode === "all") {
+        let every = true;
+        for (let other = 1; other < hosts.length && every; other++) {
+          if (!affordable(rule, hosts[other])) return { exceeded: true, steps };
+          every = rule.test(hosts[other]);
+        }
+        if (!every) continue;
+      }
+      return { rule, host };
     }
   }
   return null;
@@ -178,8 +246,9 @@ export function domainRuleFor(domain: string, ruleSet: RuleSet): Rule | null {
 
 /**
  * Finds the rule for a domain without MX records, which is its own mail host (RFC 5321 §5.1):
- * only `suffix:` and `exact:` rules compare whole labels, so only they may match it. A plain
- * substring or a regex written for MX host names must not route `fanicloud.com` as iCloud.
+ * only `suffix:`, `exact:` and `provider:` rules compare whole labels, so only they may match it.
+ * A plain substring or a regex written for MX host names must not route `fanicloud.com` as
+ * iCloud. With one host, every match mode means the same.
  *
  * @example
  * ```ts
@@ -188,9 +257,10 @@ export function domainRuleFor(domain: string, ruleSet: RuleSet): Rule | null {
  */
 export function matchImplicitMx(domain: string, rules: readonly Rule[]): RuleMatch | null {
   for (const rule of rules) {
-    if ((rule.kind === "suffix" || rule.kind === "exact") && rule.test(domain)) {
-      return { rule, host: domain };
-    }
+    if (LABEL_EXACT.has(rule.kind) && rule.test(domain)) return { rule, host: domain };
   }
   return null;
 }
+
+/** The kinds that compare whole labels, and so may match a domain that is its own MX. */
+const LABEL_EXACT: ReadonlySet<PatternKind> = new Set(["suffix", "exact", "provider"]);

@@ -6,7 +6,7 @@
  */
 
 import { errorMessage } from "./errors.ts";
-import { formatConfigError, parseConfig } from "./config.ts";
+import { formatConfigError, parseConfig, type ParseOptions } from "./config.ts";
 import { nameserversFromResolvConf, parseDnsServer } from "./dns_servers.ts";
 import type { DnsServer } from "./dns_types.ts";
 import type { RuleSet } from "./rules.ts";
@@ -31,7 +31,10 @@ export type LoadedRules =
  * if (!loaded.ok) console.error(loaded.errors.join("\n"));
  * ```
  */
-export async function loadRuleSet(path: string): Promise<LoadedRules> {
+export async function loadRuleSet(
+  path: string,
+  options: ParseOptions = {},
+): Promise<LoadedRules> {
   let text: string;
   try {
     text = await Deno.readTextFile(path);
@@ -41,7 +44,7 @@ export async function loadRuleSet(path: string): Promise<LoadedRules> {
       errors: [`${path}: cannot read the rules file: ${describeFileError(error)}`],
     };
   }
-  const parsed = parseConfig(text, path);
+  const parsed = parseConfig(text, path, options);
   if (!parsed.ok) return { ok: false, errors: parsed.errors.map(formatConfigError) };
   return { ok: true, value: parsed.ruleSet, warnings: parsed.warnings.map(formatConfigError) };
 }

@@ -122,11 +122,15 @@ Deno.test("socketmap, unix socket, metrics and dry-run flags", () => {
 Deno.test("check and query subcommands", () => {
   assert.deepEqual(parseCommandLine(["check", "-c", "/etc/r.conf"]), {
     kind: "check",
-    options: { config: "/etc/r.conf", strict: false },
+    options: { config: "/etc/r.conf", strict: false, matchMode: "any" },
   });
   assert.deepEqual(parseCommandLine(["check", "--strict"]), {
     kind: "check",
-    options: { config: "/etc/postfix/postfix-mx-pattern-router.conf", strict: true },
+    options: {
+      config: "/etc/postfix/postfix-mx-pattern-router.conf",
+      strict: true,
+      matchMode: "any",
+    },
   });
   const query = parseCommandLine([
     "query",
@@ -175,4 +179,22 @@ Deno.test("cacheOptionsOf: each cache flag reaches the cache; no flags give the 
   const defaults = parseCommandLine([]);
   if (defaults.kind !== "serve") throw new Error(defaults.kind);
   assert.deepEqual(cacheOptionsOf(defaults.options), DEFAULT_CACHE_OPTIONS);
+});
+
+Deno.test("--match-mode: any by default, one of any, primary or all; providers takes nothing", () => {
+  const serve = parseCommandLine(["--match-mode", "PRIMARY"]);
+  assert.ok(serve.kind === "serve");
+  assert.equal(serve.options.matchMode, "primary");
+  const plain = parseCommandLine([]);
+  assert.ok(plain.kind === "serve");
+  assert.equal(plain.options.matchMode, "any");
+  assert.deepEqual(parseCommandLine(["--match-mode", "first"]), {
+    kind: "error",
+    message: "option '--match-mode' takes any, primary, all, not 'first'",
+  });
+  const query = parseCommandLine(["query", "--match-mode", "all", "a@b.example"]);
+  assert.ok(query.kind === "query");
+  assert.equal(query.options.matchMode, "all");
+  assert.deepEqual(parseCommandLine(["providers"]), { kind: "providers" });
+  assert.equal(parseCommandLine(["providers", "x"]).kind, "error");
 });

@@ -31,6 +31,21 @@ Deno.test("interpretReply: MX hosts by preference, ties in answer order, min TTL
   );
 });
 
+Deno.test("interpretReply: the primary MX hosts are those of the lowest preference", () => {
+  const answer = (...preferences: number[]) =>
+    outcome({
+      answers: preferences.map((preference, i) => mx("example.com", preference, `mx${i}.test`)),
+    });
+  assert.deepEqual(answer(10, 20), { kind: "mx", hosts: ["mx0.test", "mx1.test"], ttl: 300 });
+  const tie = answer(20, 10, 10);
+  assert.ok(tie.kind === "mx");
+  assert.deepEqual([tie.hosts, tie.primaryCount], [["mx1.test", "mx2.test", "mx0.test"], 2]);
+  // All at one preference, more than are kept: every kept host is primary.
+  const many = answer(...Array.from({ length: 20 }, () => 10));
+  assert.ok(many.kind === "mx");
+  assert.deepEqual([many.hosts.length, many.primaryCount], [16, 16]);
+});
+
 Deno.test("interpretReply: TTL 0 and TTLs with the top bit set", () => {
   assert.deepEqual(outcome({ answers: [mx("example.com", 10, "mx.example.com", 0)] }), {
     kind: "mx",

@@ -320,7 +320,7 @@ postmapTest(
     assert.match(lenient.stdout, /rules\.conf: valid/);
     const strict = await runMain(["check", "--strict", "-c", file], configDir, env);
     assert.equal(strict.code, 1);
-    assert.match(strict.stderr, /rules\.conf: 2 warnings; invalid with --strict/);
+    assert.match(strict.stderr, /rules\.conf: 4 warnings; invalid with --strict/);
     // Without postconf on the PATH, check says it could not look.
     const noPostconf = await runMain(["check", "-c", file], configDir, {
       ...env,
@@ -333,6 +333,19 @@ postmapTest(
     );
   },
 );
+
+Deno.test("providers: lists the catalog with each provider's suffixes and source", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "mxrouter-providers-" });
+  try {
+    const listed = await runMain(["providers"], tmp);
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.match(listed.stdout, /microsoft365/);
+    assert.match(listed.stdout, /mail\.protection\.outlook\.com, mx\.microsoft/);
+    assert.match(listed.stdout, /https:\/\/learn\.microsoft\.com\//);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
 
 Deno.test("query: explains the lookup; exit 0 found, 1 not found, 2 temporary failure", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "mxrouter-query-" });
@@ -355,7 +368,7 @@ Deno.test("query: explains the lookup; exit 0 found, 1 not found, 2 temporary fa
     assert.match(found.stdout, /dns: {6}NOERROR, TTL 300s: MX records/);
     assert.match(
       found.stdout,
-      /1\. contoso-test\.mail\.protection\.outlook\.com {2}matches .*rules\.conf:2 suffix:mail\.protection\.outlook\.com/,
+      /1\. contoso-test\.mail\.protection\.outlook\.com \(primary\) {2}matches .*rules\.conf:2 suffix:mail\.protection\.outlook\.com \(mode any\)/,
     );
     assert.match(found.stdout, /2\. backup\.other\.test {2}no rule matches/);
     assert.match(found.stdout, /tcp_table reply: 200 relay:\[o365\.example\]:587/);

@@ -196,3 +196,33 @@ Deno.test("a single-label domain is looked up and routed by its MX", async () =>
   assert.equal(decision.result, "relay:[o365.example]:587");
   assert.equal(resolver.total, 1);
 });
+
+Deno.test("an MX rule whose result is DUNNO answers not found, naming its rule", () => {
+  const set = rules("suffix:google.com DUNNO\nsuffix:com relay:[all-com]:25\n");
+  const decision = decide("x.example", { kind: "mx", hosts: ["aspmx.l.google.com"], ttl: 60 }, set);
+  assert.equal(decision.label, "nomatch");
+  assert.equal(decision.rule?.line, 1);
+  assert.equal(decision.result, null);
+});
+
+Deno.test("MX names too long for the regex rules' budget answer a temporary failure", () => {
+  const set = rules("/^(?:[a-z0-9-]+\\.){2,20}mail\\.example\\.com$/ relay:[r]:25\n");
+  const hostile = Array.from({ length: 16 }, (_, i) => `${i}`.padEnd(253, "a"));
+  const decision = decide("evil.example", { kind: "mx", hosts: hostile, ttl: 60 }, set);
+  assert.equal(decision.label, "tempfail");
+  assert.match(decision.reason, /^MX names too long for the regex rules/);
+  const real = decide("ok.example", {
+    kind: "mx",
+    hosts: ["mx1.a.mail.example.com"],
+    ttl: 60,
+  }, set);
+  assert.equal(real.result, "relay:[r]:25");
+});
+
+Deno.test("the primary match mode follows the answer's primary hosts", () => {
+  const set = rules("primary:provider:microsoft365 relay:[o365]:587\n");
+  const hosts = ["mail.contoso.example", "contoso-example.mail.protection.outlook.com"];
+  assert.equal(decide("contoso.example", { kind: "mx", hosts, ttl: 60 }, set).label, "nomatch");
+  const tie = decide("contoso.example", { kind: "mx", hosts, ttl: 60, primaryCount: 2 }, set);
+  assert.equal(tie.result, "relay:[o365]:587");
+});
