@@ -5,9 +5,9 @@
  * @module
  */
 
-import { errorMessage } from "./lib/errors.ts";
-import { MxCache } from "./lib/cache.ts";
-import { runCheck } from "./lib/check.ts";
+import { errorMessage } from "./lib/common/errors.ts";
+import { MxCache } from "./lib/routing/cache.ts";
+import { runCheck } from "./lib/app/check.ts";
 import {
   cacheOptionsOf,
   HELP,
@@ -16,17 +16,17 @@ import {
   type ServeOptions,
   USAGE,
   VERSION,
-} from "./lib/cli.ts";
-import { runQuery } from "./lib/query.ts";
-import { createResolver, type DnsQueryEvent, type DnsResolver } from "./lib/dns.ts";
-import { Limiter } from "./lib/limiter.ts";
-import { formatHostPort } from "./lib/dns_servers.ts";
-import type { MxOutcome, MxResolver } from "./lib/dns_types.ts";
-import type { RouterMetrics } from "./lib/metrics.ts";
-import { failureLogger, log, lookupLogger, setupLogging, writeFatal } from "./lib/log.ts";
-import { combineObservers, type Decision, Router } from "./lib/router.ts";
+} from "./lib/app/cli.ts";
+import { runQuery } from "./lib/app/query.ts";
+import { createResolver, type DnsQueryEvent, type DnsResolver } from "./lib/dns/resolver.ts";
+import { Limiter } from "./lib/dns/limiter.ts";
+import { formatHostPort } from "./lib/dns/servers.ts";
+import type { MxOutcome, MxResolver } from "./lib/dns/types.ts";
+import type { RouterMetrics } from "./lib/app/metrics.ts";
+import { failureLogger, log, lookupLogger, setupLogging, writeFatal } from "./lib/common/log.ts";
+import { combineObservers, type Decision, Router } from "./lib/routing/router.ts";
 import { formatProviderCatalog } from "./lib/routing/providers.ts";
-import type { ProtocolCodec } from "./lib/codec.ts";
+import type { ProtocolCodec } from "./lib/server/codec.ts";
 import {
   formatListenAddress,
   groupId,
@@ -34,13 +34,13 @@ import {
   openListener,
   parseListenAddress,
   removeOwnSocket,
-} from "./lib/listen.ts";
-import { ConnectionLimit } from "./lib/connection_limit.ts";
-import { REQUEST_TIMEOUT_MS, TableServer } from "./lib/server.ts";
-import { socketmapCodec } from "./lib/socketmap.ts";
-import { loadDnsServers, loadRuleSet } from "./lib/setup.ts";
-import { startStatsLog } from "./lib/stats.ts";
-import { tcpTableCodec } from "./lib/tcp_table.ts";
+} from "./lib/server/listen.ts";
+import { ConnectionLimit } from "./lib/server/connection_limit.ts";
+import { REQUEST_TIMEOUT_MS, TableServer } from "./lib/server/server.ts";
+import { socketmapCodec } from "./lib/server/socketmap.ts";
+import { loadDnsServers, loadRuleSet } from "./lib/app/load.ts";
+import { startStatsLog } from "./lib/app/stats.ts";
+import { tcpTableCodec } from "./lib/server/tcp_table.ts";
 
 /** Requests already read get this long to be answered on SIGTERM. */
 const STOP_GRACE_MS = 5000;
@@ -94,7 +94,7 @@ async function serve(options: ServeOptions): Promise<void> {
   ];
   if (options.metrics !== null) {
     // Loaded only when asked for: prom-client alone adds 16 MB to the process.
-    const { createMetrics } = await import("./lib/metrics.ts");
+    const { createMetrics } = await import("./lib/app/metrics.ts");
     metrics = createMetrics({
       lookups: () => router.counts,
       cache: () => ({ ...cache.counters, entries: cache.size }),

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { DEFAULT_DNS_TIMEOUT_S } from "../lib/cli.ts";
+import { DEFAULT_DNS_TIMEOUT_S } from "../lib/app/cli.ts";
 import type { LoadResult } from "./loadgen.ts";
 import {
   canPin,

@@ -6,7 +6,7 @@
  */
 
 import { freePort, WaitAborted, waitFor } from "../tests/support/e2e_util.ts";
-import { errorMessage } from "../lib/errors.ts";
+import { errorMessage } from "../lib/common/errors.ts";
 import {
   compilePermissionFlags,
   PROJECT_ROOT,

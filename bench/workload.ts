@@ -11,7 +11,7 @@
 
 import type { FakeDnsBehaviour, FakeMxRecord } from "../tests/support/fake_dns.ts";
 import { domainToASCII } from "node:url";
-import { encodeTcpTable } from "../lib/tcp_table.ts";
+import { encodeTcpTable } from "../lib/server/tcp_table.ts";
 
 /** The rules the benchmark's router runs: Microsoft-, Google- and iCloud-like MX, as shipped. */
 export const BENCH_RULES = `# postfix-mx-pattern-router benchmark rules (same as the example config)

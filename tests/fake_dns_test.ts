@@ -8,7 +8,7 @@ import dgram from "node:dgram";
 // @ts-types="@types/dns-packet"
 import * as dnsPacket from "dns-packet";
 import { Buffer } from "node:buffer";
-import { encodeMxQuery } from "../lib/dns_wire.ts";
+import { encodeMxQuery } from "../lib/dns/wire.ts";
 import {
   type FakeDns,
   type FakeDnsBehaviour,

@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { HELP, USAGE } from "../lib/cli.ts";
+import { HELP, USAGE } from "../lib/app/cli.ts";
 import { isCi } from "./support/e2e_env.ts";
 import { findBinary } from "./support/e2e_util.ts";
 

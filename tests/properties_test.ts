@@ -5,22 +5,22 @@
 
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { FRAME_BAD, FRAME_NEED_MORE, FRAME_REQUEST, newFrame } from "../lib/codec.ts";
-import { parseConfig } from "../lib/config.ts";
+import { FRAME_BAD, FRAME_NEED_MORE, FRAME_REQUEST, newFrame } from "../lib/server/codec.ts";
+import { parseConfig } from "../lib/routing/rules_file.ts";
 import dnsPacket from "dns-packet";
 import { Buffer } from "node:buffer";
-import { interpretReply } from "../lib/dns_answer.ts";
-import { checkReply, encodeMxQuery, toQueryName } from "../lib/dns_wire.ts";
-import { domainFromKey } from "../lib/keys.ts";
-import { compileRegex } from "../lib/regex.ts";
+import { interpretReply } from "../lib/dns/answer.ts";
+import { checkReply, encodeMxQuery, toQueryName } from "../lib/dns/wire.ts";
+import { domainFromKey } from "../lib/routing/keys.ts";
+import { compileRegex } from "../lib/routing/regex.ts";
 import { EDNS_OPT } from "./support/fake_dns.ts";
-import { encodeNetstring, scanNetstring, socketmapCodec } from "../lib/socketmap.ts";
+import { encodeNetstring, scanNetstring, socketmapCodec } from "../lib/server/socketmap.ts";
 import {
   decodeTcpTable,
   encodeTcpTable,
   parseTcpTableRequest,
   tcpTableCodec,
-} from "../lib/tcp_table.ts";
+} from "../lib/server/tcp_table.ts";
 
 const RUNS = { numRuns: 2000 };
 

@@ -6,9 +6,9 @@
 
 // @ts-types="@types/dns-packet"
 import * as dnsPacket from "dns-packet";
-import { interpretReply } from "../../lib/dns_answer.ts";
-import type { MxOutcome } from "../../lib/dns_types.ts";
-import { checkReply } from "../../lib/dns_wire.ts";
+import { interpretReply } from "../../lib/dns/answer.ts";
+import type { MxOutcome } from "../../lib/dns/types.ts";
+import { checkReply } from "../../lib/dns/wire.ts";
 
 /** The query the replies answer. */
 export const QUERY = { id: 0x1234, name: "example.com" };

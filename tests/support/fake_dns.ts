@@ -21,8 +21,8 @@
 import * as dnsPacket from "dns-packet";
 import dgram from "node:dgram";
 import { Buffer } from "node:buffer";
-import type { DnsServer } from "../../lib/dns_types.ts";
-import { closeQuietly } from "../../lib/errors.ts";
+import type { DnsServer } from "../../lib/dns/types.ts";
+import { closeQuietly } from "../../lib/common/errors.ts";
 
 /** One MX record of an `mx` behaviour. */
 export interface FakeMxRecord {

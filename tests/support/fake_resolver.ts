@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { MxOutcome, MxResolver } from "../../lib/dns_types.ts";
+import type { MxOutcome, MxResolver } from "../../lib/dns/types.ts";
 
 /** A programmable resolver. */
 export class FakeResolver implements MxResolver {

@@ -1,0 +1,95 @@
+/**
+ * Reading what the router is configured by: the rules file and the DNS servers. Shared by the
+ * server, reload, and the `check` and `query` subcommands, so all decide from the same input.
+ *
+ * @module
+ */
+
+import { errorMessage } from "../common/errors.ts";
+import { formatConfigError, parseConfig, type ParseOptions } from "../routing/rules_file.ts";
+import { nameserversFromResolvConf, parseDnsServer } from "../dns/servers.ts";
+import type { DnsServer } from "../dns/types.ts";
+import type { RuleSet } from "../routing/rules.ts";
+
+/** Where DNS servers come from when no --dns-server is given. */
+export const RESOLV_CONF = "/etc/resolv.conf";
+
+/** A loaded value, or the messages (file:line style) that explain why it could not be. */
+export type Loaded<T> = { ok: true; value: T } | { ok: false; errors: string[] };
+
+/** A loaded rules file with its warnings (`FILE, line N: warning: ...`), or its errors. */
+export type LoadedRules =
+  | { ok: true; value: RuleSet; warnings: string[] }
+  | { ok: false; errors: string[] };
+
+/**
+ * Reads and parses a rules file; every problem comes back as a `FILE, line N: ...` message.
+ *
+ * @example
+ * ```ts
+ * const loaded = await loadRuleSet("/etc/postfix/postfix-mx-pattern-router.conf");
+ * if (!loaded.ok) console.error(loaded.errors.join("\n"));
+ * ```
+ */
+export async function loadRuleSet(
+  path: string,
+  options: ParseOptions = {},
+): Promise<LoadedRules> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    return {
+      ok: false,
+      errors: [`${path}: cannot read the rules file: ${describeFileError(error)}`],
+    };
+  }
+  const parsed = parseConfig(text, path, options);
+  if (!parsed.ok) return { ok: false, errors: parsed.errors.map(formatConfigError) };
+  return { ok: true, value: parsed.ruleSet, warnings: parsed.warnings.map(formatConfigError) };
+}
+
+/**
+ * The DNS servers to use: the --dns-server values, or else the nameserver lines of
+ * /etc/resolv.conf.
+ */
+export async function loadDnsServers(flags: readonly string[]): Promise<Loaded<DnsServer[]>> {
+  if (flags.length > 0) {
+    const servers: DnsServer[] = [];
+    const errors: string[] = [];
+    for (const flag of flags) {
+      const parsed = parseDnsServer(flag);
+      if ("error" in parsed) errors.push(`option '--dns-server': ${parsed.error}`);
+      else servers.push(parsed);
+    }
+    return errors.length > 0 ? { ok: false, errors } : { ok: true, value: servers };
+  }
+  let text: string;
+  try {
+    text = await Deno.readTextFile(RESOLV_CONF);
+  } catch (error) {
+    return {
+      ok: false,
+      errors: [`${RESOLV_CONF}: cannot read: ${describeFileError(error)}; use --dns-server ADDR`],
+    };
+  }
+  const servers = nameserversFromResolvConf(text);
+  if (servers.length === 0) {
+    return {
+      ok: false,
+      errors: [`${RESOLV_CONF}: no nameserver lines; add one or use --dns-server ADDR`],
+    };
+  }
+  return { ok: true, value: servers };
+}
+
+function describeFileError(error: unknown): string {
+  if (error instanceof Deno.errors.NotFound) return "no such file";
+  if (error instanceof Deno.errors.NotCapable) {
+    return "not within the paths this binary may read (see README, Permissions): " +
+      "move the file there or run with a wider --allow-read";
+  }
+  if (error instanceof Deno.errors.PermissionDenied) return "permission denied";
+  if (error instanceof Deno.errors.IsADirectory) return "is a directory";
+  return errorMessage(error);
+}

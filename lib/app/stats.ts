@@ -1,0 +1,61 @@
+/**
+ * The periodic stats line, as the original router logged it: lookups, cache counters, memory and
+ * open connections, at info every 5 minutes.
+ *
+ * @module
+ */
+
+import type { MxCache } from "../routing/cache.ts";
+import type { ConnectionLimit } from "../server/connection_limit.ts";
+import { log } from "../common/log.ts";
+import type { Decision, Router } from "../routing/router.ts";
+import type { RuleSet } from "../routing/rules.ts";
+
+/** How often the stats line is logged. */
+const STATS_INTERVAL_MS = 5 * 60 * 1000;
+
+/** What the stats line reads. */
+export interface StatsSources {
+  cache: MxCache<Decision>;
+  router: Router;
+  /** The connection limit's counts (a {@linkcode ConnectionLimit} in the router). */
+  limit: Readonly<Pick<ConnectionLimit, "open" | "max" | "refused" | "evicted">>;
+}
+
+/**
+ * Formats the stats line from the live counters.
+ *
+ * @example
+ * ```ts
+ * statsLine({ cache, router, limit }); // "stats: lookups match=3 nomatch=1 ... rss=52.1MB"
+ * ```
+ */
+export function statsLine(sources: StatsSources): string {
+  const { match, nomatch, tempfail, invalid } = sources.router.counts;
+  const c = sources.cache.counters;
+  const rssMb = (Deno.memoryUsage().rss / 1048576).toFixed(1);
+  return `stats: lookups match=${match} nomatch=${nomatch} tempfail=${tempfail} ` +
+    `invalid=${invalid}; cache entries=${sources.cache.size} hits=${c.hits} misses=${c.misses} ` +
+    `stale=${c.staleAnswers} prefetches=${c.prefetches} coalesced=${c.coalesced} ` +
+    `failure_hits=${c.failureHits}; dns queries=${c.dnsQueries} failures=${c.failures}; ` +
+    `connections open=${sources.limit.open} refused=${sources.limit.refused} ` +
+    `evicted=${sources.limit.evicted}; rss=${rssMb}MB; ` +
+    `top rules: ${topRules(sources.router.ruleSet)}`;
+}
+
+/** How many of the most used rules the line names. */
+const TOP_RULES = 3;
+
+function topRules(ruleSet: RuleSet): string {
+  const used = ruleSet.rules.filter((rule) => rule.matches > 0);
+  if (used.length === 0) return "none";
+  return used.sort((a, b) => b.matches - a.matches).slice(0, TOP_RULES)
+    .map((rule) => `line ${rule.line}=${rule.matches}`).join(" ");
+}
+
+/** Logs the stats line every {@linkcode STATS_INTERVAL_MS}; `stop` ends it. */
+export function startStatsLog(sources: StatsSources): { stop(): void } {
+  const timer = setInterval(() => log.info`${statsLine(sources)}`, STATS_INTERVAL_MS);
+  Deno.unrefTimer(timer);
+  return { stop: () => clearInterval(timer) };
+}

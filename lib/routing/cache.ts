@@ -1,0 +1,323 @@
+/**
+ * The MX cache between the router and DNS: TTLs from DNS, negative and failure caching, one query
+ * per domain however many ask (coalescing), serve-stale (RFC 8767), prefetch of hot entries, and
+ * an LRU bound.
+ *
+ * A fresh hit is answered synchronously, without a promise: Postfix waits for every lookup.
+ *
+ * @module
+ */
+
+import { LRUCache } from "lru-cache";
+import type { MxOutcome, MxResolver, TempFailAnswer } from "../dns/types.ts";
+
+/** Passed to every LRU get: saves the library allocating a fresh options object per lookup. */
+const GET_OPTIONS = {};
+
+/** Tuning of the cache; every duration in seconds as on the command line, except where named. */
+export interface CacheOptions {
+  /** --cache-ttl: the longest any answer is cached; 0 disables caching entirely. */
+  maxTtl: number;
+  /** --min-ttl: the shortest a positive or negative answer is cached. */
+  minTtl: number;
+  /** --negative-ttl: the longest NXDOMAIN and NODATA are cached. */
+  negativeTtl: number;
+  /** --failure-ttl: how long a failed lookup answers 400 at once instead of asking DNS again. */
+  failureTtl: number;
+  /** --stale-ttl: how long past expiry an entry may still be served when DNS fails; 0: never. */
+  staleTtl: number;
+  /** --stale-answer-ms: how long a lookup of an expired entry waits for DNS before answering stale. */
+  staleAnswerMs: number;
+  /** --cache-size: the most domains kept; least recently used go first. */
+  maxEntries: number;
+}
+
+/** The defaults of the command line. */
+export const DEFAULT_CACHE_OPTIONS: CacheOptions = {
+  maxTtl: 3600,
+  minTtl: 30,
+  negativeTtl: 300,
+  failureTtl: 10,
+  staleTtl: 86400,
+  staleAnswerMs: 400,
+  maxEntries: 100_000,
+};
+
+/** A usable DNS answer as cached; `memo` is the router's per-entry decision slot. */
+export interface CacheEntry<M> {
+  outcome: Exclude<MxOutcome, TempFailAnswer>;
+  /** Epoch ms until which the entry is fresh. */
+  freshUntil: number;
+  /**
+   * The TTL it was cached with, in seconds: hits in its last 10 % trigger a background refresh.
+   * (The refresh and stale deadlines are derived, not stored: each stored epoch is a boxed
+   * number, 16 bytes a domain.)
+   */
+  ttlSeconds: number;
+  /** Whatever the router memoizes for this answer (dropped with the entry). */
+  memo: M | undefined;
+}
+
+/** Where an answer came from, for logs and metrics. */
+export type AnswerSource = "cache" | "dns" | "stale" | "failure";
+
+/** The cache's answer to one lookup. */
+export interface CacheAnswer<M> {
+  /** The usable entry, or null when the answer is a failure (outcome is then a tempfail). */
+  entry: CacheEntry<M> | null;
+  outcome: MxOutcome;
+  source: AnswerSource;
+}
+
+/** Counters kept by the cache; exposed as metrics and in the periodic stats line. */
+export interface CacheCounters {
+  hits: number;
+  misses: number;
+  staleAnswers: number;
+  prefetches: number;
+  coalesced: number;
+  dnsQueries: number;
+  failures: number;
+  failureHits: number;
+}
+
+interface FailureEntry {
+  outcome: TempFailAnswer;
+  until: number;
+}
+
+/** Options of {@linkcode MxCache}. */
+export interface MxCacheInit {
+  resolver: MxResolver;
+  options: CacheOptions;
+  /** Epoch milliseconds; injected so tests control time. */
+  now?: () => number;
+}
+
+/**
+ * The cache. `lookup` returns a {@linkcode CacheAnswer} directly on a fresh hit and a promise
+ * otherwise; it never rejects.
+ *
+ * @example
+ * ```ts
+ * const cache = new MxCache({ resolver, options: DEFAULT_CACHE_OPTIONS });
+ * const answer = await cache.lookup("example.com");
+ * ```
+ */
+export class MxCache<M = unknown> {
+  /** Counters since start. */
+  readonly counters: CacheCounters = {
+    hits: 0,
+    misses: 0,
+    staleAnswers: 0,
+    prefetches: 0,
+    coalesced: 0,
+    dnsQueries: 0,
+    failures: 0,
+    failureHits: 0,
+  };
+  readonly #resolver: MxResolver;
+  readonly #options: CacheOptions;
+  readonly #now: () => number;
+  readonly #entries: LRUCache<string, CacheEntry<M>> | null;
+  readonly #failures: LRUCache<string, FailureEntry> | null;
+  readonly #inflight = new Map<string, Promise<MxOutcome>>();
+
+  constructor(init: MxCacheInit) {
+    this.#resolver = init.resolver;
+    this.#options = init.options;
+    this.#now = init.now ?? Date.now;
+    const enabled = init.options.maxTtl > 0;
+    const max = Math.max(1, init.options.maxEntries);
+    this.#entries = enabled ? new LRUCache({ max }) : null;
+    this.#failures = enabled && init.options.failureTtl > 0 ? new LRUCache({ max }) : null;
+  }
+
+  /** Domains cached now (fresh or stale). */
+  get size(): number {
+    return this.#entries?.size ?? 0;
+  }
+
+  /**
+   * The entry of a domain when it is cached and fresh, else null (then `lookup` answers). The
+   * hit path: it allocates nothing, and reads the clock only for a cached domain. A hit is
+   * counted, and refreshed in the background in its last 10 %.
+   */
+  fresh(domain: string): CacheEntry<M> | null {
+    const entry = this.#entries?.get(domain, GET_OPTIONS);
+    if (entry === undefined) return null;
+    const now = this.#now();
+    if (now >= entry.freshUntil) return null;
+    this.#hit(domain, entry, now);
+    return entry;
+  }
+
+  /** Answers for one ASCII domain: from memory when possible, else from DNS (coalesced). */
+  lookup(domain: string): CacheAnswer<M> | Promise<CacheAnswer<M>> {
+    const entries = this.#entries;
+    if (entries === null) {
+      this.counters.misses++;
+      return this.#fromDns(domain);
+    }
+    const now = this.#now();
+    const entry = entries.get(domain, GET_OPTIONS);
+    if (entry !== undefined) {
+      if (now < entry.freshUntil) {
+        this.#hit(domain, entry, now);
+        return { entry, outcome: entry.outcome, source: "cache" };
+      }
+      if (now < entry.freshUntil + this.#options.staleTtl * 1000) {
+        return this.#refreshOrStale(domain, entry, now);
+      }
+      entries.delete(domain);
+    }
+    const failure = this.#recentFailure(domain, now);
+    if (failure !== null) {
+      this.counters.failureHits++;
+      return { entry: null, outcome: failure, source: "failure" };
+    }
+    this.counters.misses++;
+    return this.#fromDns(domain);
+  }
+
+  #hit(domain: string, entry: CacheEntry<M>, now: number): void {
+    this.counters.hits++;
+    if (
+      now >= entry.freshUntil - entry.ttlSeconds * 100 && !this.#inflight.has(domain) &&
+      !this.#recentFailure(domain, now)
+    ) {
+      this.counters.prefetches++;
+      this.#query(domain);
+    }
+  }
+
+  async #fromDns(domain: string): Promise<CacheAnswer<M>> {
+    const outcome = await this.#query(domain);
+    if (outcome.kind === "tempfail") return { entry: null, outcome, source: "dns" };
+    return { entry: this.#entryFor(domain, outcome), outcome, source: "dns" };
+  }
+
+  /**
+   * The entry `#query` stored for this outcome; a new unstored one when caching is off or it was
+   * evicted already, so the router still has a slot for its decision.
+   */
+  #entryFor(domain: string, outcome: Exclude<MxOutcome, TempFailAnswer>): CacheEntry<M> {
+    const stored = this.#entries?.peek(domain);
+    return stored !== undefined && stored.outcome === outcome ? stored : this.#newEntry(outcome);
+  }
+
+  async #refreshOrStale(
+    domain: string,
+    stale: CacheEntry<M>,
+    now: number,
+  ): Promise<CacheAnswer<M>> {
+    // Right after a failed refresh, answer stale at once instead of stalling on DNS again.
+    const refresh = this.#recentFailure(domain, now) !== null ? null : this.#query(domain);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const outcome = refresh === null ? null : await Promise.race([
+      refresh,
+      new Promise<null>((resolve) => {
+        timer = setTimeout(() => resolve(null), this.#options.staleAnswerMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (outcome !== null && outcome.kind !== "tempfail") {
+      this.counters.misses++; // refreshed in time: answered from DNS
+      return { entry: this.#entryFor(domain, outcome), outcome, source: "dns" };
+    }
+    this.counters.staleAnswers++;
+    return { entry: stale, outcome: stale.outcome, source: "stale" };
+  }
+
+  #recentFailure(domain: string, now: number): TempFailAnswer | null {
+    const failure = this.#failures?.get(domain);
+    return failure !== undefined && now < failure.until ? failure.outcome : null;
+  }
+
+  /** One DNS query per domain at a time; the result is stored when it arrives. */
+  #query(domain: string): Promise<MxOutcome> {
+    const pending = this.#inflight.get(domain);
+    if (pending !== undefined) {
+      this.counters.coalesced++;
+      return pending;
+    }
+    this.counters.dnsQueries++;
+    const query = this.#resolve(domain).then((outcome) => {
+      this.#inflight.delete(domain);
+      this.#store(domain, outcome);
+      return outcome;
+    });
+    this.#inflight.set(domain, query);
+    return query;
+  }
+
+  async #resolve(domain: string): Promise<MxOutcome> {
+    try {
+      return await this.#resolver.resolveMx(domain);
+    } catch (error) {
+      // The resolver promises not to throw; if it does anyway, defer rather than crash.
+      return { kind: "tempfail", reason: `resolver error: ${error}`, cause: "network" };
+    }
+  }
+
+  #store(domain: string, outcome: MxOutcome): void {
+    if (outcome.kind === "tempfail") {
+      // A failure never replaces a usable entry: the stale one keeps answering. Our own
+      // overload (--max-dns-inflight), a skipped server (no query sent) and our own host's
+      // errors (out of file descriptors) say nothing about the domain: not remembered.
+      this.counters.failures++;
+      if (outcome.cause === "overload" || outcome.cause === "down" || outcome.cause === "local") {
+        return;
+      }
+      this.#failures?.set(domain, {
+        outcome,
+        until: this.#now() + this.#options.failureTtl * 1000,
+      });
+      return;
+    }
+    this.#failures?.delete(domain);
+    this.#entries?.set(domain, this.#newEntry(outcome));
+  }
+
+  #newEntry(outcome: Exclude<MxOutcome, TempFailAnswer>): CacheEntry<M> {
+    const ttlSeconds = cacheTtl(outcome, this.#options);
+    return { outcome, freshUntil: this.#now() + ttlSeconds * 1000, ttlSeconds, memo: undefined };
+  }
+}
+
+/**
+ * How long an answer stays fresh, in seconds: positive answers (MX, null MX) for their smallest
+ * TTL, negative ones (NXDOMAIN, NODATA) for min(SOA TTL, SOA MINIMUM) (RFC 2308), each clamped to
+ * [minTtl, its maximum]; nothing is cached longer than maxTtl.
+ *
+ * @example
+ * ```ts
+ * cacheTtl({ kind: "mx", hosts: ["mx.example"], ttl: 5 }, DEFAULT_CACHE_OPTIONS); // 30
+ * ```
+ */
+export function cacheTtl(
+  outcome: Exclude<MxOutcome, TempFailAnswer>,
+  options: CacheOptions,
+): number {
+  switch (outcome.kind) {
+    case "mx":
+    case "nullmx":
+      return clamp(outcome.ttl, options.minTtl, options.maxTtl);
+    case "nxdomain":
+    case "nodata":
+      // Without an SOA we know nothing about the zone's wishes: keep it briefly.
+      return clamp(
+        outcome.negativeTtl ?? 0,
+        options.minTtl,
+        Math.min(options.negativeTtl, options.maxTtl),
+      );
+    default: {
+      const unknown: never = outcome;
+      throw new Error(`unexpected outcome ${JSON.stringify(unknown)}`);
+    }
+  }
+}
+
+function clamp(value: number, min: number, max: number): number {
+  return Math.min(Math.max(value, min), max);
+}

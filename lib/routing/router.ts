@@ -1,0 +1,413 @@
+/**
+ * From a lookup key to a decision: key → domain → cached or fresh DNS answer → rules.
+ *
+ * {@linkcode decide} is the pure heart (no I/O, no clock); {@linkcode Router} wires it to the
+ * cache and memoizes the decision on each cache entry, so a hit costs a map lookup.
+ *
+ * @module
+ */
+
+import type { AnswerSource, CacheAnswer, CacheEntry, MxCache } from "./cache.ts";
+import type { MxOutcome } from "../dns/types.ts";
+import { REGEX_STEP_BUDGET } from "./regex.ts";
+import { domainFromKey, domainPart, plainDomain } from "./keys.ts";
+import {
+  domainRuleFor,
+  matchImplicitMx,
+  matchRules,
+  pickMember,
+  type Pool,
+  type Rule,
+  type RuleMatch,
+  type RuleSet,
+} from "./rules.ts";
+
+/** What kind of answer a lookup got; a fixed label set for logs and metrics. */
+export type DecisionLabel = "match" | "nomatch" | "tempfail" | "invalid";
+
+/** The answer to one lookup, protocol-neutral. */
+export interface Decision {
+  label: DecisionLabel;
+  /** The Postfix result when a rule matched (for a pool rule: `pool:NAME`), else null. */
+  result: string | null;
+  /** Why there is no result (for logs, and the text of a temporary failure). */
+  reason: string;
+  /** The rule that matched (inline rather than a match object: one object less per domain). */
+  rule: Rule | null;
+  /** The MX host (for NODATA, the domain) the rule matched; null for a `domain:` rule. */
+  matchedHost: string | null;
+  /** The MX hosts in the order they were tried (the domain itself for NODATA). */
+  hosts: readonly string[];
+  /**
+   * Encoded reply bytes per protocol, filled by the server on first use. Shared by every
+   * decision with the same answer (one array per rule, pool member or outcome), so a hundred
+   * thousand cached domains do not each hold a copy of the same bytes.
+   */
+  replies: (Uint8Array | undefined)[];
+  /** The rules this decision was made with: a memoized decision is valid while they are. */
+  ruleSet: RuleSet | null;
+  /** The MX hosts joined for the log line, memoized by the log observer when there are several. */
+  hostsText: string | undefined;
+}
+
+/** Reply memo shared by every "not found" decision. */
+const NOT_FOUND_REPLIES: (Uint8Array | undefined)[] = [];
+
+function makeDecision(
+  fields: Pick<Decision, "label" | "reason" | "hosts"> & Partial<Decision>,
+): Decision {
+  // Every field written here, in one order: one compact shape for every decision (a spread of
+  // `fields` gave each cached decision an out-of-object property array, 40 bytes a domain).
+  return {
+    label: fields.label,
+    result: fields.result ?? null,
+    reason: fields.reason,
+    rule: fields.rule ?? null,
+    matchedHost: fields.matchedHost ?? null,
+    hosts: fields.hosts,
+    replies: fields.replies ?? (fields.label === "tempfail" ? [] : NOT_FOUND_REPLIES),
+    ruleSet: fields.ruleSet ?? null,
+    hostsText: undefined,
+  };
+}
+
+/**
+ * Decides the answer for a domain from its DNS outcome and the rules, per the DNS outcome table:
+ * a `domain:` rule for the domain wins over everything; MX → match the hosts; NODATA → match the
+ * domain itself (implicit MX) against the label-exact rules; null MX and NXDOMAIN → not found;
+ * anything else → temporary failure, never a guess.
+ *
+ * @example
+ * ```ts
+ * decide("example.com", { kind: "nxdomain", negativeTtl: 300 }, ruleSet).label; // "nomatch"
+ * ```
+ */
+export function decide(domain: string, outcome: MxOutcome, ruleSet: RuleSet): Decision {
+  const override = domainRuleFor(domain, ruleSet);
+  if (override !== null) return domainRuleDecision(override);
+  switch (outcome.kind) {
+    case "mx": {
+      const match = matchRules(
+        { hosts: outcome.hosts, primaryCount: outcome.primaryCount ?? 1 },
+        ruleSet.mxRules,
+      );
+      if (match !== null && "exceeded" in match) {
+        return makeDecision({
+          label: "tempfail",
+          reason: `MX names too long for the regex rules: comparing them would take over ` +
+            `${REGEX_STEP_BUDGET} steps (${outcome.hosts.length} hosts)`,
+          hosts: outcome.hosts,
+          ruleSet,
+        });
+      }
+      return decideMatch(match, outcome.hosts, ruleSet, "no rule matches the MX hosts");
+    }
+    case "nodata":
+      return decideMatch(
+        matchImplicitMx(domain, ruleSet.mxRules),
+        [domain],
+        ruleSet,
+        "no MX records; no suffix: or exact: rule matches the domain itself",
+      );
+    case "nullmx":
+      return makeDecision({
+        label: "nomatch",
+        reason: "null MX: the domain takes no mail",
+        hosts: [],
+        ruleSet,
+      });
+    case "nxdomain":
+      return makeDecision({
+        label: "nomatch",
+        reason: "NXDOMAIN: no such domain",
+        hosts: [],
+        ruleSet,
+      });
+    case "tempfail":
+      return makeDecision({ label: "tempfail", reason: outcome.reason, hosts: [], ruleSet });
+    default: {
+      const unknown: never = outcome;
+      throw new Error(`unexpected DNS outcome ${JSON.stringify(unknown)}`);
+    }
+  }
+}
+
+function decideMatch(
+  match: RuleMatch | null,
+  hosts: readonly string[],
+  ruleSet: RuleSet,
+  noMatch: string,
+): Decision {
+  if (match === null) return makeDecision({ label: "nomatch", reason: noMatch, hosts, ruleSet });
+  if (match.rule.answersNotFound) {
+    return makeDecision({
+      label: "nomatch",
+      reason: `${match.host} matches line ${match.rule.line} (DUNNO): not found`,
+      rule: match.rule,
+      matchedHost: match.host,
+      hosts,
+      ruleSet,
+    });
+  }
+  return makeDecision({
+    label: "match",
+    result: match.rule.result,
+    reason: "a rule matches",
+    rule: match.rule,
+    matchedHost: match.host,
+    hosts,
+    replies: match.rule.replies,
+    ruleSet,
+  });
+}
+
+/**
+ * The decisions of `domain:` rules, one per rule (they do not depend on the domain), so that a
+ * domain answered without DNS, and so never cached, costs no allocation per lookup.
+ */
+const domainDecisions = new WeakMap<Rule, Decision>();
+
+/**
+ * The decision of a `domain:` rule: its result, or "not found" for `DUNNO`. Made without DNS.
+ *
+ * @example
+ * ```ts
+ * domainRuleDecision(rule).result; // "smtp:[mail.contoso.com]:25"
+ * ```
+ */
+export function domainRuleDecision(rule: Rule): Decision {
+  let decision = domainDecisions.get(rule);
+  if (decision === undefined) {
+    decision = rule.answersNotFound
+      ? makeDecision({
+        label: "nomatch",
+        reason: `domain rule on line ${rule.line} (${rule.pattern} DUNNO): not found`,
+        rule,
+        hosts: [],
+      })
+      : makeDecision({
+        label: "match",
+        result: rule.result,
+        reason: "a domain rule matches",
+        rule,
+        hosts: [],
+        replies: rule.replies,
+      });
+    domainDecisions.set(rule, decision);
+  }
+  return decision;
+}
+
+/** The answer of a pool member: made once, kept on the member, shared by every lookup. */
+function memberAnswer(pool: Pool, index: number): Decision {
+  const member = pool.members[index];
+  return member.answer ??= makeDecision({
+    label: "match",
+    result: member.result,
+    reason: `pool ${pool.name} member ${index + 1} (weight ${member.weight})`,
+    hosts: [],
+    replies: [],
+  });
+}
+
+/**
+ * What a decision answers: for a pool rule, the next member by smooth weighted round-robin
+ * (a pick per call); otherwise the decision itself.
+ *
+ * @example
+ * ```ts
+ * answerFor(decision).result; // "relay:[r1.example]:587"
+ * ```
+ */
+export function answerFor(decision: Decision): Decision {
+  const pool = decision.rule?.pool ?? null;
+  return pool === null ? decision : memberAnswer(pool, pickMember(pool));
+}
+
+/**
+ * Why a decision answers as it does, for people: for a match, which MX host matched which line
+ * (derived, so cached decisions hold no text of their own); otherwise its reason.
+ *
+ * @example
+ * ```ts
+ * decisionReason(decision); // "c.mail.protection.outlook.com matches line 1"
+ * ```
+ */
+export function decisionReason(decision: Decision): string {
+  if (decision.label !== "match" || decision.rule === null) return decision.reason;
+  return decision.rule.kind === "domain"
+    ? `the domain matches line ${decision.rule.line}`
+    : `${decision.matchedHost} matches line ${decision.rule.line}`;
+}
+
+/**
+ * The decision for a key that names no domain worth looking up: not found, without DNS.
+ *
+ * @example
+ * ```ts
+ * invalidKeyDecision("wildcard key").label; // "invalid"
+ * ```
+ */
+export function invalidKeyDecision(reason: string): Decision {
+  return makeDecision({ label: "invalid", reason: `invalid key: ${reason}`, hosts: [] });
+}
+
+/** What every lookup answers in dry-run mode: "not found", so Postfix routes as before. */
+const DRY_RUN_ANSWER = makeDecision({
+  label: "nomatch",
+  reason: "dry run: decided and logged, answered not found",
+  hosts: [],
+});
+
+/** One finished lookup, as logs and `query` see it. */
+export interface LookupReport {
+  key: string;
+  /** The ASCII domain, or null when the key names no domain. */
+  domain: string | null;
+  /** The decision for the domain. */
+  decision: Decision;
+  /** What it answers (a pool member for a pool rule; the decision itself otherwise). */
+  answer: Decision;
+  /** Where the answer came from: the cache or DNS, the key alone, or a `domain:` rule. */
+  source: AnswerSource | "key" | "rules";
+  /**
+   * When the lookup started, from `performance.now()`; 0 when it was answered at once (a cache
+   * hit: a few microseconds, so the clock is not read twice for it).
+   */
+  startedAt: number;
+}
+
+/** How long a reported lookup took, in milliseconds; 0 for one answered at once (not timed). */
+export function elapsedMs(report: LookupReport): number {
+  return report.startedAt === 0 ? 0 : performance.now() - report.startedAt;
+}
+
+/**
+ * Receives finished lookups; `wants` lets the router skip reports nobody reads. A report is valid
+ * during the `report` call only (the router refills one object): copy what you keep.
+ */
+export interface LookupObserver {
+  wants(label: DecisionLabel): boolean;
+  report(lookup: LookupReport): void;
+}
+
+/** Combines observers: each gets the reports it wants. */
+export function combineObservers(observers: LookupObserver[]): LookupObserver {
+  if (observers.length === 1) return observers[0];
+  return {
+    wants: (label) => observers.some((o) => o.wants(label)),
+    report: (report) => {
+      for (const observer of observers) {
+        if (observer.wants(report.decision.label)) observer.report(report);
+      }
+    },
+  };
+}
+
+/** Lookup counts by label, since start. */
+export type LookupCounts = Record<DecisionLabel, number>;
+
+/** Options of {@linkcode Router}. */
+export interface RouterInit {
+  cache: MxCache<Decision>;
+  ruleSet: RuleSet;
+  observer?: LookupObserver;
+  /** Decide, log and count as usual, but answer "not found" (safe rollout). */
+  dryRun?: boolean;
+}
+
+/**
+ * Routes lookup keys. `route` answers synchronously on a cache hit and with a promise otherwise;
+ * it never rejects. Assigning `ruleSet` (reload) takes effect for the next lookup everywhere.
+ *
+ * @example
+ * ```ts
+ * const router = new Router({ cache, ruleSet });
+ * const decision = await router.route("user@example.com");
+ * ```
+ */
+export class Router {
+  /** The rules in force; replace the whole object to reload. */
+  ruleSet: RuleSet;
+  /** Lookup counts by label. */
+  readonly counts: LookupCounts = { match: 0, nomatch: 0, tempfail: 0, invalid: 0 };
+  readonly #cache: MxCache<Decision>;
+  readonly #observer: LookupObserver | undefined;
+  readonly #dryRun: boolean;
+  readonly #report: LookupReport = {
+    key: "",
+    domain: null,
+    decision: DRY_RUN_ANSWER,
+    answer: DRY_RUN_ANSWER,
+    source: "key",
+    startedAt: 0,
+  };
+
+  constructor(init: RouterInit) {
+    this.#cache = init.cache;
+    this.ruleSet = init.ruleSet;
+    this.#observer = init.observer;
+    this.#dryRun = init.dryRun ?? false;
+  }
+
+  /** Decides the answer for one key. */
+  route(key: string): Decision | Promise<Decision> {
+    // A fresh hit is looked up before any check of the key: a domain in the cache was valid when
+    // it went in. This is the key's cache key if it is valid.
+    const known = plainDomain(domainPart(key));
+    const entry = this.#cache.fresh(known);
+    if (entry !== null) return this.#finish(this.#memo(entry, known), key, known, "cache", 0);
+    const parsed = domainFromKey(key);
+    if (!parsed.ok) return this.#finish(invalidKeyDecision(parsed.reason), key, null, "key", 0);
+    const domain = parsed.domain;
+    // A domain rule answers without DNS; a cached domain meets it in its memoized decision.
+    const override = domainRuleFor(domain, this.ruleSet);
+    if (override !== null) {
+      return this.#finish(domainRuleDecision(override), key, domain, "rules", 0);
+    }
+    const answer = this.#cache.lookup(domain);
+    if (answer instanceof Promise) {
+      const startedAt = this.#observer !== undefined ? performance.now() : 0;
+      return answer.then((settled) =>
+        this.#finish(this.#decision(settled, domain), key, domain, settled.source, startedAt)
+      );
+    }
+    return this.#finish(this.#decision(answer, domain), key, domain, answer.source, 0);
+  }
+
+  #decision(answer: CacheAnswer<Decision>, domain: string): Decision {
+    const entry = answer.entry;
+    return entry === null
+      ? decide(domain, answer.outcome, this.ruleSet)
+      : this.#memo(entry, domain);
+  }
+
+  #memo(entry: CacheEntry<Decision>, domain: string): Decision {
+    if (entry.memo !== undefined && entry.memo.ruleSet === this.ruleSet) return entry.memo;
+    return entry.memo = decide(domain, entry.outcome, this.ruleSet);
+  }
+
+  #finish(
+    decision: Decision,
+    key: string,
+    domain: string | null,
+    source: LookupReport["source"],
+    startedAt: number,
+  ): Decision {
+    const reply = answerFor(decision);
+    if (decision.rule !== null) decision.rule.matches++;
+    this.counts[decision.label]++;
+    if (this.#observer?.wants(decision.label)) {
+      // One report object, refilled per lookup: observers read it during the call only.
+      const report = this.#report;
+      report.key = key;
+      report.domain = domain;
+      report.decision = decision;
+      report.answer = reply;
+      report.source = source;
+      report.startedAt = startedAt;
+      this.#observer.report(report);
+    }
+    return this.#dryRun ? DRY_RUN_ANSWER : reply;
+  }
+}

@@ -1,0 +1,49 @@
+/**
+ * The small interface through which the server speaks either protocol (tcp_table, socketmap):
+ * framing of requests and encoding of replies, as pure functions over bytes.
+ *
+ * @module
+ */
+
+import type { Decision } from "../routing/router.ts";
+
+/** `frame` found no complete request yet: read more. */
+export const FRAME_NEED_MORE = 0;
+/** `frame` found a request: its key is in `Frame.key`. */
+export const FRAME_REQUEST = 1;
+/** `frame` found a bad request: send `Frame.reply`, then close if `Frame.close`. */
+export const FRAME_BAD = 2;
+
+/** What `frame` found. */
+export type FrameStatus = typeof FRAME_NEED_MORE | typeof FRAME_REQUEST | typeof FRAME_BAD;
+
+/** Filled in by `frame`; one object per connection, reused, so framing allocates nothing. */
+export interface Frame {
+  /** The decoded lookup key (FRAME_REQUEST). */
+  key: string;
+  /** Offset just past the frame (FRAME_REQUEST, FRAME_BAD). */
+  next: number;
+  /** The protocol error reply (FRAME_BAD). */
+  reply: Uint8Array;
+  /** Close the connection after the reply (FRAME_BAD): the stream can no longer be framed. */
+  close: boolean;
+}
+
+/** One wire protocol. */
+export interface ProtocolCodec {
+  /** Protocol name, for logs and metrics. */
+  readonly name: "tcp_table" | "socketmap";
+  /** Index into `Decision.replies`, where this protocol's reply bytes are memoized. */
+  readonly slot: number;
+  /** The most bytes one request may take, framing included. */
+  readonly maxFrame: number;
+  /** Looks for the next request in `buffer[start, end)`. */
+  frame(buffer: Uint8Array, start: number, end: number, out: Frame): FrameStatus;
+  /** Encodes the reply bytes of a decision (the server memoizes them in `Decision.replies`). */
+  encode(decision: Decision): Uint8Array;
+}
+
+/** Creates an empty frame to pass to `ProtocolCodec.frame`. */
+export function newFrame(): Frame {
+  return { key: "", next: 0, reply: new Uint8Array(0), close: false };
+}

@@ -1,0 +1,118 @@
+/**
+ * --max-connections across all listeners, and who gives way at the limit.
+ *
+ * @module
+ */
+
+import { log } from "../common/log.ts";
+import { FAULT_LOG_INTERVAL_MS, heldBackText, LogThrottle } from "../common/log_throttle.ts";
+
+/** What the limit reads of a connection to choose one to close. */
+export interface TrackedConnection {
+  /** Between reading a request and writing its reply. */
+  readonly busy: boolean;
+  readonly closed: boolean;
+  /**
+   * A {@linkcode ConnectionLimit.stamp} taken when it began waiting for its next request (when
+   * accepted, and each time its replies were written): the smaller, the longer it has waited.
+   * Bytes of an unfinished request do not renew it, so dripping one byte at a time does not make
+   * a hoarded connection look busy.
+   */
+  readonly waitingSince: number;
+}
+
+/**
+ * --max-connections across all listeners: the connections open (each with how to close it, so
+ * one can make room for a new one), those closed to make room, and those refused.
+ *
+ * At the limit a new connection is always served, unless every open connection has a reply under
+ * way: the connection that has waited longest since its last request is closed for it, however
+ * recent that was. A local process that holds every connection and keeps each one busy with a
+ * lookup a second cannot lock Postfix out; Postfix reconnects when it finds its idle connection
+ * closed.
+ *
+ * @example
+ * ```ts
+ * const limit = new ConnectionLimit(10_000);
+ * if (!limit.admit()) refuse(conn);
+ * const forget = limit.track(state, () => close(state));
+ * state.waitingSince = limit.stamp(); // after writing each reply
+ * ```
+ */
+export class ConnectionLimit {
+  /** The most connections open at once. */
+  readonly max: number;
+  /** Connections refused: `max` reached and every open one had a reply under way. */
+  refused = 0;
+  /** Connections closed to make room for a new one. */
+  evicted = 0;
+  readonly #connections = new Map<TrackedConnection, () => void>();
+  #sequence = 0;
+  readonly #refusedLog = new LogThrottle(FAULT_LOG_INTERVAL_MS);
+  readonly #evictedLog = new LogThrottle(FAULT_LOG_INTERVAL_MS);
+
+  constructor(max: number) {
+    this.max = max;
+  }
+
+  /** Connections open now. */
+  get open(): number {
+    return this.#connections.size;
+  }
+
+  /** A number larger than every one returned before: orders connections by when they waited. */
+  stamp(): number {
+    return ++this.#sequence;
+  }
+
+  /**
+   * Counts a connection as open, one that may give way at the limit; returns the function that
+   * forgets it (call it when the connection has ended).
+   */
+  track(connection: TrackedConnection, close: () => void): () => void {
+    this.#connections.set(connection, close);
+    return () => this.#connections.delete(connection);
+  }
+
+  /**
+   * Whether a new connection may open: below the limit, or one was closed for it (see
+   * {@linkcode ConnectionLimit.makeRoom}). A refusal is counted and logged (at most once a
+   * minute, with the count held back).
+   */
+  admit(now: number = performance.now()): boolean {
+    if (this.open < this.max || this.makeRoom(now)) return true;
+    this.refused++;
+    const heldBack = this.#refusedLog.pass(now);
+    if (heldBack !== null) {
+      log
+        .warning`--max-connections (${this.max}) reached and every connection has a reply under way: refused a new connection (${this.refused} refused since start)${
+        heldBackText(heldBack)
+      }`;
+    }
+    return false;
+  }
+
+  /**
+   * Closes the connection that has waited longest since its last request, never one whose reply
+   * is under way, to make room for a new one; counts and logs it (at most once a minute). False
+   * when every connection has a reply under way.
+   */
+  makeRoom(now: number = performance.now()): boolean {
+    let longest: TrackedConnection | null = null;
+    for (const connection of this.#connections.keys()) {
+      if (connection.busy || connection.closed) continue;
+      if (longest === null || connection.waitingSince < longest.waitingSince) longest = connection;
+    }
+    if (longest === null) return false;
+    this.evicted++;
+    const heldBack = this.#evictedLog.pass(now);
+    if (heldBack !== null) {
+      log
+        .warning`--max-connections (${this.max}) reached: closed the connection waiting longest since its last request, to serve a new one (${this.evicted} closed so far); raise --max-connections unless a client hoards connections${
+        heldBackText(heldBack)
+      }`;
+    }
+    this.#connections.get(longest)?.();
+    return true;
+  }
+}

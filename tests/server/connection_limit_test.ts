@@ -1,0 +1,129 @@
+import assert from "node:assert/strict";
+import { configureSync, type LogRecord, resetSync } from "@logtape/logtape";
+import { ConnectionLimit, type TrackedConnection } from "../../lib/server/connection_limit.ts";
+import { LOG_CATEGORY } from "../../lib/common/log.ts";
+import { FAULT_LOG_INTERVAL_MS, heldBackText, LogThrottle } from "../../lib/common/log_throttle.ts";
+
+interface Fake extends TrackedConnection {
+  busy: boolean;
+  closed: boolean;
+  waitingSince: number;
+}
+
+/** A limit whose connections are closed (and forgotten) through `close`, as the server's are. */
+function limitOf(max: number) {
+  const limit = new ConnectionLimit(max);
+  const closed: string[] = [];
+  const add = (name: string, fields: Partial<Fake> = {}): Fake => {
+    const connection: Fake = { busy: false, closed: false, waitingSince: limit.stamp(), ...fields };
+    const forget: () => void = limit.track(connection, () => {
+      connection.closed = true;
+      closed.push(name);
+      forget();
+    });
+    return connection;
+  };
+  return { limit, closed, add };
+}
+
+/** Runs `body` with the router's log captured as text lines. */
+function withLog(body: (lines: string[]) => void): void {
+  const lines: string[] = [];
+  configureSync({
+    sinks: {
+      test: (record: LogRecord) =>
+        lines.push(`${record.level} ${record.message.map((part) => String(part)).join("")}`),
+    },
+    loggers: [
+      { category: LOG_CATEGORY, lowestLevel: "debug", sinks: ["test"] },
+      { category: ["logtape", "meta"], lowestLevel: "error", sinks: [] },
+    ],
+  });
+  try {
+    body(lines);
+  } finally {
+    resetSync();
+  }
+}
+
+Deno.test("at the limit the connection waiting longest since its last request gives way, however recent", () => {
+  const { limit, closed, add } = limitOf(4);
+  add("busy oldest", { busy: true });
+  const first = add("first");
+  add("second");
+  add("third");
+  // A lookup a second on each: "first" asks again, so "second" has now waited longest.
+  first.waitingSince = limit.stamp();
+  withLog(() => {
+    assert.equal(limit.admit(), true);
+    assert.deepEqual(closed, ["second"]);
+    add("new"); // the one admitted
+    assert.equal(limit.admit(), true);
+    assert.deepEqual(closed, ["second", "third"]);
+  });
+  assert.equal(limit.evicted, 2);
+  assert.equal(limit.refused, 0);
+});
+
+Deno.test("a connection with its reply under way is never closed: all busy refuses, counted", () => {
+  const { limit, add } = limitOf(2);
+  add("a", { busy: true });
+  const b = add("b", { busy: true });
+  withLog(() => {
+    assert.equal(limit.admit(), false);
+    assert.equal(limit.refused, 1);
+    assert.equal(limit.evicted, 0);
+    b.busy = false;
+    assert.equal(limit.admit(), true, "once its reply is written, it may give way");
+  });
+  assert.equal(limit.evicted, 1);
+  assert.equal(new ConnectionLimit(0).makeRoom(), false, "a limit with no connections");
+});
+
+Deno.test("ConnectionLimit: open counts tracked connections; below the limit nothing is closed", () => {
+  const { limit, closed, add } = limitOf(2);
+  assert.equal(limit.admit(), true);
+  add("a");
+  assert.equal(limit.open, 1);
+  assert.equal(limit.admit(), true);
+  assert.deepEqual(closed, []);
+  assert.ok(limit.stamp() < limit.stamp(), "stamps grow");
+});
+
+Deno.test("evictions and refusals are logged at warning, once a minute each, with the count left out", () => {
+  const { limit, add } = limitOf(1);
+  withLog((lines) => {
+    for (let i = 0; i < 5; i++) {
+      add(`c${i}`);
+      assert.equal(limit.admit(1000 + i), true);
+    }
+    const busy = add("busy", { busy: true });
+    for (let i = 0; i < 3; i++) assert.equal(limit.admit(2000 + i), false);
+    add("late");
+    assert.equal(limit.admit(1000 + FAULT_LOG_INTERVAL_MS), true);
+    busy.busy = false;
+    assert.equal(lines.length, 3, lines.join("\n"));
+    assert.match(
+      lines[0],
+      /^warning --max-connections \(1\) reached: closed the connection waiting longest/,
+    );
+    assert.match(
+      lines[1],
+      /^warning --max-connections \(1\) reached and every connection has a reply under way: refused a new connection \(1 refused since start\)$/,
+    );
+    assert.match(lines[2], /closed so far.*\(4 more since the last such line, not logged\)$/);
+  });
+  assert.equal(limit.evicted, 6);
+  assert.equal(limit.refused, 3);
+});
+
+Deno.test("LogThrottle lets one event through per interval and counts the rest", () => {
+  const throttle = new LogThrottle(1000);
+  assert.equal(throttle.pass(0), 0);
+  assert.equal(throttle.pass(10), null);
+  assert.equal(throttle.pass(999), null);
+  assert.equal(throttle.pass(1000), 2);
+  assert.equal(throttle.pass(5000), 0);
+  assert.equal(heldBackText(0), "");
+  assert.equal(heldBackText(2), " (2 more since the last such line, not logged)");
+});
