@@ -1,14 +1,25 @@
 /**
  * `deno task bench:regex`: the worst case of `/regex/` rules per lookup, where an attacker names a
- * domain's 16 MX hosts, each of 253 characters, and no rule matches them.
+ * domain's MX hosts (up to 16, of up to 253 characters) and no rule matches them.
  *
- * 1. In the process, what a lookup runs (`matchRules` over 16 hostile names): issue 17's rules
- *    (each refused with its reason, or timed), and for each costly shape the largest rule the
- *    instruction limit accepts; also RE2's lazy DFA (`RE2JS.test`, which the router does not use)
- *    on the shape that makes it build a state per character.
- * 2. The router process behind a DNS server that gives every unknown domain 16 hostile MX hosts
- *    for the costliest rule: one connection looks up fresh hostile domains while another repeats
- *    a cached lookup; the cached lookup's latency, with and without the attack.
+ * A lookup counts its regex work (RE2 instructions × (name length + 1) per comparison) and stops
+ * before {@linkcode REGEX_STEP_BUDGET} steps, answering a temporary failure; one rule may compile
+ * to at most {@linkcode MAX_RULE_INSTRUCTIONS} instructions. In the process, `matchRules` as a
+ * lookup runs it:
+ *
+ * 1. The costliest lookups the budget allows: rules of each costly shape at about 49, 128 and 256
+ *    instructions against hostile names that fill the budget (16 names of 253 characters for 49;
+ *    fewer, or 16 shorter ones, for larger rules), and many small rules against 16 short names,
+ *    where the fixed cost of a comparison weighs most. Their slowest lookup is checked against
+ *    {@linkcode WORST_LOOKUP_MS}.
+ * 2. Lookups past the budget: they must stop at it and be decided a temporary failure (400).
+ * 3. Issue 17's rules: refused with the reason, or timed against 16 hostile 253-character names.
+ * 4. For comparison, RE2's lazy DFA (`RE2JS.test`, which the router does not use).
+ *
+ * Then the router process behind a DNS server that gives every unknown domain 16 hostile MX
+ * hosts: one connection looks up fresh hostile domains while another repeats a cached lookup;
+ * once with the costliest rule that 16 such names fit, once with the costliest rule of the
+ * per-rule limit, which they take past the budget.
  *
  * ```sh
  * deno task bench:regex [--lookups N] [--seconds N]
@@ -21,10 +32,16 @@
 
 import { parseArgs } from "node:util";
 import { RE2JS } from "re2js";
-import { parseConfig } from "../lib/config.ts";
-import { MAX_MX_HOSTS } from "../lib/dns_answer.ts";
-import { compileRegex, MAX_REGEX_INSTRUCTIONS } from "../lib/regex.ts";
-import { matchRules, type Rule } from "../lib/rules.ts";
+import { MAX_MX_HOSTS } from "../lib/dns/answer.ts";
+import {
+  compileRegex,
+  MAX_RULE_INSTRUCTIONS,
+  REGEX_STEP_BUDGET,
+  WORST_LOOKUP_MS,
+} from "../lib/routing/regex.ts";
+import { decide } from "../lib/routing/router.ts";
+import { matchRules, type RuleSet } from "../lib/routing/rules.ts";
+import { parseConfig } from "../lib/routing/rules_file.ts";
 import { delay } from "../tests/support/e2e_util.ts";
 import { LineReader, percentile, writeAll } from "./loadgen.ts";
 import { DnsProcess, HOST, startRouter } from "./processes.ts";
@@ -34,8 +51,11 @@ import { seededRandom } from "./workload.ts";
 /** The longest DNS name. */
 const NAME_LENGTH = 253;
 
+/** The time the issue asks every lookup of 16 hostile 253-character MX hosts to stay under. */
+const ISSUE_LIMIT_MS = 5;
+
 /** Issue 17's rules: the bypasses of the old check and the bounded repeats that stalled it. */
-export const ISSUE_RULES = [
+const ISSUE_RULES = [
   "((\\d|\\d\\d))*",
   "(?:(a|aa))*",
   "((?<x>a|aa))*",
@@ -64,6 +84,23 @@ const SHAPES: { rule: (k: number) => string; family: Family }[] = [
   { rule: (k) => `[ab]*a[ab]{${k}}x`, family: { prefix: "", alphabet: "ab" } },
 ];
 
+/** The rule sizes tried per shape: the most that 16 names of 253 characters fit, then larger. */
+const SIZES = [Math.floor(REGEX_STEP_BUDGET / (MAX_MX_HOSTS * (NAME_LENGTH + 1))), 128];
+
+/**
+ * Small rules, many of them: a comparison costs a fixed time besides its steps, which weighs most
+ * when the names are short. Each rule is a character class of its own (rules must differ) of CJK
+ * characters, which no host name character is nor folds to; `^` makes RE2 run its one-pass
+ * matcher.
+ */
+const SMALL_SHAPES: { name: string; rule: (i: number) => string }[] = [
+  { name: "[\\x{4e00}-\\x{…}]", rule: (i) => `[\\x{4e00}-\\x{${(0x4e01 + i).toString(16)}}]` },
+  { name: "^[\\x{4e00}-\\x{…}]", rule: (i) => `^[\\x{4e00}-\\x{${(0x4e01 + i).toString(16)}}]` },
+];
+
+/** Name lengths tried with the small rules. */
+const SMALL_NAME_LENGTHS = [1, 2, 4, 8, 32];
+
 /** Hostile names tried against every rule, besides a shape's own. */
 const FAMILIES: Family[] = [
   ..."a 0 1 ab".split(" ").map((alphabet) => ({ prefix: "", alphabet })),
@@ -76,131 +113,282 @@ const FAMILIES: Family[] = [
 /** Runs of each lookup in the process, of which the fastest counts. */
 const REPEATS = 5;
 
+/** Lookups per family when looking for the costliest names (each the fastest of 2 runs). */
+const SCAN_LOOKUPS = 4;
+
 /** Times per lookup, in milliseconds. */
-export interface Timing {
+interface Timing {
+  /** Percentiles and maximum of each lookup's fastest run. */
   p50: number;
   p99: number;
   max: number;
+  /** The slowest run of all, pauses of the garbage collector and of other processes included. */
+  slowestRun: number;
 }
 
-/** One rule's row of the in-process table. */
-export interface RuleRow {
-  rule: string;
-  /** Why the rule is refused, or null. */
+/** How a lookup ended: no rule matched, one did, or the budget stopped it (answer 400). */
+type Outcome = "no match" | "match" | "budget exceeded";
+
+/** One row of the in-process tables. */
+interface LookupCase {
+  /** The rule sources, or a summary when there are many. */
+  rules: string;
+  ruleCount: number;
+  /** The RE2 instructions of each rule, e.g. "49", "49 + 48", "1562 × 4". */
+  instructions: string;
+  /** Why a rule is refused (the lookup is then not timed), or null. */
   refused: string | null;
-  instructions: number | null;
-  /** The costliest names (prefix, then random characters of the alphabet). */
+  /** The MX name lengths, e.g. "3 × 253 + 1 × 18". */
+  names: string;
+  /** The costliest names: a prefix, then random characters of the alphabet. */
   family: Family | null;
-  /** The time per lookup of 16 such names. */
+  /** The steps the lookup counted (past the budget: including the comparison it refused). */
+  steps: number | null;
+  outcome: string | null;
+  /** The decision `decide` makes (past the budget: `tempfail`, which answers 400). */
+  decision: string | null;
   perLookup: Timing | null;
+  /** Nanoseconds per counted step of the slowest lookup. */
+  nsPerStep: number | null;
 }
 
 /** What the run measured. */
-export interface RegexBenchResults {
+interface RegexBenchResults {
   machine: Awaited<ReturnType<typeof machineFacts>>;
-  limit: number;
+  maxRuleInstructions: number;
+  stepBudget: number;
+  worstLookupMs: number;
   lookupsPerCase: number;
-  issueRules: RuleRow[];
-  atLimit: RuleRow[];
-  /** RE2JS.test (the lazy DFA) on the DFA shape at the limit: why the router does not use it. */
-  lazyDfa: RuleRow;
-  router: {
-    rule: string;
-    seconds: number;
-    hostileLookups: number;
-    hostileReplies: Record<string, number>;
-    /** Whole hostile lookups (DNS over UDP, then TCP for the truncated answer, and the match). */
-    hostileMs: Timing;
-    cachedIdleMs: Timing & { lookups: number };
-    cachedUnderAttackMs: Timing & { lookups: number };
+  withinBudget: LookupCase[];
+  pastBudget: LookupCase[];
+  issueRules: LookupCase[];
+  /** RE2JS.test (the lazy DFA) on the DFA shape: why the router does not use it. */
+  lazyDfa: LookupCase;
+  /** The slowest lookup the budget allows, and what it says about the budget. */
+  verdict: {
+    worstMs: number;
+    worstCase: string;
+    underWorstLookupMs: boolean;
+    underIssueLimit: boolean;
+    /** The budget whose full use would take WORST_LOOKUP_MS at the worst rate measured. */
+    budgetForWorstLookupMs: number;
   };
+  routers: RouterRun[];
+}
+
+/** One router process under attack. */
+interface RouterRun {
+  rule: string;
+  instructions: number;
+  seconds: number;
+  hostileLookups: number;
+  hostileReplies: Record<string, number>;
+  /** Whole hostile lookups (DNS over UDP, then TCP for the truncated answer, and the match). */
+  hostileMs: Omit<Timing, "slowestRun">;
+  cachedIdleMs: Omit<Timing, "slowestRun"> & { lookups: number };
+  cachedUnderAttackMs: Omit<Timing, "slowestRun"> & { lookups: number };
 }
 
 /**
- * A DNS name of 253 characters: the family's prefix, then its alphabet's characters at random,
- * in labels of 63 (the last of 61).
+ * A DNS name of `length` characters: the family's prefix, then its alphabet's characters at
+ * random, in labels of 63.
  */
-export function hostileName(family: Family, random: () => number): string {
+function hostileName(family: Family, length: number, random: () => number): string {
   let name = family.prefix;
   const { alphabet } = family;
-  for (let i = name.length; i < NAME_LENGTH; i++) {
-    name += i % 64 === 63 ? "." : alphabet[Math.floor(random() * alphabet.length)];
+  for (let i = name.length; i < length; i++) {
+    name += i % 64 === 63 && i < length - 1
+      ? "."
+      : alphabet[Math.floor(random() * alphabet.length)];
   }
   return name;
 }
 
-function timing(samples: number[]): Timing {
+/**
+ * Name lengths that bring the comparisons with rules of `instructions` (in all) nearest the
+ * budget without passing it: names of `longest` characters, then one shorter, at most 16.
+ *
+ * @example
+ * ```ts
+ * fillingLengths(256); // [253, 253, 253, 18]: 256 × (3 × 254 + 19) = 199,936 steps
+ * ```
+ */
+function fillingLengths(instructions: number, longest = NAME_LENGTH): number[] {
+  const lengths: number[] = [];
+  let left = REGEX_STEP_BUDGET;
+  while (lengths.length < MAX_MX_HOSTS) {
+    const length = Math.min(longest, Math.floor(left / instructions) - 1);
+    if (length < 1) break;
+    lengths.push(length);
+    left -= instructions * (length + 1);
+  }
+  return lengths;
+}
+
+/** "3 × 253 + 1 × 18". */
+function describeLengths(lengths: readonly number[]): string {
+  const runs: string[] = [];
+  for (let i = 0; i < lengths.length;) {
+    let j = i;
+    while (j < lengths.length && lengths[j] === lengths[i]) j++;
+    runs.push(`${j - i} × ${lengths[i]}`);
+    i = j;
+  }
+  return runs.join(" + ");
+}
+
+/** "49", "49 + 48", "1562 × 4". */
+function describeInstructions(costs: readonly number[]): string {
+  if (costs.length > 3 && costs.every((cost) => cost === costs[0])) {
+    return `${costs.length} × ${costs[0]}`;
+  }
+  return costs.join(" + ");
+}
+
+function timing(samples: number[], slowestRun: number): Timing {
   const sorted = Float64Array.from(samples).sort();
   return {
     p50: percentile(sorted, 0.5),
     p99: percentile(sorted, 0.99),
     max: sorted[sorted.length - 1],
+    slowestRun,
   };
 }
 
-/**
- * Times `lookups` lookups of 16 fresh hostile names each, per family; the costliest family wins.
- * Each lookup is run `repeats` times and counts its fastest run: what the input costs, without
- * the pauses other processes on the machine and the garbage collector add to any code.
- */
-function timeLookups(
-  test: (hosts: string[]) => unknown,
-  families: Family[],
-  options: { lookups: number; repeats: number; random: () => number },
-): { family: Family; perLookup: Timing } {
-  const { lookups, repeats, random } = options;
-  let worst: { family: Family; perLookup: Timing } | null = null;
-  for (const family of families) {
-    const samples: number[] = [];
-    for (let lookup = 0; lookup < lookups; lookup++) {
-      const hosts = Array.from({ length: MAX_MX_HOSTS }, () => hostileName(family, random));
-      let fastest = Infinity;
-      for (let repeat = 0; repeat < repeats; repeat++) {
-        const started = performance.now();
-        test(hosts);
-        fastest = Math.min(fastest, performance.now() - started);
-      }
-      samples.push(fastest);
-    }
-    const perLookup = timing(samples);
-    if (worst === null || perLookup.p50 > worst.perLookup.p50) worst = { family, perLookup };
-  }
-  return worst!;
-}
-
-/** The rules of a one-rule config file, as the router loads them. */
-function loadRule(source: string): { rules: readonly Rule[] } | { refused: string } {
-  const parsed = parseConfig(`/${source}/ smtp:[regex.example]:25\n`, "bench.conf");
-  if (parsed.ok) return { rules: parsed.ruleSet.rules };
+/** The rules of a config file of regex rules, as the router loads them, or the first refusal. */
+function loadRules(sources: readonly string[]): { ruleSet: RuleSet } | { refused: string } {
+  const text = sources.map((source) => `/${source}/ smtp:[regex.example]:25\n`).join("");
+  const parsed = parseConfig(text, "bench.conf");
+  if (parsed.ok) return { ruleSet: parsed.ruleSet };
   // "bad regular expression /SOURCE/: REASON": the reason.
-  return { refused: parsed.errors[0].message.slice(`bad regular expression /${source}/: `.length) };
+  const { message } = parsed.errors[0];
+  return { refused: message.slice(message.indexOf("/: ") + 3) };
 }
 
-function ruleRow(source: string, own: Family | null, lookups: number): RuleRow {
-  const loaded = loadRule(source);
-  if ("refused" in loaded) {
-    return {
-      rule: source,
-      refused: loaded.refused,
-      instructions: null,
-      family: null,
-      perLookup: null,
-    };
+function outcomeOf(found: ReturnType<typeof matchRules>): Outcome {
+  if (found === null) return "no match";
+  return "exceeded" in found ? "budget exceeded" : "match";
+}
+
+/** What one family of names costs: the lookups' fastest runs, and what the lookups did. */
+interface FamilyRun {
+  samples: number[];
+  slowestRun: number;
+  outcomes: Set<Outcome>;
+  steps: number;
+  hosts: string[];
+}
+
+/**
+ * Times `lookups` lookups of fresh names of the family, each run `repeats` times and counting its
+ * fastest run: what the input costs, without the pauses other processes on the machine and the
+ * garbage collector add to any code (the slowest run of all is kept too).
+ */
+function runFamily(
+  ruleSet: RuleSet,
+  lengths: readonly number[],
+  family: Family,
+  options: { lookups: number; repeats: number; random: () => number },
+): FamilyRun {
+  const { lookups, repeats, random } = options;
+  const run: FamilyRun = {
+    samples: [],
+    slowestRun: 0,
+    outcomes: new Set(),
+    steps: 0,
+    hosts: [],
+  };
+  const rules = ruleSet.mxRules;
+  for (let lookup = 0; lookup < lookups; lookup++) {
+    const hosts = lengths.map((length) => hostileName(family, length, random));
+    let fastest = Infinity;
+    for (let repeat = 0; repeat < repeats; repeat++) {
+      const started = performance.now();
+      const found = matchRules({ hosts, primaryCount: 1 }, rules);
+      const took = performance.now() - started;
+      fastest = Math.min(fastest, took);
+      run.slowestRun = Math.max(run.slowestRun, took);
+      run.outcomes.add(outcomeOf(found));
+      const positions = hosts.reduce((sum, host) => sum + host.length + 1, 0);
+      const steps = found !== null && "exceeded" in found
+        ? found.steps
+        : rules.reduce((sum, rule) => sum + rule.cost * positions, 0);
+      run.steps = Math.max(run.steps, steps);
+    }
+    run.samples.push(fastest);
+    run.hosts = hosts;
   }
-  const compiled = compileRegex(source);
-  const instructions = "test" in compiled ? compiled.instructions : null;
-  const { family, perLookup } = timeLookups(
-    (hosts) => matchRules(hosts, loaded.rules),
-    own === null ? FAMILIES : [own, ...FAMILIES],
-    { lookups, repeats: REPEATS, random: seededRandom(17) },
-  );
-  return { rule: source, refused: null, instructions, family, perLookup };
+  return run;
 }
 
-/** The largest repeat count whose rule the limit accepts. */
-function largestAccepted(shape: (k: number) => string): string {
+/**
+ * Times a lookup of names of the given lengths against the rules: first a few lookups per family
+ * to find the costliest names, then `lookups` with those.
+ */
+function timeCase(
+  sources: readonly string[],
+  lengths: readonly number[],
+  options: { families: Family[]; lookups: number; summary?: string },
+): LookupCase {
+  const loaded = loadRules(sources);
+  const row: LookupCase = {
+    rules: options.summary ?? sources.map((source) => `/${source}/`).join(", "),
+    ruleCount: sources.length,
+    instructions: "",
+    refused: null,
+    names: describeLengths(lengths),
+    family: null,
+    steps: null,
+    outcome: null,
+    decision: null,
+    perLookup: null,
+    nsPerStep: null,
+  };
+  if ("refused" in loaded) {
+    row.refused = loaded.refused;
+    return row;
+  }
+  const { ruleSet } = loaded;
+  row.instructions = describeInstructions(ruleSet.mxRules.map((rule) => rule.cost));
+  const random = seededRandom(17);
+  let family = options.families[0];
+  if (options.families.length > 1) {
+    let worst = -Infinity;
+    for (const each of options.families) {
+      const scan = runFamily(ruleSet, lengths, each, { lookups: SCAN_LOOKUPS, repeats: 2, random });
+      const median = percentile(Float64Array.from(scan.samples).sort(), 0.5);
+      if (median > worst) [worst, family] = [median, each];
+    }
+  }
+  const run = runFamily(ruleSet, lengths, family, {
+    lookups: options.lookups,
+    repeats: REPEATS,
+    random,
+  });
+  const decision = decide(
+    "hostile.bench.test",
+    { kind: "mx", hosts: run.hosts, ttl: 300, primaryCount: 1 },
+    ruleSet,
+  );
+  row.family = family;
+  row.steps = run.steps;
+  row.outcome = [...run.outcomes].join(", ");
+  row.decision = decision.label;
+  row.perLookup = timing(run.samples, run.slowestRun);
+  row.nsPerStep = row.perLookup.max * 1e6 / run.steps;
+  return row;
+}
+
+/** The RE2 instructions of a rule, or Infinity when it is refused. */
+function instructionsOf(source: string): number {
+  const compiled = compileRegex(source);
+  return "test" in compiled ? compiled.instructions : Infinity;
+}
+
+/** The rule of the largest repeat count that compiles to at most `instructions`. */
+function largestWithin(shape: (k: number) => string, instructions: number): string {
   let k = 1;
-  while ("test" in compileRegex(shape(k + 1))) k++;
+  while (instructionsOf(shape(k + 1)) <= instructions) k++;
   return shape(k);
 }
 
@@ -208,17 +396,106 @@ function say(text: string): void {
   console.error(`bench:regex: ${text}`);
 }
 
-/** The DFA shape at the limit, matched with RE2JS.test (the lazy DFA), fresh names each time. */
-function lazyDfaRow(lookups: number): RuleRow {
-  const source = largestAccepted(SHAPES[SHAPES.length - 1].rule);
-  const regex = RE2JS.compile(source, RE2JS.CASE_INSENSITIVE);
-  const { family, perLookup } = timeLookups(
-    (hosts) => hosts.some((host) => regex.test(host)),
-    [SHAPES[SHAPES.length - 1].family],
-    // Once: the DFA keeps the states a name made, so only new names show what they cost.
-    { lookups, repeats: 1, random: seededRandom(18) },
+/** The lookups that use the budget fully. */
+function withinBudget(lookups: number): LookupCase[] {
+  const rows: LookupCase[] = [];
+  for (const shape of SHAPES) {
+    const families = [shape.family, ...FAMILIES];
+    for (const size of [...SIZES, MAX_RULE_INSTRUCTIONS]) {
+      const source = largestWithin(shape.rule, size);
+      rows.push(timeCase([source], fillingLengths(instructionsOf(source)), { families, lookups }));
+    }
+    // The largest rule against 16 names as long as the budget lets them be.
+    const source = largestWithin(shape.rule, MAX_RULE_INSTRUCTIONS);
+    const length = Math.floor(REGEX_STEP_BUDGET / (MAX_MX_HOSTS * instructionsOf(source))) - 1;
+    const lengths = Array.from({ length: MAX_MX_HOSTS }, () => length);
+    rows.push(timeCase([source], lengths, { families, lookups }));
+  }
+  for (const shape of SMALL_SHAPES) {
+    const instructions = instructionsOf(shape.rule(0));
+    for (const length of SMALL_NAME_LENGTHS) {
+      const count = Math.floor(REGEX_STEP_BUDGET / (MAX_MX_HOSTS * instructions * (length + 1)));
+      const sources = Array.from({ length: count }, (_, i) => shape.rule(i));
+      const lengths = Array.from({ length: MAX_MX_HOSTS }, () => length);
+      rows.push(timeCase(sources, lengths, {
+        families: [{ prefix: "", alphabet: "abcdefghijklmnopqrstuvwxyz" }],
+        lookups: Math.max(1, Math.round(lookups / 5)),
+        summary: `${count} rules /${shape.name}/`,
+      }));
+    }
+  }
+  return rows;
+}
+
+/** Lookups that the budget stops: the costliest rules against more than it allows. */
+function pastBudget(lookups: number, within: LookupCase[]): LookupCase[] {
+  const costliest = (size: number) =>
+    within
+      .filter((row) => row.ruleCount === 1 && Number(row.instructions) <= size)
+      .filter((row) => Number(row.instructions) > size - 8)
+      .sort((a, b) => b.nsPerStep! - a.nsPerStep!);
+  const hostile = Array.from({ length: MAX_MX_HOSTS }, () => NAME_LENGTH);
+  const [largest] = costliest(MAX_RULE_INSTRUCTIONS);
+  const [first, second] = costliest(SIZES[0]);
+  const sourceOf = (row: LookupCase) => row.rules.slice(1, -1);
+  const small = SMALL_SHAPES[SMALL_SHAPES.length - 1];
+  // As many as 16 one-character names fit, against names of 4.
+  const smallCount = Math.floor(
+    REGEX_STEP_BUDGET / (MAX_MX_HOSTS * instructionsOf(small.rule(0)) * 2),
   );
-  return { rule: source, refused: null, instructions: regex.programSize(), family, perLookup };
+  return [
+    timeCase([sourceOf(largest)], hostile, { families: [largest.family!], lookups }),
+    timeCase([sourceOf(first), sourceOf(second)], hostile, {
+      families: [first.family!, second.family!],
+      lookups,
+    }),
+    timeCase(
+      Array.from({ length: smallCount }, (_, i) => small.rule(i)),
+      Array.from({ length: MAX_MX_HOSTS }, () => 4),
+      {
+        families: [{ prefix: "", alphabet: "abcdefghijklmnopqrstuvwxyz" }],
+        lookups: Math.max(1, Math.round(lookups / 5)),
+        summary: `${smallCount} rules /${small.name}/`,
+      },
+    ),
+  ];
+}
+
+/** The DFA shape at the size 16 names fit, matched with RE2JS.test (the lazy DFA). */
+function lazyDfaRow(lookups: number): LookupCase {
+  const shape = SHAPES[SHAPES.length - 1];
+  const source = largestWithin(shape.rule, SIZES[0]);
+  const regex = RE2JS.compile(source, RE2JS.CASE_INSENSITIVE);
+  const random = seededRandom(18);
+  const samples: number[] = [];
+  let slowestRun = 0;
+  for (let lookup = 0; lookup < lookups; lookup++) {
+    const hosts = Array.from(
+      { length: MAX_MX_HOSTS },
+      () => hostileName(shape.family, NAME_LENGTH, random),
+    );
+    // Once: the DFA keeps the states a name made, so only new names show what they cost.
+    const started = performance.now();
+    hosts.some((host) => regex.test(host));
+    const took = performance.now() - started;
+    samples.push(took);
+    slowestRun = Math.max(slowestRun, took);
+  }
+  const perLookup = timing(samples, slowestRun);
+  const steps = regex.programSize() * MAX_MX_HOSTS * (NAME_LENGTH + 1);
+  return {
+    rules: `/${source}/`,
+    ruleCount: 1,
+    instructions: String(regex.programSize()),
+    refused: null,
+    names: describeLengths(Array.from({ length: MAX_MX_HOSTS }, () => NAME_LENGTH)),
+    family: shape.family,
+    steps,
+    outcome: "no match",
+    decision: null,
+    perLookup,
+    nsPerStep: perLookup.max * 1e6 / steps,
+  };
 }
 
 async function lookupLoop(
@@ -248,14 +525,19 @@ async function lookupLoop(
   return { ms, replies };
 }
 
-async function routerRun(
-  rule: string,
-  family: Family,
-  seconds: number,
-): Promise<RegexBenchResults["router"]> {
+function latency(samples: number[]): Omit<Timing, "slowestRun"> {
+  const { p50, p99, max } = timing(samples, 0);
+  return { p50, p99, max };
+}
+
+async function routerRun(row: LookupCase, seconds: number): Promise<RouterRun> {
+  const rule = row.rules.slice(1, -1);
   const dir = await Deno.makeTempDir({ prefix: "mxrouter-regex-" });
   const random = seededRandom(19);
-  const hosts = Array.from({ length: MAX_MX_HOSTS }, () => hostileName(family, random));
+  const hosts = Array.from(
+    { length: MAX_MX_HOSTS },
+    () => hostileName(row.family!, NAME_LENGTH, random),
+  );
   const zonePath = `${dir}/zone.json`;
   await Deno.writeTextFile(
     zonePath,
@@ -286,18 +568,12 @@ async function routerRun(
   });
   try {
     const cachedKey = () => "user@good.bench.test";
-    await lookupLoop(
-      router.port,
-      cachedKey,
-      (() => {
-        let n = 0;
-        return () => n++ >= 100;
-      })(),
-    );
-    say(`router: cached lookups alone for ${seconds} s`);
+    let warm = 0;
+    await lookupLoop(router.port, cachedKey, () => warm++ >= 100);
+    say(`router /${rule}/: cached lookups alone for ${seconds} s`);
     let end = performance.now() + seconds * 1000;
     const idle = await lookupLoop(router.port, cachedKey, () => performance.now() > end);
-    say(`router: cached lookups beside fresh hostile domains for ${seconds} s`);
+    say(`router /${rule}/: cached lookups beside fresh hostile domains for ${seconds} s`);
     end = performance.now() + seconds * 1000;
     let next = 0;
     const [attack, underAttack] = await Promise.all([
@@ -306,12 +582,13 @@ async function routerRun(
     ]);
     return {
       rule,
+      instructions: Number(row.instructions),
       seconds,
       hostileLookups: attack.ms.length,
       hostileReplies: attack.replies,
-      hostileMs: timing(attack.ms),
-      cachedIdleMs: { ...timing(idle.ms), lookups: idle.ms.length },
-      cachedUnderAttackMs: { ...timing(underAttack.ms), lookups: underAttack.ms.length },
+      hostileMs: latency(attack.ms),
+      cachedIdleMs: { ...latency(idle.ms), lookups: idle.ms.length },
+      cachedUnderAttackMs: { ...latency(underAttack.ms), lookups: underAttack.ms.length },
     };
   } finally {
     await router.stop();
@@ -324,50 +601,79 @@ async function routerRun(
 const ms = (value: number) => value.toFixed(3);
 
 /** The markdown tables of a run. */
-export function formatRegexBench(results: RegexBenchResults): string {
-  const row = (each: RuleRow) =>
-    each.refused !== null
-      ? `| \`/${each.rule}/\` | refused: ${each.refused.split(",")[0]} | | | | |`
-      : `| \`/${each.rule}/\` | ${each.instructions} | \`${each.family!.prefix}` +
-        `[${each.family!.alphabet}]...\` | ${ms(each.perLookup!.p50)} | ` +
-        `${ms(each.perLookup!.p99)} | ${ms(each.perLookup!.max)} |`;
-  const header = "| rule | RE2 instructions | costliest names | p50 ms | p99 ms | max ms |\n" +
-    "|---|---|---|---|---|---|";
-  const router = results.router;
+function formatRegexBench(results: RegexBenchResults): string {
+  const header = "| rules | RE2 instructions | MX names (lengths) | costliest names | steps | " +
+    "outcome | p50 ms | p99 ms | max ms | slowest run ms | ns per step |\n" +
+    "|---|---|---|---|---|---|---|---|---|---|---|";
+  const row = (each: LookupCase) => {
+    const rules = each.rules.length > 60 ? `${each.rules.slice(0, 57)}...` : each.rules;
+    if (each.refused !== null) {
+      return `| \`${rules}\` | ${each.instructions} | refused: ${each.refused.split(",")[0]} ` +
+        "| | | | | | | | |";
+    }
+    const timed = each.perLookup!;
+    const outcome = each.decision === "tempfail" ? `${each.outcome} (tempfail, 400)` : each.outcome;
+    return `| \`${rules}\` | ${each.instructions} | ${each.names} | ` +
+      `\`${each.family!.prefix}[${each.family!.alphabet}]...\` | ${each.steps} | ${outcome} | ` +
+      `${ms(timed.p50)} | ${ms(timed.p99)} | ${ms(timed.max)} | ${ms(timed.slowestRun)} | ` +
+      `${each.nsPerStep!.toFixed(1)} |`;
+  };
+  const routerRow = (label: string, timed: Omit<Timing, "slowestRun">, n: number) =>
+    `| ${label} | ${n} | ${ms(timed.p50)} | ${ms(timed.p99)} | ${ms(timed.max)} |`;
+  const { verdict } = results;
   return [
-    `Per lookup: ${MAX_MX_HOSTS} hostile names of ${NAME_LENGTH} characters, no rule matching ` +
-    `(${results.lookupsPerCase} lookups per kind of names, each the fastest of ${REPEATS} runs; ` +
-    `the costliest kind shown); limit ${results.limit} RE2 instructions per file. ` +
-    `CPUs busy before the run: ${results.machine.busyPercentBefore?.toFixed(0) ?? "unknown"} %; ` +
-    `revision ${results.machine.revision}.`,
+    `Per lookup in the process (\`matchRules\`): ${results.lookupsPerCase} lookups per case ` +
+    `(many small rules: a fifth as many), each the fastest of ${REPEATS} runs; the costliest ` +
+    `kind of names shown. Limits: ${results.maxRuleInstructions} RE2 instructions per rule, ` +
+    `${results.stepBudget} steps per lookup. CPUs busy before the run: ` +
+    `${results.machine.busyPercentBefore?.toFixed(0) ?? "unknown"} %; revision ` +
+    `${results.machine.revision}.`,
     "",
-    "Issue 17's rules:",
+    "The costliest lookups the budget allows:",
+    "",
+    header,
+    ...results.withinBudget.map(row),
+    "",
+    `Slowest: ${ms(verdict.worstMs)} ms (${verdict.worstCase}); WORST_LOOKUP_MS is ` +
+    `${results.worstLookupMs} ms: ${verdict.underWorstLookupMs ? "within" : "OVER"}; the ` +
+    `issue's ${ISSUE_LIMIT_MS} ms: ${verdict.underIssueLimit ? "within" : "OVER"}. At the ` +
+    `slowest rate measured, ${results.worstLookupMs} ms is ${verdict.budgetForWorstLookupMs} ` +
+    "steps.",
+    "",
+    "Lookups past the budget (they stop at it and answer 400):",
+    "",
+    header,
+    ...results.pastBudget.map(row),
+    "",
+    `Issue 17's rules, against ${MAX_MX_HOSTS} hostile names of ${NAME_LENGTH} characters:`,
     "",
     header,
     ...results.issueRules.map(row),
     "",
-    "The costliest rules the limit accepts:",
-    "",
-    header,
-    ...results.atLimit.map(row),
-    "",
-    "Not used by the router, for comparison: RE2JS.test (the lazy DFA) on the DFA shape:",
+    "Not used by the router, for comparison: RE2JS.test (the lazy DFA) on the DFA shape, each " +
+    "lookup's names new and run once:",
     "",
     header,
     row(results.lazyDfa),
     "",
-    `Router process, rule \`/${router.rule}/\`, ${router.seconds} s each:`,
-    "",
-    "| lookups | n | p50 ms | p99 ms | max ms |\n|---|---|---|---|---|",
-    `| cached, alone | ${router.cachedIdleMs.lookups} | ${ms(router.cachedIdleMs.p50)} | ` +
-    `${ms(router.cachedIdleMs.p99)} | ${ms(router.cachedIdleMs.max)} |`,
-    `| cached, beside the hostile ones | ${router.cachedUnderAttackMs.lookups} | ` +
-    `${ms(router.cachedUnderAttackMs.p50)} | ${ms(router.cachedUnderAttackMs.p99)} | ` +
-    `${ms(router.cachedUnderAttackMs.max)} |`,
-    `| fresh hostile domains (DNS over UDP then TCP, and the match) | ${router.hostileLookups} | ` +
-    `${ms(router.hostileMs.p50)} | ${ms(router.hostileMs.p99)} | ${ms(router.hostileMs.max)} |`,
-    "",
-    `Hostile replies: ${JSON.stringify(router.hostileReplies)}`,
+    ...results.routers.flatMap((router) => [
+      `Router process, rule \`/${router.rule}/\` (${router.instructions} instructions), ` +
+      `${router.seconds} s each; hostile replies: ${JSON.stringify(router.hostileReplies)}`,
+      "",
+      "| lookups | n | p50 ms | p99 ms | max ms |\n|---|---|---|---|---|",
+      routerRow("cached, alone", router.cachedIdleMs, router.cachedIdleMs.lookups),
+      routerRow(
+        "cached, beside the hostile ones",
+        router.cachedUnderAttackMs,
+        router.cachedUnderAttackMs.lookups,
+      ),
+      routerRow(
+        "fresh hostile domains (DNS over UDP then TCP, and the match)",
+        router.hostileMs,
+        router.hostileLookups,
+      ),
+      "",
+    ]),
   ].join("\n");
 }
 
@@ -381,26 +687,54 @@ async function main(): Promise<void> {
   const seconds = Number(values.seconds ?? 5);
   const machine = await machineFacts();
   say("warming up");
-  for (const shape of SHAPES) ruleRow(shape.rule(8), shape.family, 20);
+  for (const shape of SHAPES) {
+    timeCase([shape.rule(8)], fillingLengths(30), { families: [shape.family], lookups: 20 });
+  }
+  say("the costliest lookups the budget allows");
+  const within = withinBudget(lookups);
+  say("lookups past the budget");
+  const past = pastBudget(lookups, within);
   say("issue 17's rules");
-  const issueRules = ISSUE_RULES.map((rule) => ruleRow(rule, null, lookups));
-  say("the costliest rules the limit accepts");
-  const atLimit = SHAPES.map((shape) =>
-    ruleRow(largestAccepted(shape.rule), shape.family, lookups)
+  const hostile = Array.from({ length: MAX_MX_HOSTS }, () => NAME_LENGTH);
+  const issueRules = ISSUE_RULES.map((rule) =>
+    timeCase([rule], hostile, { families: FAMILIES, lookups })
   );
   say("the lazy DFA, for comparison");
   const lazyDfa = lazyDfaRow(lookups);
-  const costliest = atLimit.reduce((a, b) => (b.perLookup!.p50 > a.perLookup!.p50 ? b : a));
-  say(`router process: ${costliest.rule}`);
-  const router = await routerRun(costliest.rule, costliest.family!, seconds);
+  const worst = within.reduce((a, b) => (b.perLookup!.max > a.perLookup!.max ? b : a));
+  const worstRate = Math.max(...within.map((row) => row.nsPerStep!));
+  const verdict = {
+    worstMs: worst.perLookup!.max,
+    worstCase: `${worst.rules.slice(0, 60)}, names ${worst.names}`,
+    underWorstLookupMs: worst.perLookup!.max < WORST_LOOKUP_MS,
+    underIssueLimit: worst.perLookup!.max < ISSUE_LIMIT_MS,
+    budgetForWorstLookupMs: Math.floor(WORST_LOOKUP_MS * 1e6 / worstRate / 1000) * 1000,
+  };
+  // The costliest single rule that 16 hostile names fit, and the costliest at the per-rule limit.
+  const costliest = (fits: (row: LookupCase) => boolean) =>
+    within.filter((row) => row.ruleCount === 1 && fits(row))
+      .reduce((a, b) => (b.perLookup!.max > a.perLookup!.max ? b : a));
+  const routerRows = [
+    costliest((row) => row.names === `${MAX_MX_HOSTS} × ${NAME_LENGTH}`),
+    costliest((row) => Number(row.instructions) > MAX_RULE_INSTRUCTIONS - 8),
+  ];
+  const routers: RouterRun[] = [];
+  for (const row of routerRows) {
+    say(`router process: ${row.rules}`);
+    routers.push(await routerRun(row, seconds));
+  }
   const results: RegexBenchResults = {
     machine,
-    limit: MAX_REGEX_INSTRUCTIONS,
+    maxRuleInstructions: MAX_RULE_INSTRUCTIONS,
+    stepBudget: REGEX_STEP_BUDGET,
+    worstLookupMs: WORST_LOOKUP_MS,
     lookupsPerCase: lookups,
+    withinBudget: within,
+    pastBudget: past,
     issueRules,
-    atLimit,
     lazyDfa,
-    router,
+    verdict,
+    routers,
   };
   console.log(formatRegexBench(results));
   say(`results in ${await writeResults("regex", results)}`);
