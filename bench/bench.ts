@@ -6,7 +6,7 @@
  * @module
  */
 
-import { DEFAULT_DNS_TIMEOUT_S } from "../lib/app/cli.ts";
+import { SERVE_FLAGS } from "../lib/app/cli.ts";
 import type { LoadResult } from "./loadgen.ts";
 import {
   canPin,
@@ -211,7 +211,7 @@ async function probeDeadDns(
       staleAgeS,
       unknownMs: unknown[0].ms,
       unknownReply: unknown[0].reply,
-      dnsTimeoutS: DEFAULT_DNS_TIMEOUT_S,
+      dnsTimeoutS: Number(SERVE_FLAGS.find((flag) => flag.name === "dns-timeout")?.default),
     };
   } finally {
     await dns.up();

@@ -2,78 +2,67 @@
  * The command line: flags in, one typed options object (or a one-line error) out. Every flag of
  * the original Python router keeps its name and meaning.
  *
+ * One table, {@linkcode SERVE_FLAGS}, holds each server flag's name, value, bounds, default and
+ * help text: the parser, `--help` and the defaults all read it (the cache's defaults come from
+ * the cache module, which owns them).
+ *
  * @module
  */
 
-import { errorMessage } from "../common/errors.ts";
 import { parseArgs } from "node:util";
-import type { CacheOptions } from "../routing/cache.ts";
+import { errorMessage } from "../common/errors.ts";
 import type { Verbosity } from "../common/log.ts";
+import { formatHostPort } from "../dns/servers.ts";
+import { type CacheOptions, DEFAULT_CACHE_OPTIONS } from "../routing/cache.ts";
 import { MATCH_MODES, type MatchMode } from "../routing/rules.ts";
+import { formatListenAddress, type ListenAddress, parseListenAddress } from "../server/listen.ts";
 
 /** Program name in messages. */
 export const PROGRAM = "postfix-mx-pattern-router";
 
-/** --dns-timeout when not given, in seconds: the whole budget of one lookup. */
-export const DEFAULT_DNS_TIMEOUT_S = 5;
 /** Version printed by --version. */
 export const VERSION = "1.0.0";
 
-/** The usage line printed with every command-line error. */
-export const USAGE = `usage: ${PROGRAM} [-c FILE] [-p PORT] [-H HOST] [--cache-ttl SECONDS] ` +
-  "[--timeout SECONDS] [--dns-server ADDR[:PORT]]... [--dns-timeout SECONDS] [--dns-tcp] " +
-  "[--match-mode MODE] [-v|-q] [-h] " +
-  `[--version]\n       ${PROGRAM} check [-c FILE] [--match-mode MODE] [--strict]\n` +
-  `       ${PROGRAM} query [-c FILE] [--dns-server ADDR[:PORT]]... [--dns-tcp] ` +
-  `[--match-mode MODE] [--json] KEY...\n       ${PROGRAM} providers`;
+/** Default config path, as in the original. */
+export const DEFAULT_CONFIG = "/etc/postfix/postfix-mx-pattern-router.conf";
+
+/** A TCP address to listen on. */
+export interface TcpAddress {
+  host: string;
+  port: number;
+}
 
 /** Everything the server needs from the command line. */
 export interface ServeOptions {
   config: string;
   host: string;
+  /** The tcp_table port; 0: no tcp_table listener. */
   port: number;
   /** Raw --dns-server values (parsed by the DNS module); empty: use /etc/resolv.conf. */
   dnsServers: string[];
   dnsTimeoutMs: number;
   /** --dns-tcp: every query over TCP, on connections kept open, instead of UDP. */
   dnsTcp: boolean;
+  /** --timeout: close client connections idle this long; 0: never. */
   idleTimeoutMs: number;
-  cacheTtl: number;
-  minTtl: number;
-  negativeTtl: number;
-  failureTtl: number;
-  staleTtl: number;
-  staleAnswerMs: number;
-  cacheSize: number;
+  /** The cache flags (--cache-ttl, --min-ttl, ...), as the cache takes them. */
+  cache: CacheOptions;
   maxConnections: number;
   /** --max-dns-inflight: DNS lookups at once; more wait in order, within --dns-timeout. */
   maxDnsInflight: number;
-  /** Raw --socketmap values: `HOST:PORT` or `unix:/path`. */
-  socketmap: string[];
+  /** --socketmap listeners, each given once. */
+  socketmap: ListenAddress[];
   /** --socket-mode, permission bits of unix sockets. */
   socketMode: number;
   /** --socket-group, group name (or number) to own unix sockets; null keeps ours. */
   socketGroup: string | null;
   /** --metrics HOST:PORT for Prometheus, or null (off). */
-  metrics: string | null;
+  metrics: TcpAddress | null;
   /** --dry-run: decide and log as usual, answer "not found". */
   dryRun: boolean;
   /** --match-mode: which MX hosts decide for rules that name no mode. */
   matchMode: MatchMode;
   verbosity: Verbosity;
-}
-
-/** The cache's tuning from the command line's options. */
-export function cacheOptionsOf(options: ServeOptions): CacheOptions {
-  return {
-    maxTtl: options.cacheTtl,
-    minTtl: options.minTtl,
-    negativeTtl: options.negativeTtl,
-    failureTtl: options.failureTtl,
-    staleTtl: options.staleTtl,
-    staleAnswerMs: options.staleAnswerMs,
-    maxEntries: options.cacheSize,
-  };
 }
 
 /** Options of `check`. */
@@ -108,42 +97,201 @@ export type Command =
   | { kind: "version" }
   | { kind: "error"; message: string };
 
-/** Default config path, as in the original. */
-export const DEFAULT_CONFIG = "/etc/postfix/postfix-mx-pattern-router.conf";
+/** The allowed values of a number flag. */
+interface NumberRange {
+  min: number;
+  max: number;
+  integer: boolean;
+}
+
+/** One flag: how it is parsed, its default, and its line in `--help`. */
+export interface FlagSpec {
+  /** Long name without dashes. */
+  name: string;
+  short?: string;
+  /** What the value is, as `--help` shows it (`SECONDS`); absent for a switch. */
+  value?: string;
+  /** A number flag's bounds; absent for a string flag or a switch. */
+  range?: NumberRange;
+  /** May be given more than once. */
+  repeatable?: boolean;
+  /** Shown as `(default ...)`; absent when there is none to show. */
+  default?: number | string;
+  /** The help text; `\n` starts a continuation line. */
+  help: string;
+}
+
+const SECONDS: NumberRange = { min: 0, max: 2 ** 31, integer: false };
+const cacheDefaults = DEFAULT_CACHE_OPTIONS;
+
+/** The server's flags, in `--help` order. */
+export const SERVE_FLAGS: readonly FlagSpec[] = [
+  { name: "config", short: "c", value: "FILE", default: DEFAULT_CONFIG, help: "rules file" },
+  {
+    name: "port",
+    short: "p",
+    value: "PORT",
+    range: { min: 0, max: 65535, integer: true },
+    default: 10099,
+    help: "TCP port for tcp_table; 0: no tcp_table listener",
+  },
+  {
+    name: "host",
+    short: "H",
+    value: "HOST",
+    default: "127.0.0.1",
+    help: "address to listen on",
+  },
+  {
+    name: "cache-ttl",
+    value: "SECONDS",
+    range: SECONDS,
+    default: cacheDefaults.cacheTtl,
+    help: "longest any answer is cached; 0 disables caching",
+  },
+  {
+    name: "min-ttl",
+    value: "SECONDS",
+    range: SECONDS,
+    default: cacheDefaults.minTtl,
+    help: "shortest an answer is cached",
+  },
+  {
+    name: "negative-ttl",
+    value: "SECONDS",
+    range: SECONDS,
+    default: cacheDefaults.negativeTtl,
+    help: "longest NXDOMAIN/NODATA is cached",
+  },
+  {
+    name: "failure-ttl",
+    value: "SECONDS",
+    range: SECONDS,
+    default: cacheDefaults.failureTtl,
+    help: "a failed lookup answers 400 at once for this long",
+  },
+  {
+    name: "stale-ttl",
+    value: "SECONDS",
+    range: SECONDS,
+    default: cacheDefaults.staleTtl,
+    help: "serve expired answers this long when DNS fails; 0: never",
+  },
+  {
+    name: "stale-answer-ms",
+    value: "MS",
+    range: { min: 0, max: 600_000, integer: false },
+    default: cacheDefaults.staleAnswerMs,
+    help: "wait this long for DNS before answering from an expired entry",
+  },
+  {
+    name: "cache-size",
+    value: "N",
+    range: { min: 1, max: 100_000_000, integer: true },
+    default: cacheDefaults.cacheSize,
+    help: "most domains cached",
+  },
+  {
+    name: "timeout",
+    value: "SECONDS",
+    range: SECONDS,
+    default: 600,
+    help: "close client connections idle this long; 0: never",
+  },
+  {
+    name: "max-connections",
+    value: "N",
+    range: { min: 1, max: 1_000_000, integer: true },
+    default: 10_000,
+    help: "most client connections at once",
+  },
+  {
+    name: "max-dns-inflight",
+    value: "N",
+    range: { min: 1, max: 100_000, integer: true },
+    default: 256,
+    help: "most DNS lookups at once; more wait in order",
+  },
+  {
+    name: "dns-server",
+    value: "ADDR[:PORT]",
+    repeatable: true,
+    help: "DNS server to ask, repeatable; IPv6 as [::1]:5353\n" +
+      "(default: nameserver lines of /etc/resolv.conf)",
+  },
+  {
+    name: "dns-timeout",
+    value: "SECONDS",
+    range: { min: 0.01, max: 600, integer: false },
+    default: 5,
+    help: "the whole time budget of one DNS lookup",
+  },
+  {
+    name: "dns-tcp",
+    help: "ask DNS over TCP, on connections kept open (up to 16 per server),\n" +
+      "instead of UDP: less CPU per query",
+  },
+  {
+    name: "socketmap",
+    value: "ADDR",
+    repeatable: true,
+    help: "also serve socketmap_table(5) on HOST:PORT or unix:/path; repeatable",
+  },
+  {
+    name: "socket-mode",
+    value: "MODE",
+    default: "0660",
+    help: "permission bits of unix sockets, octal",
+  },
+  { name: "socket-group", value: "NAME", help: "group to own unix sockets (e.g. postfix)" },
+  {
+    name: "metrics",
+    value: "HOST:PORT",
+    help: "serve Prometheus metrics at http://HOST:PORT/metrics (default off)",
+  },
+  { name: "dry-run", help: 'decide, log and count every lookup, but answer "not found"' },
+  {
+    name: "match-mode",
+    value: "MODE",
+    default: "any",
+    help: "which MX hosts decide for rules without a mode prefix: any (one of\n" +
+      "them, in preference order), primary (the lowest preference only)\n" +
+      "or all (every one)",
+  },
+  { name: "verbose", short: "v", help: "log every lookup (debug)" },
+  { name: "quiet", short: "q", help: "log errors only" },
+  { name: "help", short: "h", help: "show this help" },
+  { name: "version", help: "show the version" },
+];
+
+const FLAGS_BY_NAME = new Map(SERVE_FLAGS.map((flag) => [flag.name, flag]));
+
+/** The usage line printed with every command-line error. */
+export const USAGE = `usage: ${PROGRAM} [-c FILE] [-p PORT] [-H HOST] [--cache-ttl SECONDS] ` +
+  "[--timeout SECONDS] [--dns-server ADDR[:PORT]]... [--dns-timeout SECONDS] [--dns-tcp] " +
+  "[--match-mode MODE] [-v|-q] [-h] " +
+  `[--version]\n       ${PROGRAM} check [-c FILE] [--match-mode MODE] [--strict]\n` +
+  `       ${PROGRAM} query [-c FILE] [--dns-server ADDR[:PORT]]... [--dns-tcp] ` +
+  `[--match-mode MODE] [--json] KEY...\n       ${PROGRAM} providers`;
+
+/** Where help text starts on a flag's line. */
+const HELP_COLUMN = 27;
+
+/** One flag's lines of `--help`, from its table entry. */
+function helpLines(flag: FlagSpec): string[] {
+  const names = (flag.short ? `-${flag.short}, ` : "    ") + `--${flag.name}` +
+    (flag.value ? ` ${flag.value}` : "");
+  const text = flag.help + (flag.default === undefined ? "" : ` (default ${flag.default})`);
+  const [first, ...rest] = text.split("\n");
+  const left = `  ${names}`;
+  const gap = left.length < HELP_COLUMN - 1 ? " ".repeat(HELP_COLUMN - left.length) : "  ";
+  return [left + gap + first, ...rest.map((line) => " ".repeat(HELP_COLUMN) + line)];
+}
 
 const HELP_BODY = `
 Serves Postfix tcp_table lookups: routes each recipient domain by the MX hosts DNS gives for it.
 
-  -c, --config FILE        rules file (default ${DEFAULT_CONFIG})
-  -p, --port PORT          TCP port for tcp_table (default 10099); 0: no tcp_table listener
-  -H, --host HOST          address to listen on (default 127.0.0.1)
-      --cache-ttl SECONDS  longest any answer is cached; 0 disables caching (default 3600)
-      --min-ttl SECONDS    shortest an answer is cached (default 30)
-      --negative-ttl SECONDS  longest NXDOMAIN/NODATA is cached (default 300)
-      --failure-ttl SECONDS   a failed lookup answers 400 at once for this long (default 10)
-      --stale-ttl SECONDS  serve expired answers this long when DNS fails; 0: never (default 86400)
-      --stale-answer-ms MS wait this long for DNS before answering from an expired entry (default 400)
-      --cache-size N       most domains cached (default 100000)
-      --timeout SECONDS    close client connections idle this long; 0: never (default 600)
-      --max-connections N  most client connections at once (default 10000)
-      --max-dns-inflight N most DNS lookups at once; more wait in order (default 256)
-      --dns-server ADDR[:PORT]  DNS server to ask, repeatable; IPv6 as [::1]:5353
-                           (default: nameserver lines of /etc/resolv.conf)
-      --dns-timeout SECONDS  the whole time budget of one DNS lookup (default ${DEFAULT_DNS_TIMEOUT_S})
-      --dns-tcp            ask DNS over TCP, on connections kept open (up to 16 per server),
-                           instead of UDP: less CPU per query
-      --socketmap ADDR     also serve socketmap_table(5) on HOST:PORT or unix:/path; repeatable
-      --socket-mode MODE   permission bits of unix sockets, octal (default 0660)
-      --socket-group NAME  group to own unix sockets (e.g. postfix)
-      --metrics HOST:PORT  serve Prometheus metrics at http://HOST:PORT/metrics (default off)
-      --dry-run            decide, log and count every lookup, but answer "not found"
-      --match-mode MODE    which MX hosts decide for rules without a mode prefix: any (one of
-                           them, in preference order), primary (the lowest preference only)
-                           or all (every one) (default any)
-  -v, --verbose            log every lookup (debug)
-  -q, --quiet              log errors only
-  -h, --help               show this help
-      --version            show the version
+${SERVE_FLAGS.flatMap(helpLines).join("\n")}
 
 Subcommands:
   check [-c FILE] [--match-mode MODE] [--strict]
@@ -160,22 +308,59 @@ Subcommands:
 /** The full --help text. */
 export const HELP = `${USAGE}\n${HELP_BODY}`;
 
-const NUMBER_FLAGS = {
-  "port": { min: 0, max: 65535, integer: true },
-  "cache-ttl": { min: 0, max: 2 ** 31, integer: false },
-  "min-ttl": { min: 0, max: 2 ** 31, integer: false },
-  "negative-ttl": { min: 0, max: 2 ** 31, integer: false },
-  "failure-ttl": { min: 0, max: 2 ** 31, integer: false },
-  "stale-ttl": { min: 0, max: 2 ** 31, integer: false },
-  "stale-answer-ms": { min: 0, max: 600_000, integer: false },
-  "cache-size": { min: 1, max: 100_000_000, integer: true },
-  "timeout": { min: 0, max: 2 ** 31, integer: false },
-  "max-connections": { min: 1, max: 1_000_000, integer: true },
-  "max-dns-inflight": { min: 1, max: 100_000, integer: true },
-  "dns-timeout": { min: 0.01, max: 600, integer: false },
-} as const;
+/** The node:util parseArgs option table of some flags of {@linkcode SERVE_FLAGS}. */
+function parseArgsOptions(names: readonly string[]) {
+  const options: Record<
+    string,
+    { type: "string" | "boolean"; short?: string; multiple?: boolean }
+  > = {};
+  for (const name of names) {
+    const flag = FLAGS_BY_NAME.get(name);
+    if (flag === undefined) throw new Error(`no flag --${name}`);
+    options[name] = {
+      type: flag.value === undefined ? "boolean" : "string",
+      ...(flag.short ? { short: flag.short } : {}),
+      ...(flag.repeatable ? { multiple: true } : {}),
+    };
+  }
+  return options;
+}
 
-type NumberFlag = keyof typeof NUMBER_FLAGS;
+type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
+
+/** The parsed value of a number flag, or its default from the table; a message when bad. */
+function numberFlag(values: Values, name: string): number | { error: string } {
+  const flag = FLAGS_BY_NAME.get(name);
+  const range = flag?.range;
+  if (flag === undefined || range === undefined || typeof flag.default !== "number") {
+    throw new Error(`--${name} is not a number flag with a default`);
+  }
+  const raw = values[name];
+  if (typeof raw !== "string") return flag.default;
+  const value = /^\s*\d+(\.\d+)?\s*$/.test(raw) ? Number(raw) : NaN;
+  const kind = range.integer ? "a whole number" : "a number";
+  if (!Number.isFinite(value) || (range.integer && !Number.isInteger(value))) {
+    return {
+      error: `option '--${name}' needs ${kind} from ${range.min} to ${range.max}, not '${raw}'`,
+    };
+  }
+  if (value < range.min || value > range.max) {
+    return {
+      error: `option '--${name}' is out of range: ${raw} (allowed: ${range.min} to ${range.max})`,
+    };
+  }
+  return value;
+}
+
+function stringFlag(values: Values, name: string): string | undefined {
+  const raw = values[name];
+  return typeof raw === "string" ? raw : undefined;
+}
+
+function listFlag(values: Values, name: string): string[] {
+  const raw = values[name];
+  return Array.isArray(raw) ? raw.filter((v): v is string => typeof v === "string") : [];
+}
 
 /**
  * Parses the arguments after the program name.
@@ -194,146 +379,133 @@ export function parseCommandLine(args: string[]): Command {
       ? { kind: "providers" }
       : { kind: "error", message: "providers: takes no arguments" };
   }
-  let values;
+  let values: Values;
   try {
     ({ values } = parseArgs({
       args,
       strict: true,
       allowPositionals: false,
-      options: {
-        config: { type: "string", short: "c" },
-        port: { type: "string", short: "p" },
-        host: { type: "string", short: "H" },
-        "cache-ttl": { type: "string" },
-        "min-ttl": { type: "string" },
-        "negative-ttl": { type: "string" },
-        "failure-ttl": { type: "string" },
-        "stale-ttl": { type: "string" },
-        "stale-answer-ms": { type: "string" },
-        "cache-size": { type: "string" },
-        timeout: { type: "string" },
-        "max-connections": { type: "string" },
-        "max-dns-inflight": { type: "string" },
-        "dns-server": { type: "string", multiple: true },
-        "dns-timeout": { type: "string" },
-        "dns-tcp": { type: "boolean" },
-        socketmap: { type: "string", multiple: true },
-        "socket-mode": { type: "string" },
-        "socket-group": { type: "string" },
-        metrics: { type: "string" },
-        "dry-run": { type: "boolean" },
-        "match-mode": { type: "string" },
-        verbose: { type: "boolean", short: "v" },
-        quiet: { type: "boolean", short: "q" },
-        help: { type: "boolean", short: "h" },
-        version: { type: "boolean" },
-      },
+      options: parseArgsOptions(SERVE_FLAGS.map((flag) => flag.name)),
     }));
   } catch (error) {
     return { kind: "error", message: describeParseError(error) };
   }
   if (values.help) return { kind: "help" };
   if (values.version) return { kind: "version" };
+  const options = serveOptions(values);
+  return "error" in options
+    ? { kind: "error", message: options.error }
+    : { kind: "serve", options };
+}
+
+/** The server's options from parsed flags, every value checked. */
+function serveOptions(values: Values): ServeOptions | { error: string } {
   if (values.verbose && values.quiet) {
-    return { kind: "error", message: "options '-v' and '-q' cannot be used together" };
+    return { error: "options '-v' and '-q' cannot be used together" };
   }
-  const numbers: Partial<Record<NumberFlag, number>> = {};
-  for (const flag of Object.keys(NUMBER_FLAGS) as NumberFlag[]) {
-    const raw = values[flag];
-    if (raw === undefined) continue;
-    const parsed = parseNumber(flag, raw);
-    if (typeof parsed === "string") return { kind: "error", message: parsed };
-    numbers[flag] = parsed;
+  const numbers: Record<string, number> = {};
+  for (const flag of SERVE_FLAGS) {
+    if (flag.range === undefined) continue;
+    const value = numberFlag(values, flag.name);
+    if (typeof value === "object") return value;
+    numbers[flag.name] = value;
   }
-  const host = values.host ?? "127.0.0.1";
-  if (host === "") return { kind: "error", message: "option '--host' needs an address" };
-  const socketMode = values["socket-mode"] ?? "0660";
+  const host = stringFlag(values, "host") ?? "127.0.0.1";
+  if (host === "") return { error: "option '--host' needs an address" };
+  const socketMode = stringFlag(values, "socket-mode") ?? "0660";
   if (!/^0?[0-7]{3}$/.test(socketMode)) {
-    return {
-      kind: "error",
-      message: `option '--socket-mode' needs octal bits like 0660, not '${socketMode}'`,
-    };
+    return { error: `option '--socket-mode' needs octal bits like 0660, not '${socketMode}'` };
   }
-  const matchMode = parseMatchMode(values["match-mode"]);
-  if (typeof matchMode === "object") return { kind: "error", message: matchMode.error };
-  const socketmap = values.socketmap ?? [];
+  const socketmap: ListenAddress[] = [];
+  for (const text of listFlag(values, "socketmap")) {
+    const address = parseListenAddress(text);
+    if ("error" in address) return { error: `option '--socketmap' ${address.error}` };
+    socketmap.push(address);
+  }
   if (numbers.port === 0 && socketmap.length === 0) {
-    return {
-      kind: "error",
-      message: "option '--port 0' disables tcp_table: give --socketmap ADDR too",
-    };
+    return { error: "option '--port 0' disables tcp_table: give --socketmap ADDR too" };
   }
+  const listeners = [
+    ...(numbers.port === 0 ? [] : [formatHostPort({ host, port: numbers.port })]),
+    ...socketmap.map(formatListenAddress),
+  ];
+  // A second listener on the same unix path would find our own first one "in use".
+  const twice = listeners.find((text, i) => listeners.indexOf(text) !== i);
+  if (twice !== undefined) {
+    return { error: `${twice} is given twice: each address serves one protocol` };
+  }
+  const metricsText = stringFlag(values, "metrics");
+  let metrics: TcpAddress | null = null;
+  if (metricsText !== undefined) {
+    const address = parseListenAddress(metricsText);
+    if ("error" in address || address.transport !== "tcp") {
+      return { error: `option '--metrics' needs HOST:PORT, not '${metricsText}'` };
+    }
+    metrics = { host: address.host, port: address.port };
+  }
+  const matchMode = parseMatchMode(stringFlag(values, "match-mode"));
+  if (typeof matchMode === "object") return matchMode;
   return {
-    kind: "serve",
-    options: {
-      config: values.config ?? DEFAULT_CONFIG,
-      host,
-      port: numbers.port ?? 10099,
-      dnsServers: values["dns-server"] ?? [],
-      dnsTimeoutMs: (numbers["dns-timeout"] ?? DEFAULT_DNS_TIMEOUT_S) * 1000,
-      dnsTcp: values["dns-tcp"] ?? false,
-      idleTimeoutMs: (numbers.timeout ?? 600) * 1000,
-      cacheTtl: numbers["cache-ttl"] ?? 3600,
-      minTtl: numbers["min-ttl"] ?? 30,
-      negativeTtl: numbers["negative-ttl"] ?? 300,
-      failureTtl: numbers["failure-ttl"] ?? 10,
-      staleTtl: numbers["stale-ttl"] ?? 86400,
-      staleAnswerMs: numbers["stale-answer-ms"] ?? 400,
-      cacheSize: numbers["cache-size"] ?? 100_000,
-      maxConnections: numbers["max-connections"] ?? 10_000,
-      maxDnsInflight: numbers["max-dns-inflight"] ?? 256,
-      socketmap,
-      socketMode: parseInt(socketMode, 8),
-      socketGroup: values["socket-group"] ?? null,
-      metrics: values.metrics ?? null,
-      dryRun: values["dry-run"] ?? false,
-      matchMode,
-      verbosity: values.verbose ? "debug" : values.quiet ? "error" : "info",
+    config: stringFlag(values, "config") ?? DEFAULT_CONFIG,
+    host,
+    port: numbers.port,
+    dnsServers: listFlag(values, "dns-server"),
+    dnsTimeoutMs: numbers["dns-timeout"] * 1000,
+    dnsTcp: values["dns-tcp"] === true,
+    idleTimeoutMs: numbers.timeout * 1000,
+    cache: {
+      cacheTtl: numbers["cache-ttl"],
+      minTtl: numbers["min-ttl"],
+      negativeTtl: numbers["negative-ttl"],
+      failureTtl: numbers["failure-ttl"],
+      staleTtl: numbers["stale-ttl"],
+      staleAnswerMs: numbers["stale-answer-ms"],
+      cacheSize: numbers["cache-size"],
     },
+    maxConnections: numbers["max-connections"],
+    maxDnsInflight: numbers["max-dns-inflight"],
+    socketmap,
+    socketMode: parseInt(socketMode, 8),
+    socketGroup: stringFlag(values, "socket-group") ?? null,
+    metrics,
+    dryRun: values["dry-run"] === true,
+    matchMode,
+    verbosity: values.verbose ? "debug" : values.quiet ? "error" : "info",
   };
 }
 
 function parseCheck(args: string[]): Command {
+  let values: Values;
   try {
-    const { values } = parseArgs({
+    ({ values } = parseArgs({
       args,
       strict: true,
-      options: {
-        config: { type: "string", short: "c" },
-        strict: { type: "boolean" },
-        "match-mode": { type: "string" },
-      },
-    });
-    const matchMode = parseMatchMode(values["match-mode"]);
-    if (typeof matchMode === "object") {
-      return { kind: "error", message: `check: ${matchMode.error}` };
-    }
-    return {
-      kind: "check",
-      options: {
-        config: values.config ?? DEFAULT_CONFIG,
-        strict: values.strict ?? false,
-        matchMode,
-      },
-    };
+      options: { ...parseArgsOptions(["config", "match-mode"]), strict: { type: "boolean" } },
+    }));
   } catch (error) {
     return { kind: "error", message: `check: ${describeParseError(error)}` };
   }
+  const matchMode = parseMatchMode(stringFlag(values, "match-mode"));
+  if (typeof matchMode === "object") return { kind: "error", message: `check: ${matchMode.error}` };
+  return {
+    kind: "check",
+    options: {
+      config: stringFlag(values, "config") ?? DEFAULT_CONFIG,
+      strict: values.strict === true,
+      matchMode,
+    },
+  };
 }
 
 function parseQuery(args: string[]): Command {
-  let parsed;
+  let parsed: { values: Values; positionals: string[] };
   try {
     parsed = parseArgs({
       args,
       strict: true,
       allowPositionals: true,
       options: {
-        config: { type: "string", short: "c" },
-        "dns-server": { type: "string", multiple: true },
-        "dns-timeout": { type: "string" },
-        "dns-tcp": { type: "boolean" },
-        "match-mode": { type: "string" },
+        ...parseArgsOptions(["config", "dns-server", "dns-timeout", "dns-tcp", "match-mode"]),
         json: { type: "boolean" },
       },
     });
@@ -342,23 +514,21 @@ function parseQuery(args: string[]): Command {
   }
   const { values, positionals } = parsed;
   if (positionals.length === 0) return { kind: "error", message: "query: give at least one KEY" };
-  let dnsTimeout = DEFAULT_DNS_TIMEOUT_S;
-  if (values["dns-timeout"] !== undefined) {
-    const value = parseNumber("dns-timeout", values["dns-timeout"]);
-    if (typeof value === "string") return { kind: "error", message: `query: ${value}` };
-    dnsTimeout = value;
+  const dnsTimeout = numberFlag(values, "dns-timeout");
+  if (typeof dnsTimeout === "object") {
+    return { kind: "error", message: `query: ${dnsTimeout.error}` };
   }
-  const matchMode = parseMatchMode(values["match-mode"]);
+  const matchMode = parseMatchMode(stringFlag(values, "match-mode"));
   if (typeof matchMode === "object") return { kind: "error", message: `query: ${matchMode.error}` };
   return {
     kind: "query",
     options: {
-      config: values.config ?? DEFAULT_CONFIG,
+      config: stringFlag(values, "config") ?? DEFAULT_CONFIG,
       matchMode,
-      dnsServers: values["dns-server"] ?? [],
+      dnsServers: listFlag(values, "dns-server"),
       dnsTimeoutMs: dnsTimeout * 1000,
-      dnsTcp: values["dns-tcp"] ?? false,
-      json: values.json ?? false,
+      dnsTcp: values["dns-tcp"] === true,
+      json: values.json === true,
       keys: positionals,
     },
   };
@@ -371,19 +541,6 @@ function parseMatchMode(raw: string | undefined): MatchMode | { error: string } 
   return mode ?? {
     error: `option '--match-mode' takes ${MATCH_MODES.join(", ")}, not '${raw}'`,
   };
-}
-
-function parseNumber(flag: NumberFlag, raw: string): number | string {
-  const rule = NUMBER_FLAGS[flag];
-  const value = /^\s*\d+(\.\d+)?\s*$/.test(raw) ? Number(raw) : NaN;
-  const kind = rule.integer ? "a whole number" : "a number";
-  if (!Number.isFinite(value) || (rule.integer && !Number.isInteger(value))) {
-    return `option '--${flag}' needs ${kind} from ${rule.min} to ${rule.max}, not '${raw}'`;
-  }
-  if (value < rule.min || value > rule.max) {
-    return `option '--${flag}' is out of range: ${raw} (allowed: ${rule.min} to ${rule.max})`;
-  }
-  return value;
 }
 
 function describeParseError(error: unknown): string {

@@ -392,7 +392,7 @@ function unrefTimeout(callback: () => void, ms: number): void {
  *
  * @example
  * ```ts
- * const failures = failureLogger({ sink, failureTtl: cacheOptionsOf(options).failureTtl });
+ * const failures = failureLogger({ sink, failureTtl: options.cache.failureTtl });
  * const observer = lookupLogger({ sink, modeTag: "", failures });
  * ```
  */

@@ -17,7 +17,7 @@ const GET_OPTIONS = {};
 /** Tuning of the cache; every duration in seconds as on the command line, except where named. */
 export interface CacheOptions {
   /** --cache-ttl: the longest any answer is cached; 0 disables caching entirely. */
-  maxTtl: number;
+  cacheTtl: number;
   /** --min-ttl: the shortest a positive or negative answer is cached. */
   minTtl: number;
   /** --negative-ttl: the longest NXDOMAIN and NODATA are cached. */
@@ -29,18 +29,18 @@ export interface CacheOptions {
   /** --stale-answer-ms: how long a lookup of an expired entry waits for DNS before answering stale. */
   staleAnswerMs: number;
   /** --cache-size: the most domains kept; least recently used go first. */
-  maxEntries: number;
+  cacheSize: number;
 }
 
 /** The defaults of the command line. */
 export const DEFAULT_CACHE_OPTIONS: CacheOptions = {
-  maxTtl: 3600,
+  cacheTtl: 3600,
   minTtl: 30,
   negativeTtl: 300,
   failureTtl: 10,
   staleTtl: 86400,
   staleAnswerMs: 400,
-  maxEntries: 100_000,
+  cacheSize: 100_000,
 };
 
 /** A usable DNS answer as cached; `memo` is the router's per-entry decision slot. */
@@ -127,8 +127,8 @@ export class MxCache<M = unknown> {
     this.#resolver = init.resolver;
     this.#options = init.options;
     this.#now = init.now ?? Date.now;
-    const enabled = init.options.maxTtl > 0;
-    const max = Math.max(1, init.options.maxEntries);
+    const enabled = init.options.cacheTtl > 0;
+    const max = Math.max(1, init.options.cacheSize);
     this.#entries = enabled ? new LRUCache({ max }) : null;
     this.#failures = enabled && init.options.failureTtl > 0 ? new LRUCache({ max }) : null;
   }
@@ -280,7 +280,7 @@ export class MxCache<M = unknown> {
   }
 
   #newEntry(outcome: Exclude<MxOutcome, TempFailAnswer>): CacheEntry<M> {
-    const ttlSeconds = cacheTtl(outcome, this.#options);
+    const ttlSeconds = cacheLifetime(outcome, this.#options);
     return { outcome, freshUntil: this.#now() + ttlSeconds * 1000, ttlSeconds, memo: undefined };
   }
 }
@@ -288,28 +288,28 @@ export class MxCache<M = unknown> {
 /**
  * How long an answer stays fresh, in seconds: positive answers (MX, null MX) for their smallest
  * TTL, negative ones (NXDOMAIN, NODATA) for min(SOA TTL, SOA MINIMUM) (RFC 2308), each clamped to
- * [minTtl, its maximum]; nothing is cached longer than maxTtl.
+ * [minTtl, its maximum]; nothing is cached longer than cacheTtl.
  *
  * @example
  * ```ts
- * cacheTtl({ kind: "mx", hosts: ["mx.example"], ttl: 5 }, DEFAULT_CACHE_OPTIONS); // 30
+ * cacheLifetime({ kind: "mx", hosts: ["mx.example"], ttl: 5 }, DEFAULT_CACHE_OPTIONS); // 30
  * ```
  */
-export function cacheTtl(
+export function cacheLifetime(
   outcome: Exclude<MxOutcome, TempFailAnswer>,
   options: CacheOptions,
 ): number {
   switch (outcome.kind) {
     case "mx":
     case "nullmx":
-      return clamp(outcome.ttl, options.minTtl, options.maxTtl);
+      return clamp(outcome.ttl, options.minTtl, options.cacheTtl);
     case "nxdomain":
     case "nodata":
       // Without an SOA we know nothing about the zone's wishes: keep it briefly.
       return clamp(
         outcome.negativeTtl ?? 0,
         options.minTtl,
-        Math.min(options.negativeTtl, options.maxTtl),
+        Math.min(options.negativeTtl, options.cacheTtl),
       );
     default: {
       const unknown: never = outcome;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { DEFAULT_CACHE_OPTIONS } from "../../lib/routing/cache.ts";
-import { cacheOptionsOf, DEFAULT_CONFIG, parseCommandLine } from "../../lib/app/cli.ts";
+import { DEFAULT_CONFIG, HELP, parseCommandLine, SERVE_FLAGS } from "../../lib/app/cli.ts";
 
 Deno.test("defaults match the original router", () => {
   const command = parseCommandLine([]);
@@ -10,7 +10,7 @@ Deno.test("defaults match the original router", () => {
   assert.equal(o.config, DEFAULT_CONFIG);
   assert.equal(o.port, 10099);
   assert.equal(o.host, "127.0.0.1");
-  assert.equal(o.cacheTtl, 3600);
+  assert.equal(o.cache.cacheTtl, 3600);
   assert.equal(o.idleTimeoutMs, 600_000);
   assert.equal(o.dnsTimeoutMs, 5000);
   assert.deepEqual(o.dnsServers, []);
@@ -41,7 +41,7 @@ Deno.test("the original's short and long flags keep their meaning", () => {
   if (command.kind !== "serve") return;
   const o = command.options;
   assert.deepEqual(
-    [o.config, o.port, o.host, o.cacheTtl, o.idleTimeoutMs, o.verbosity, o.dnsTimeoutMs],
+    [o.config, o.port, o.host, o.cache.cacheTtl, o.idleTimeoutMs, o.verbosity, o.dnsTimeoutMs],
     ["/tmp/r.conf", 2525, "::1", 0, 30_000, "debug", 500],
   );
   assert.deepEqual(o.dnsServers, ["127.0.0.1:5353", "[::1]:53"]);
@@ -105,12 +105,15 @@ Deno.test("socketmap, unix socket, metrics and dry-run flags", () => {
   assert.equal(command.kind, "serve");
   if (command.kind !== "serve") return;
   const o = command.options;
-  assert.deepEqual(o.socketmap, ["unix:/run/x/mxroute", "127.0.0.1:10100"]);
+  assert.deepEqual(o.socketmap, [
+    { transport: "unix", path: "/run/x/mxroute" },
+    { transport: "tcp", host: "127.0.0.1", port: 10100 },
+  ]);
   assert.deepEqual([o.port, o.socketMode, o.socketGroup, o.metrics, o.dryRun], [
     0,
     0o640,
     "postfix",
-    "127.0.0.1:9110",
+    { host: "127.0.0.1", port: 9110 },
     true,
   ]);
   const noListener = parseCommandLine(["--port", "0"]);
@@ -148,7 +151,7 @@ Deno.test("check and query subcommands", () => {
   assert.ok(empty.kind === "error" && /at least one KEY/.test(empty.message));
 });
 
-Deno.test("cacheOptionsOf: each cache flag reaches the cache; no flags give the cache's defaults", () => {
+Deno.test("each cache flag reaches the cache; no flags give the cache's defaults", () => {
   const command = parseCommandLine([
     "--cache-ttl",
     "100",
@@ -167,18 +170,18 @@ Deno.test("cacheOptionsOf: each cache flag reaches the cache; no flags give the 
   ]);
   assert.equal(command.kind, "serve");
   if (command.kind !== "serve") return;
-  assert.deepEqual(cacheOptionsOf(command.options), {
-    maxTtl: 100,
+  assert.deepEqual(command.options.cache, {
+    cacheTtl: 100,
     minTtl: 5,
     negativeTtl: 60,
     failureTtl: 3,
     staleTtl: 900,
     staleAnswerMs: 250,
-    maxEntries: 7,
+    cacheSize: 7,
   });
   const defaults = parseCommandLine([]);
   if (defaults.kind !== "serve") throw new Error(defaults.kind);
-  assert.deepEqual(cacheOptionsOf(defaults.options), DEFAULT_CACHE_OPTIONS);
+  assert.deepEqual(defaults.options.cache, DEFAULT_CACHE_OPTIONS);
 });
 
 Deno.test("--match-mode: any by default, one of any, primary or all; providers takes nothing", () => {
@@ -197,4 +200,35 @@ Deno.test("--match-mode: any by default, one of any, primary or all; providers t
   assert.equal(query.options.matchMode, "all");
   assert.deepEqual(parseCommandLine(["providers"]), { kind: "providers" });
   assert.equal(parseCommandLine(["providers", "x"]).kind, "error");
+});
+
+Deno.test("listener addresses are checked with the other flags, before anything listens", () => {
+  const cases: [string[], RegExp][] = [
+    [["--metrics", "9110"], /^option '--metrics' needs HOST:PORT, not '9110'$/],
+    [["--metrics", "unix:/run/m"], /^option '--metrics' needs HOST:PORT/],
+    [["--socketmap", "unix:relative"], /^option '--socketmap' "unix:relative": a unix socket/],
+    [["--socketmap", "127.0.0.1:10099"], /^127\.0\.0\.1:10099 is given twice/],
+    [["--socketmap", "unix:/r/s", "--socketmap", "unix:/r/s"], /^unix:\/r\/s is given twice/],
+  ];
+  for (const [args, expected] of cases) {
+    const command = parseCommandLine(args);
+    assert.equal(command.kind, "error", args.join(" "));
+    if (command.kind === "error") assert.match(command.message, expected, args.join(" "));
+  }
+});
+
+Deno.test("--help shows every flag of the one table, with the table's defaults", () => {
+  for (const flag of SERVE_FLAGS) {
+    assert.match(HELP, new RegExp(`--${flag.name}\\b`), flag.name);
+    if (flag.default !== undefined) {
+      const at = new RegExp(`^  (?:-\\w, | {4})--${flag.name}\\b`);
+      const line = HELP.split("\n").findIndex((l) => at.test(l));
+      const text = HELP.split("\n").slice(line, line + 4).join(" ");
+      assert.ok(text.includes(`(default ${flag.default})`), `${flag.name}: ${text}`);
+    }
+  }
+  assert.match(
+    HELP,
+    /--cache-ttl SECONDS {2}longest any answer is cached; 0 disables caching \(default 3600\)/,
+  );
 });

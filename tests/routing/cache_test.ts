@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import {
   type CacheAnswer,
   type CacheOptions,
-  cacheTtl,
+  cacheLifetime,
   DEFAULT_CACHE_OPTIONS,
   MxCache,
 } from "../../lib/routing/cache.ts";
@@ -28,24 +28,24 @@ async function look(cache: MxCache, domain: string): Promise<CacheAnswer<unknown
 }
 
 Deno.test("positive TTL is the smallest MX TTL, clamped to [min-ttl, cache-ttl]", () => {
-  const options = { ...DEFAULT_CACHE_OPTIONS, minTtl: 30, maxTtl: 3600 };
-  assert.equal(cacheTtl(mx(300, "a"), options), 300);
-  assert.equal(cacheTtl(mx(29, "a"), options), 30);
-  assert.equal(cacheTtl(mx(30, "a"), options), 30);
-  assert.equal(cacheTtl(mx(3600, "a"), options), 3600);
-  assert.equal(cacheTtl(mx(3601, "a"), options), 3600);
-  assert.equal(cacheTtl(mx(0, "a"), options), 30);
-  assert.equal(cacheTtl({ kind: "nullmx", ttl: 86400 }, options), 3600);
+  const options = { ...DEFAULT_CACHE_OPTIONS, minTtl: 30, cacheTtl: 3600 };
+  assert.equal(cacheLifetime(mx(300, "a"), options), 300);
+  assert.equal(cacheLifetime(mx(29, "a"), options), 30);
+  assert.equal(cacheLifetime(mx(30, "a"), options), 30);
+  assert.equal(cacheLifetime(mx(3600, "a"), options), 3600);
+  assert.equal(cacheLifetime(mx(3601, "a"), options), 3600);
+  assert.equal(cacheLifetime(mx(0, "a"), options), 30);
+  assert.equal(cacheLifetime({ kind: "nullmx", ttl: 86400 }, options), 3600);
 });
 
 Deno.test("negative TTL is min(SOA TTL, MINIMUM) clamped to [min-ttl, negative-ttl]", () => {
-  const options = { ...DEFAULT_CACHE_OPTIONS, minTtl: 30, negativeTtl: 300, maxTtl: 3600 };
-  assert.equal(cacheTtl({ kind: "nxdomain", negativeTtl: 120 }, options), 120);
-  assert.equal(cacheTtl({ kind: "nodata", negativeTtl: 10 }, options), 30);
-  assert.equal(cacheTtl({ kind: "nxdomain", negativeTtl: 301 }, options), 300);
-  assert.equal(cacheTtl({ kind: "nxdomain", negativeTtl: null }, options), 30);
+  const options = { ...DEFAULT_CACHE_OPTIONS, minTtl: 30, negativeTtl: 300, cacheTtl: 3600 };
+  assert.equal(cacheLifetime({ kind: "nxdomain", negativeTtl: 120 }, options), 120);
+  assert.equal(cacheLifetime({ kind: "nodata", negativeTtl: 10 }, options), 30);
+  assert.equal(cacheLifetime({ kind: "nxdomain", negativeTtl: 301 }, options), 300);
+  assert.equal(cacheLifetime({ kind: "nxdomain", negativeTtl: null }, options), 30);
   // --cache-ttl caps everything, negative answers too.
-  assert.equal(cacheTtl({ kind: "nodata", negativeTtl: 200 }, { ...options, maxTtl: 60 }), 60);
+  assert.equal(cacheLifetime({ kind: "nodata", negativeTtl: 200 }, { ...options, cacheTtl: 60 }), 60);
 });
 
 Deno.test("an entry lives exactly its TTL, then DNS is asked again", async () => {
@@ -62,7 +62,7 @@ Deno.test("an entry lives exactly its TTL, then DNS is asked again", async () =>
 });
 
 Deno.test("--cache-ttl 0 disables caching: every lookup asks DNS", async () => {
-  const { resolver, cache } = setup({ maxTtl: 0 });
+  const { resolver, cache } = setup({ cacheTtl: 0 });
   resolver.answer("a.example", mx(100, "mx.a.example"));
   await look(cache, "a.example");
   await look(cache, "a.example");
@@ -202,7 +202,7 @@ Deno.test("fresh answers only a fresh entry, counts it, and prefetches like look
 });
 
 Deno.test("the LRU bound holds under 10x --cache-size distinct domains", async () => {
-  const { resolver, cache } = setup({ maxEntries: 100 });
+  const { resolver, cache } = setup({ cacheSize: 100 });
   for (let i = 0; i < 1000; i++) resolver.answer(`d${i}.example`, mx(300, `mx.d${i}.example`));
   await look(cache, "d0.example");
   for (let i = 1; i < 1000; i++) {

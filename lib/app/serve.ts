@@ -1,0 +1,343 @@
+/**
+ * The running service: start (rules, DNS, cache, router, listeners, metrics), reload on SIGHUP,
+ * stop on SIGTERM or SIGINT. main.ts calls {@linkcode serve}; everything it needs comes from the
+ * parsed command line.
+ *
+ * @module
+ */
+
+import { errorMessage } from "../common/errors.ts";
+import {
+  failureLogger,
+  log,
+  lookupLogger,
+  setupLogging,
+  type StderrSink,
+  writeFatal,
+} from "../common/log.ts";
+import { createResolver, type DnsQueryEvent, type DnsResolver } from "../dns/resolver.ts";
+import { Limiter } from "../dns/limiter.ts";
+import { formatHostPort } from "../dns/servers.ts";
+import type { DnsServer, MxOutcome, MxResolver } from "../dns/types.ts";
+import { MxCache } from "../routing/cache.ts";
+import { combineObservers, type Decision, type LookupObserver, Router } from "../routing/router.ts";
+import type { RuleSet } from "../routing/rules.ts";
+import type { ProtocolCodec } from "../server/codec.ts";
+import { ConnectionLimit } from "../server/connection_limit.ts";
+import {
+  formatListenAddress,
+  groupId,
+  type ListenAddress,
+  openListener,
+  removeOwnSocket,
+} from "../server/listen.ts";
+import { REQUEST_TIMEOUT_MS, TableServer } from "../server/server.ts";
+import { socketmapCodec } from "../server/socketmap.ts";
+import { tcpTableCodec } from "../server/tcp_table.ts";
+import { PROGRAM, type ServeOptions, VERSION } from "./cli.ts";
+import { loadDnsServers, loadRuleSet } from "./load.ts";
+import type { createMetrics, RouterMetrics } from "./metrics.ts";
+import { startStatsLog } from "./stats.ts";
+
+/** Requests already read get this long to be answered on SIGTERM. */
+const STOP_GRACE_MS = 5000;
+
+/** Why the service cannot start: printed as `PROGRAM: LINE` each, then exit with `exitCode`. */
+export class StartupError extends Error {
+  /** 1 for a fatal condition at start (unreadable file, address in use), 2 for a usage error. */
+  readonly exitCode: number;
+  /** The lines to print, each without the program name. */
+  readonly lines: string[];
+
+  constructor(lines: string[], exitCode = 1) {
+    super(lines.join("; "));
+    this.lines = lines;
+    this.exitCode = exitCode;
+  }
+}
+
+/**
+ * Runs the service until SIGTERM or SIGINT, then exits 0; exits 1 (or 2) with the reason when it
+ * cannot start.
+ *
+ * @example
+ * ```ts
+ * const command = parseCommandLine(Deno.args);
+ * if (command.kind === "serve") await serve(command.options);
+ * ```
+ */
+export async function serve(options: ServeOptions): Promise<void> {
+  // A SIGHUP before the reload handler is in place (`systemctl reload` right after start) would
+  // kill the process by default: note it, and reload once serving.
+  let reloadAsked = false;
+  const noteReload = () => reloadAsked = true;
+  Deno.addSignalListener("SIGHUP", noteReload);
+  const logSink = setupLogging({
+    verbosity: options.verbosity,
+    journal: Deno.env.get("JOURNAL_STREAM") !== undefined,
+  });
+  let service: Service;
+  try {
+    service = await Service.start(options, logSink);
+  } catch (error) {
+    if (!(error instanceof StartupError)) throw error;
+    writeFatal(error.lines.map((line) => `${PROGRAM}: ${line}`));
+    Deno.exit(error.exitCode);
+  }
+  Deno.addSignalListener("SIGHUP", () => service.reload());
+  Deno.removeSignalListener("SIGHUP", noteReload);
+  if (reloadAsked) service.reload();
+  const stop = async (signal: string) => {
+    await service.stop(signal);
+    logSink.flush();
+    Deno.exit(0);
+  };
+  Deno.addSignalListener("SIGTERM", () => stop("SIGTERM"));
+  Deno.addSignalListener("SIGINT", () => stop("SIGINT"));
+  await service.serving;
+}
+
+/** One listening socket and the protocol it speaks. */
+interface Endpoint {
+  address: ListenAddress;
+  codec: ProtocolCodec;
+  listener: Deno.Listener;
+  /** Which unix socket file is ours (removed at stop only if still there); null for TCP. */
+  socketFile: string | null;
+}
+
+/** The parts of a running service, built in dependency order by {@linkcode Service.start}. */
+class Service {
+  readonly #options: ServeOptions;
+  readonly #resolver: SwappableResolver;
+  readonly #resolverOptions: Omit<Parameters<typeof createResolver>[0], "servers">;
+  readonly #cache: MxCache<Decision>;
+  readonly #limit: ConnectionLimit;
+  readonly #router: Router;
+  readonly #metrics: RouterMetrics | null;
+  readonly #servers: TableServer[] = [];
+  #endpoints: Endpoint[] = [];
+  #metricsServer: Deno.HttpServer | null = null;
+  #stats: { stop(): void } | null = null;
+  #reloads = 0;
+  #stopping = false;
+  /** Settles when every listener has stopped. */
+  serving: Promise<void> = Promise.resolve();
+
+  private constructor(
+    options: ServeOptions,
+    parts: {
+      ruleSet: RuleSet;
+      dnsServers: DnsServer[];
+      logSink: StderrSink;
+      createMetrics: typeof createMetrics | null;
+    },
+  ) {
+    this.#options = options;
+    // Each source is read at scrape time, when every part exists.
+    this.#metrics = parts.createMetrics?.({
+      lookups: () => this.#router.counts,
+      cache: () => ({ ...this.#cache.counters, entries: this.#cache.size }),
+      connections: () => this.#openConnections(),
+      refusedConnections: () => this.#limit.refused,
+      evictedConnections: () => this.#limit.evicted,
+      ruleSet: () => this.#router.ruleSet,
+      version: VERSION,
+    }) ?? null;
+    this.#resolverOptions = {
+      timeoutMs: options.dnsTimeoutMs,
+      transport: options.dnsTcp ? "tcp" : "udp",
+      onQuery: (event: DnsQueryEvent) => this.#metrics?.observeDnsQuery(event),
+      // One limiter for the life of the process: a reload must not double the bound.
+      limiter: new Limiter(options.maxDnsInflight),
+    };
+    this.#resolver = new SwappableResolver(
+      createResolver({ ...this.#resolverOptions, servers: parts.dnsServers }),
+    );
+    this.#cache = new MxCache<Decision>({ resolver: this.#resolver, options: options.cache });
+    this.#limit = new ConnectionLimit(options.maxConnections);
+    const failures = failureLogger({
+      sink: parts.logSink,
+      failureTtl: options.cache.failureTtl,
+      dryRun: options.dryRun,
+    });
+    const observers: LookupObserver[] = [
+      lookupLogger({ sink: parts.logSink, modeTag: options.dryRun ? "dry-run " : "", failures }),
+    ];
+    if (this.#metrics !== null) observers.push(this.#metrics.lookupObserver);
+    this.#router = new Router({
+      cache: this.#cache,
+      ruleSet: parts.ruleSet,
+      observer: combineObservers(observers),
+      dryRun: options.dryRun,
+    });
+  }
+
+  /** Reads the rules and DNS servers, builds every part and opens every listener. */
+  static async start(options: ServeOptions, logSink: StderrSink): Promise<Service> {
+    const rules = await loadRuleSet(options.config, { matchMode: options.matchMode });
+    if (!rules.ok) throw new StartupError(rules.errors.map((e) => `fatal: ${e}`));
+    for (const warning of rules.warnings) log.warning`${warning}`;
+    const dnsServers = await loadDnsServers(options.dnsServers);
+    if (!dnsServers.ok) throw new StartupError(dnsServers.errors.map((e) => `fatal: ${e}`));
+    // Loaded only when asked for: prom-client alone adds 16 MB to the process.
+    const metricsModule = options.metrics === null ? null : await import("./metrics.ts");
+    const built = new Service(options, {
+      ruleSet: rules.value,
+      dnsServers: dnsServers.value,
+      logSink,
+      createMetrics: metricsModule?.createMetrics ?? null,
+    });
+    await built.#listen();
+    built.#metricsServer = built.#startMetrics();
+    const listening = built.#endpoints
+      .map((e) => `${formatListenAddress(e.address)} (${e.codec.name})`)
+      .join(", ");
+    const dnsList = dnsServers.value.map(formatHostPort).join(", ") +
+      (options.dnsTcp ? " over TCP" : "");
+    const mode = options.dryRun ? 'dry-run (every answer is "not found"), ' : "";
+    log.info`${mode}listening on ${listening}, ${
+      plural(rules.value.rules.length, "rule")
+    } from ${options.config}, DNS servers ${dnsList}, version ${VERSION}`;
+    built.#stats = startStatsLog({
+      cache: built.#cache,
+      router: built.#router,
+      limit: built.#limit,
+    });
+    built.serving = Promise.all(built.#servers.map((server) => server.serve())).then(() => {});
+    return built;
+  }
+
+  /** Re-reads the rules (and /etc/resolv.conf unless --dns-server is given); keeps the old on error. */
+  async reload(): Promise<void> {
+    const options = this.#options;
+    // Two quick SIGHUPs: only the newest reload may install what it read.
+    const reload = ++this.#reloads;
+    const [reloaded, reread] = await Promise.all([
+      loadRuleSet(options.config, { matchMode: options.matchMode }),
+      options.dnsServers.length > 0 ? null : loadDnsServers([]),
+    ]);
+    if (reload !== this.#reloads) return;
+    if (!reloaded.ok) {
+      this.#metrics?.countReload("failure");
+      for (const error of reloaded.errors) {
+        log.error`reload failed, keeping the old rules: ${error}`;
+      }
+    } else {
+      for (const warning of reloaded.warnings) log.warning`${warning}`;
+      this.#router.ruleSet = reloaded.value;
+      this.#metrics?.countReload("success");
+      log.info`reloaded ${plural(reloaded.value.rules.length, "rule")} from ${options.config}`;
+    }
+    if (reread === null) return;
+    if (!reread.ok) {
+      log.error`reload: keeping the DNS servers: ${reread.errors.join("; ")}`;
+      return;
+    }
+    const replaced = this.#resolver.current;
+    this.#resolver.current = createResolver({ ...this.#resolverOptions, servers: reread.value });
+    // Its lookups under way finish on their sockets; then they close.
+    replaced.close();
+    log.info`reload: DNS servers ${reread.value.map(formatHostPort).join(", ")}`;
+  }
+
+  /** Stops accepting, answers the requests already read (within a grace period), cleans up. */
+  async stop(signal: string): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    log.info`${signal}: stopping; answering the requests already read`;
+    await Promise.all(this.#servers.map((server) => server.stop(STOP_GRACE_MS)));
+    for (const { address, socketFile } of this.#endpoints) {
+      if (address.transport === "unix" && socketFile !== null) {
+        await removeOwnSocket(address.path, socketFile);
+      }
+    }
+    await this.#metricsServer?.shutdown();
+    this.#stats?.stop();
+    log.info`stopped`;
+  }
+
+  #openConnections(): Record<string, number> {
+    const open: Record<string, number> = { tcp_table: 0, socketmap: 0 };
+    for (const server of this.#servers) open[server.protocol] += server.connections;
+    return open;
+  }
+
+  /** Opens every listener the options ask for; a failure names the address. */
+  async #listen(): Promise<void> {
+    const options = this.#options;
+    const wanted: { address: ListenAddress; codec: ProtocolCodec }[] = [];
+    if (options.port !== 0) {
+      wanted.push({
+        address: { transport: "tcp", host: options.host, port: options.port },
+        codec: tcpTableCodec,
+      });
+    }
+    for (const address of options.socketmap) wanted.push({ address, codec: socketmapCodec });
+    let gid: number | null = null;
+    if (options.socketGroup !== null) {
+      const groups = await Deno.readTextFile("/etc/group").catch(() => "");
+      gid = groupId(groups, options.socketGroup);
+      if (gid === null) {
+        throw new StartupError([
+          `fatal: option '--socket-group': no group "${options.socketGroup}"`,
+        ]);
+      }
+    }
+    for (const { address, codec } of wanted) {
+      try {
+        const { listener, socketFile } = await openListener(address, {
+          mode: options.socketMode,
+          gid,
+        });
+        this.#endpoints.push({ address, codec, listener, socketFile });
+      } catch (error) {
+        const why = errorMessage(error);
+        throw new StartupError([`fatal: cannot listen on ${formatListenAddress(address)}: ${why}`]);
+      }
+    }
+    for (const { listener, codec } of this.#endpoints) {
+      this.#servers.push(
+        new TableServer({
+          listener,
+          codec,
+          router: this.#router,
+          idleTimeoutMs: options.idleTimeoutMs,
+          stuckTimeoutMs: options.dnsTimeoutMs + REQUEST_TIMEOUT_MS,
+          limit: this.#limit,
+        }),
+      );
+    }
+  }
+
+  #startMetrics(): Deno.HttpServer | null {
+    const address = this.#options.metrics;
+    if (this.#metrics === null || address === null) return null;
+    const where = formatHostPort(address);
+    try {
+      const server = this.#metrics.serve({ hostname: address.host, port: address.port });
+      log.info`metrics at http://${where}/metrics`;
+      return server;
+    } catch (error) {
+      throw new StartupError([
+        `fatal: cannot listen on ${where} for metrics: ${errorMessage(error)}`,
+      ]);
+    }
+  }
+}
+
+/** The resolver in force; replaced when a reload re-reads /etc/resolv.conf. */
+class SwappableResolver implements MxResolver {
+  current: DnsResolver;
+  constructor(resolver: DnsResolver) {
+    this.current = resolver;
+  }
+  resolveMx(domain: string): Promise<MxOutcome> {
+    return this.current.resolveMx(domain);
+  }
+}
+
+/** "1 rule", "2 rules". */
+export function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? "" : "s"}`;
+}
