@@ -28,6 +28,18 @@ export const PROBE_INTERVAL_MS = 1000;
  */
 export type ProbeResult = "reply" | "silence" | "unknown";
 
+/** One server's state, for health reports: ages in milliseconds of the health's clock. */
+export interface DnsServerStatus {
+  /** The server as ADDR:PORT, IPv6 as [ADDR]:PORT. */
+  server: string;
+  /** Marked down: it answered no liveness probe, and nothing since. */
+  down: boolean;
+  /** How long it has been down; null while up. */
+  downForMs: number | null;
+  /** How long since it last replied to anything (a lookup or a probe); null: never. */
+  lastReplyAgoMs: number | null;
+}
+
 /** Options of {@linkcode ServerHealth}. */
 export interface ServerHealthInit {
   /**
@@ -161,6 +173,43 @@ export class ServerHealth {
     }
   }
 
+  /**
+   * Probes every server at once (`. NS`), as at start, and resolves with each result in order:
+   * a server without a reply is marked down, quietly (the caller says why it matters), and one
+   * with a reply up. A probe already under way for a server is waited for instead.
+   */
+  probeAll(servers: readonly DnsServer[]): Promise<ProbeResult[]> {
+    return Promise.all(servers.map(async (server): Promise<ProbeResult> => {
+      if (this.#closed) return "unknown";
+      const state = this.#of(server);
+      if (state.probing !== null) return await state.probing ? "reply" : "silence";
+      return await this.#probe(server, state, { quiet: true });
+    }));
+  }
+
+  /**
+   * Each server's state now.
+   *
+   * @example
+   * ```ts
+   * health.status([server]); // [{ server: "127.0.0.1:53", down: false, downForMs: null, lastReplyAgoMs: 812 }]
+   * ```
+   */
+  status(servers: readonly DnsServer[]): DnsServerStatus[] {
+    const now = this.#now();
+    return servers.map((server) => {
+      const state = this.#state.get(server);
+      const down = state?.down ?? false;
+      const lastReply = state?.lastReply ?? -Infinity;
+      return {
+        server: state?.from ?? formatHostPort(server),
+        down,
+        downForMs: down ? now - state!.downSince : null,
+        lastReplyAgoMs: lastReply === -Infinity ? null : now - lastReply,
+      };
+    });
+  }
+
   /** Starts no more probes (the resolver is closing). */
   close(): void {
     this.#closed = true;
@@ -174,6 +223,10 @@ export class ServerHealth {
   }
 
   #startProbe(server: DnsServer, state: State): Promise<boolean> {
+    return this.#probe(server, state, { quiet: false }).then(() => !state.down);
+  }
+
+  #probe(server: DnsServer, state: State, { quiet }: { quiet: boolean }): Promise<ProbeResult> {
     const sentAt = this.#now();
     const recentName = state.recentName;
     const probing = this.#init.probe(server, recentName).catch((): ProbeResult => "unknown")
@@ -182,11 +235,11 @@ export class ServerHealth {
         if (result === "reply") {
           this.#up(state);
         } else if (result === "silence" && state.lastReply < sentAt) {
-          this.#down(state, recentName);
+          this.#down(state, { recentName, quiet });
         }
-        return !state.down;
+        return result;
       });
-    state.probing = probing;
+    state.probing = probing.then(() => !state.down);
     return probing;
   }
 
@@ -199,12 +252,13 @@ export class ServerHealth {
     log.info`DNS server ${state.from} answers again, after ${seconds} s down`;
   }
 
-  #down(state: State, recentName: string | null): void {
+  #down(state: State, { recentName, quiet }: { recentName: string | null; quiet: boolean }): void {
     const now = this.#now();
     state.nextProbe = now + PROBE_INTERVAL_MS;
     if (state.down) return;
     state.down = true;
     state.downSince = now;
+    if (quiet) return;
     const asked = recentName === null ? ". NS" : `. NS, MX ${recentName}`;
     log
       .warning`DNS server ${state.from} is down: no reply within ${this.#init.probeTimeoutMs} ms to a liveness probe (${asked}) sent after a lookup timed out; lookups skip it (400 at once when no other server is up) and it is probed once a second`;

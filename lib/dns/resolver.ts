@@ -9,7 +9,12 @@
  */
 
 import type { DnsServer, MxOutcome, MxResolver, TempFailAnswer } from "./types.ts";
-import { PROBE_TIMEOUT_MS, type ProbeResult, ServerHealth } from "./health.ts";
+import {
+  type DnsServerStatus,
+  PROBE_TIMEOUT_MS,
+  type ProbeResult,
+  ServerHealth,
+} from "./health.ts";
 import { formatHostPort } from "./servers.ts";
 import { errorMessage } from "../common/errors.ts";
 import type { Limiter } from "./limiter.ts";
@@ -87,6 +92,14 @@ export interface DnsResolver extends MxResolver, AsyncDisposable {
    * once they are closed. Start no new lookups after it.
    */
   close(): Promise<void>;
+  /**
+   * Sends every server a liveness probe (`. NS`) at once and resolves, within the probe timeout
+   * (at most {@linkcode PROBE_TIMEOUT_MS}), with each server's result in order. A server that
+   * does not reply is marked down, as after a lookup's failed probe.
+   */
+  probeServers(): Promise<{ server: string; result: ProbeResult }[]>;
+  /** Each server's state now: down or up, and how long since it last replied. */
+  serverStatus(): DnsServerStatus[];
 }
 
 /**
@@ -315,6 +328,11 @@ export function createResolver(options: ResolverOptions): DnsResolver {
       }
     },
     close,
+    probeServers: async () => {
+      const results = await health.probeAll(servers);
+      return servers.map((server, i) => ({ server: formatHostPort(server), result: results[i] }));
+    },
+    serverStatus: () => health.status(servers),
     [Symbol.asyncDispose]: close,
   };
 }

@@ -235,3 +235,72 @@ Deno.test("with --dns-tcp, a probe does not wait behind lookups holding every co
     await dns.close();
   }
 });
+
+Deno.test("status: down and since when, and how long since the last reply, on the health's clock", async () => {
+  const { clock, probes, health, attempt } = healthOnFakeClock();
+  assert.deepEqual(health.status([SERVER]), [
+    { server: "192.0.2.53:53", down: false, downForMs: null, lastReplyAgoMs: null },
+  ], "never asked: up, never replied");
+  attempt("good.example", ANSWER, 5); // replied at 6
+  clock.now = 1006;
+  assert.deepEqual(health.status([SERVER])[0], {
+    server: "192.0.2.53:53",
+    down: false,
+    downForMs: null,
+    lastReplyAgoMs: 1000,
+  });
+  attempt("dead.example", TIMEOUT); // sent at 1007
+  clock.now = 2500;
+  await probes[0].settle("silence"); // down at 2500
+  clock.now = 62_500;
+  assert.deepEqual(health.status([SERVER])[0], {
+    server: "192.0.2.53:53",
+    down: true,
+    downForMs: 60_000,
+    lastReplyAgoMs: 62_494,
+  });
+});
+
+Deno.test("probeAll: a silent server is down at once and quietly, a replying one up; results in order", async () => {
+  const clock = { now: 0 };
+  const other: DnsServer = { host: "192.0.2.54", port: 53 };
+  const asked: string[] = [];
+  const health = new ServerHealth({
+    probeTimeoutMs: 1000,
+    now: () => clock.now,
+    probe: (server, recentName) => {
+      asked.push(`${server.host} ${recentName}`);
+      return Promise.resolve(server === SERVER ? "silence" : "reply");
+    },
+  });
+  await withLog(async (lines) => {
+    assert.deepEqual(await health.probeAll([SERVER, other]), ["silence", "reply"]);
+    assert.deepEqual(lines, [], "the caller says what a silent server means");
+  });
+  assert.deepEqual(asked, ["192.0.2.53 null", "192.0.2.54 null"]);
+  assert.equal(health.isDown(SERVER), true);
+  assert.equal(health.isDown(other), false);
+  assert.equal(health.mayAsk(SERVER), false, "lookups skip it until the next probe is due");
+});
+
+Deno.test("probeServers: the live server replies, the dead one is silent and marked down", async () => {
+  const dns = await startFakeDns({ fallback: MX_FALLBACK });
+  const dead = await startFakeDns({ fallback: { kind: "silence" } });
+  try {
+    await using resolver = createResolver({ servers: [dns.server, dead.server], timeoutMs: 400 });
+    const results = await resolver.probeServers();
+    assert.deepEqual(results, [
+      { server: `127.0.0.1:${dns.port}`, result: "reply" },
+      { server: `127.0.0.1:${dead.port}`, result: "silence" },
+    ]);
+    assert.equal(dns.queriesFor("."), 1, "the probe asks . NS");
+    const status = resolver.serverStatus();
+    assert.equal(status[0].down, false);
+    assert.ok(status[0].lastReplyAgoMs !== null);
+    assert.equal(status[1].down, true);
+    assert.equal(status[1].lastReplyAgoMs, null);
+  } finally {
+    await dead.close();
+    await dns.close();
+  }
+});
