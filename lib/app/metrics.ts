@@ -1,5 +1,6 @@
 /**
- * Prometheus metrics (prom-client) served at `/metrics` by Deno.serve when --metrics is given.
+ * Prometheus metrics (prom-client) served at `/metrics` by Deno.serve when --metrics is given,
+ * and the health verdict at `/healthz` (200 `ok`, or 503 and why).
  *
  * Counters the router already keeps are read at scrape time, so the hot path pays nothing for
  * them; only the two duration histograms are observed per event. Label sets are fixed: no domain
@@ -18,6 +19,7 @@ import {
   type LookupReport,
 } from "../routing/router.ts";
 import type { RuleSet } from "../routing/rules.ts";
+import type { HealthVerdict } from "./healthz.ts";
 
 /** Everything the scrape reads from the running router. */
 export interface MetricSources {
@@ -32,6 +34,8 @@ export interface MetricSources {
   /** The rules in force (counts per rule and per pool member live on them). */
   ruleSet: () => RuleSet;
   version: string;
+  /** The verdict `GET /healthz` answers; without it `/healthz` is always 200. */
+  health?: () => HealthVerdict;
 }
 
 /** The metrics of one router process. */
@@ -42,7 +46,10 @@ export interface RouterMetrics {
   observeDnsQuery(event: DnsQueryEvent): void;
   /** Counts a reload by outcome. */
   countReload(outcome: "success" | "failure"): void;
-  /** Serves `GET /metrics` on HOST:PORT (everything else is 404); throws if it cannot listen. */
+  /**
+   * Serves `GET /metrics` and `GET /healthz` on HOST:PORT (everything else is 404); throws if it
+   * cannot listen.
+   */
   serve(address: { hostname: string; port: number }): Deno.HttpServer;
 }
 
@@ -199,18 +206,28 @@ export function createMetrics(sources: MetricSources): RouterMetrics {
     countReload(outcome) {
       reloads.inc({ outcome });
     },
-    serve: (address) => serveMetrics(address, registry),
+    serve: (address) => serveMetrics(address, registry, sources.health),
   };
 }
 
 function serveMetrics(
   address: { hostname: string; port: number },
   registry: client.Registry,
+  health: (() => HealthVerdict) | undefined,
 ): Deno.HttpServer {
   return Deno.serve({ ...address, onListen: () => {} }, async (request) => {
     const url = new URL(request.url);
+    if (request.method === "GET" && url.pathname === "/healthz") {
+      const verdict = health?.() ?? { ok: true };
+      return new Response(verdict.ok ? "ok\n" : `${verdict.reason}\n`, {
+        status: verdict.ok ? 200 : 503,
+        headers: { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" },
+      });
+    }
     if (request.method !== "GET" || url.pathname !== "/metrics") {
-      return new Response("not found: metrics are at /metrics\n", { status: 404 });
+      return new Response("not found: metrics are at /metrics, health at /healthz\n", {
+        status: 404,
+      });
     }
     return new Response(await registry.metrics(), {
       headers: { "content-type": registry.contentType },
