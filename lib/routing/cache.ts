@@ -58,6 +58,28 @@ export interface CacheEntry<M> {
   memo: M | undefined;
 }
 
+/**
+ * A cached answer as it outlives the process (--cache-file): the DNS outcome and when it stops
+ * being fresh, nothing the rules decided (they may change before it is read back).
+ */
+export interface SavedEntry {
+  /** The domain as cached: lower-case ASCII, no trailing dot. */
+  domain: string;
+  outcome: Exclude<MxOutcome, TempFailAnswer>;
+  /** Epoch ms until which the entry is fresh. */
+  freshUntil: number;
+}
+
+/** What {@linkcode MxCache.importEntries} did with the entries it was given. */
+export interface CacheImport {
+  /** Taken in as fresh: answered from the cache until they expire. */
+  fresh: number;
+  /** Taken in already expired but within --stale-ttl: refreshed on use, answered when DNS fails. */
+  stale: number;
+  /** Left out: past --stale-ttl, beyond --cache-size, already cached, or caching is off. */
+  dropped: number;
+}
+
 /** Where an answer came from, for logs and metrics. */
 export type AnswerSource = "cache" | "dns" | "stale" | "failure";
 
@@ -136,6 +158,57 @@ export class MxCache<M = unknown> {
   /** Domains cached now (fresh or stale). */
   get size(): number {
     return this.#entries?.size ?? 0;
+  }
+
+  /**
+   * The usable entries (fresh, or stale within --stale-ttl), most recently used first, for
+   * saving. Failures are not among them: they say nothing worth keeping after a restart.
+   */
+  exportEntries(): SavedEntry[] {
+    const saved: SavedEntry[] = [];
+    if (this.#entries === null) return saved;
+    const oldest = this.#now() - this.#options.staleTtl * 1000;
+    // Iterating neither reorders the LRU nor drops entries.
+    for (const [domain, { outcome, freshUntil }] of this.#entries.entries()) {
+      if (freshUntil > oldest) saved.push({ domain, outcome, freshUntil });
+    }
+    return saved;
+  }
+
+  /**
+   * Takes saved entries in, most recently used first, before serving. Their lifetimes follow
+   * today's options: an entry is fresh until the earlier of its saved time and now plus the TTL
+   * the current flags give its answer (a lowered --cache-ttl, or a clock set back, cannot make an
+   * answer live longer); one already expired is stale, used as serve-stale allows; one expired for
+   * more than --stale-ttl is dropped. At most --cache-size entries are kept, the first given; a
+   * domain already cached keeps its entry.
+   */
+  importEntries(entries: readonly SavedEntry[]): CacheImport {
+    const counts: CacheImport = { fresh: 0, stale: 0, dropped: 0 };
+    const store = this.#entries;
+    if (store === null) {
+      counts.dropped = entries.length;
+      return counts;
+    }
+    const now = this.#now();
+    const kept: [string, CacheEntry<M>][] = [];
+    for (const { domain, outcome, freshUntil: savedUntil } of entries) {
+      if (
+        kept.length >= store.max || store.has(domain) ||
+        savedUntil + this.#options.staleTtl * 1000 <= now
+      ) {
+        counts.dropped++;
+        continue;
+      }
+      const ttlSeconds = cacheLifetime(outcome, this.#options);
+      const freshUntil = Math.min(savedUntil, now + ttlSeconds * 1000);
+      if (now < freshUntil) counts.fresh++;
+      else counts.stale++;
+      kept.push([domain, { outcome, freshUntil, ttlSeconds, memo: undefined }]);
+    }
+    // Least recently used first, so the LRU order comes back as it was saved.
+    for (let i = kept.length - 1; i >= 0; i--) store.set(kept[i][0], kept[i][1]);
+    return counts;
   }
 
   /**

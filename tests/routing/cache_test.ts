@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import {
   type CacheAnswer,
-  type CacheOptions,
   cacheLifetime,
+  type CacheOptions,
   DEFAULT_CACHE_OPTIONS,
   MxCache,
 } from "../../lib/routing/cache.ts";
-import type { MxAnswer, MxOutcome } from "../../lib/dns/types.ts";
+import type { MxAnswer, MxOutcome, NxDomainAnswer } from "../../lib/dns/types.ts";
 import { FakeClock, FakeResolver } from "../support/fake_resolver.ts";
 
 const mx = (ttl: number, ...hosts: string[]): MxAnswer => ({ kind: "mx", hosts, ttl });
@@ -45,7 +45,10 @@ Deno.test("negative TTL is min(SOA TTL, MINIMUM) clamped to [min-ttl, negative-t
   assert.equal(cacheLifetime({ kind: "nxdomain", negativeTtl: 301 }, options), 300);
   assert.equal(cacheLifetime({ kind: "nxdomain", negativeTtl: null }, options), 30);
   // --cache-ttl caps everything, negative answers too.
-  assert.equal(cacheLifetime({ kind: "nodata", negativeTtl: 200 }, { ...options, cacheTtl: 60 }), 60);
+  assert.equal(
+    cacheLifetime({ kind: "nodata", negativeTtl: 200 }, { ...options, cacheTtl: 60 }),
+    60,
+  );
 });
 
 Deno.test("an entry lives exactly its TTL, then DNS is asked again", async () => {
@@ -257,4 +260,154 @@ Deno.test("our host out of file descriptors is not the domain's failure: not cac
   assert.equal((await look(cache, "fine.example")).outcome.kind, "mx", "asked again at once");
   assert.equal(calls, 2);
   assert.equal(cache.counters.failureHits, 0);
+});
+
+const nx = (negativeTtl: number): NxDomainAnswer => ({ kind: "nxdomain", negativeTtl });
+
+Deno.test("export: the usable entries, most recently used first, never failures", async () => {
+  const { resolver, clock, cache } = setup({ staleTtl: 100, failureTtl: 10 });
+  resolver.answer("a.example", mx(60, "mx.a.example"));
+  resolver.answer("b.example", mx(600, "mx.b.example"));
+  resolver.answer("broken.example", servfail);
+  await look(cache, "a.example");
+  await look(cache, "b.example");
+  await look(cache, "gone.example"); // nxdomain, 60 s
+  await look(cache, "broken.example");
+  cache.lookup("a.example"); // now the most recently used
+  const start = clock.now;
+  assert.deepEqual(cache.exportEntries(), [
+    { domain: "a.example", outcome: mx(60, "mx.a.example"), freshUntil: start + 60_000 },
+    { domain: "gone.example", outcome: nx(60), freshUntil: start + 60_000 },
+    { domain: "b.example", outcome: mx(600, "mx.b.example"), freshUntil: start + 600_000 },
+  ]);
+  // Expired within --stale-ttl: still worth keeping; past it: not.
+  clock.advance(60 + 99);
+  assert.deepEqual(cache.exportEntries().map((e) => e.domain), [
+    "a.example",
+    "gone.example",
+    "b.example",
+  ]);
+  clock.advance(1);
+  assert.deepEqual(cache.exportEntries().map((e) => e.domain), ["b.example"]);
+  assert.deepEqual(setup({ cacheTtl: 0 }).cache.exportEntries(), []);
+});
+
+Deno.test("import: a fresh entry answers from the cache without DNS until it expires", async () => {
+  const { resolver, clock, cache } = setup({ staleTtl: 0 });
+  resolver.answer("a.example", mx(300, "mx.new.example"));
+  const counts = cache.importEntries([
+    { domain: "a.example", outcome: mx(300, "mx.a.example"), freshUntil: clock.now + 100_000 },
+  ]);
+  assert.deepEqual(counts, { fresh: 1, stale: 0, dropped: 0 });
+  const hit = cache.lookup("a.example");
+  assert.ok(!(hit instanceof Promise), "a fresh hit answers synchronously");
+  assert.equal(hit.source, "cache");
+  assert.deepEqual(hit.outcome, mx(300, "mx.a.example"));
+  assert.equal(hit.entry?.memo, undefined, "no decision comes with it");
+  assert.equal(cache.fresh("a.example")?.freshUntil, clock.now + 100_000);
+  assert.equal(resolver.total, 0);
+  clock.advance(100);
+  assert.equal((await look(cache, "a.example")).source, "dns");
+  assert.equal(resolver.total, 1);
+});
+
+Deno.test("import: an expired entry within --stale-ttl is stale: refreshed on use, answered when DNS fails", async () => {
+  const { resolver, clock, cache } = setup({ staleTtl: 3600, staleAnswerMs: 5 });
+  const saved = { domain: "a.example", outcome: mx(60, "mx.a.example") };
+  const counts = cache.importEntries([{ ...saved, freshUntil: clock.now - 1000 }]);
+  assert.deepEqual(counts, { fresh: 0, stale: 1, dropped: 0 });
+  assert.equal(cache.fresh("a.example"), null, "not fresh: the hit path does not take it");
+  resolver.answer("a.example", servfail);
+  const stale = await look(cache, "a.example");
+  assert.equal(stale.source, "stale");
+  assert.deepEqual(stale.outcome, mx(60, "mx.a.example"));
+  assert.equal(resolver.queries.get("a.example"), 1, "DNS was asked first");
+  resolver.answer("a.example", mx(60, "mx.new.example"));
+  clock.advance(10); // past --failure-ttl
+  const refreshed = await look(cache, "a.example");
+  assert.equal(refreshed.source, "dns");
+  assert.deepEqual(refreshed.outcome, mx(60, "mx.new.example"));
+});
+
+Deno.test("import: an entry expired for longer than --stale-ttl is dropped", async () => {
+  const { resolver, clock, cache } = setup({ staleTtl: 100 });
+  const counts = cache.importEntries([
+    { domain: "old.example", outcome: mx(60, "mx.old.example"), freshUntil: clock.now - 100_000 },
+    { domain: "ok.example", outcome: mx(60, "mx.ok.example"), freshUntil: clock.now - 99_999 },
+  ]);
+  assert.deepEqual(counts, { fresh: 0, stale: 1, dropped: 1 });
+  assert.equal(cache.size, 1);
+  resolver.answer("old.example", servfail);
+  assert.equal((await look(cache, "old.example")).outcome.kind, "tempfail");
+});
+
+Deno.test("import: no entry lives longer than today's flags give its answer", () => {
+  const { clock, cache } = setup({ cacheTtl: 60, minTtl: 30 });
+  cache.importEntries([
+    // Saved under --cache-ttl 3600, or by a host whose clock was ahead.
+    { domain: "a.example", outcome: mx(3600, "mx.a.example"), freshUntil: clock.now + 3_600_000 },
+    { domain: "b.example", outcome: nx(45), freshUntil: clock.now + 3_600_000 },
+    { domain: "c.example", outcome: mx(300, "mx.c.example"), freshUntil: clock.now + 20_000 },
+  ]);
+  assert.equal(cache.fresh("a.example")?.freshUntil, clock.now + 60_000);
+  assert.equal(cache.fresh("a.example")?.ttlSeconds, 60);
+  assert.equal(cache.fresh("b.example")?.freshUntil, clock.now + 45_000);
+  assert.equal(cache.fresh("c.example")?.freshUntil, clock.now + 20_000);
+});
+
+Deno.test("import: at most --cache-size entries, the first given, in their LRU order", async () => {
+  const { resolver, clock, cache } = setup({ cacheSize: 3 });
+  const saved = ["a", "b", "c", "d", "e"].map((name) => ({
+    domain: `${name}.example`,
+    outcome: mx(300, `mx.${name}.example`),
+    freshUntil: clock.now + 300_000,
+  }));
+  assert.deepEqual(cache.importEntries(saved), { fresh: 3, stale: 0, dropped: 2 });
+  assert.deepEqual(cache.exportEntries().map((e) => e.domain), [
+    "a.example",
+    "b.example",
+    "c.example",
+  ]);
+  // A new domain evicts the least recently used of them: the last given.
+  resolver.answer("new.example", mx(300, "mx.new.example"));
+  await look(cache, "new.example");
+  assert.deepEqual(cache.exportEntries().map((e) => e.domain), [
+    "new.example",
+    "a.example",
+    "b.example",
+  ]);
+});
+
+Deno.test("import: a domain cached already keeps its entry; with caching off nothing is taken", async () => {
+  const { resolver, clock, cache } = setup();
+  resolver.answer("a.example", mx(300, "mx.live.example"));
+  await look(cache, "a.example");
+  const counts = cache.importEntries([
+    { domain: "a.example", outcome: mx(300, "mx.saved.example"), freshUntil: clock.now + 1000 },
+  ]);
+  assert.deepEqual(counts, { fresh: 0, stale: 0, dropped: 1 });
+  assert.deepEqual(cache.fresh("a.example")?.outcome, mx(300, "mx.live.example"));
+
+  const off = setup({ cacheTtl: 0 }).cache;
+  const saved = { domain: "a.example", outcome: mx(300, "mx.a.example"), freshUntil: clock.now };
+  assert.deepEqual(off.importEntries([saved]), { fresh: 0, stale: 0, dropped: 1 });
+  assert.equal(off.size, 0);
+});
+
+Deno.test("export then import: a second cache answers what the first knew", async () => {
+  const first = setup();
+  first.resolver.answer("a.example", mx(300, "mx.a.example"));
+  first.resolver.answer("b.example", { kind: "nullmx", ttl: 300 });
+  await look(first.cache, "a.example");
+  await look(first.cache, "b.example");
+  const second = setup();
+  second.clock.now = first.clock.now + 10_000;
+  second.cache.importEntries(first.cache.exportEntries());
+  for (const domain of ["a.example", "b.example"]) {
+    const hit = second.cache.lookup(domain);
+    assert.ok(!(hit instanceof Promise));
+    assert.equal(hit.source, "cache");
+    assert.deepEqual(hit.outcome, first.cache.fresh(domain)?.outcome);
+  }
+  assert.equal(second.resolver.total, 0);
 });
