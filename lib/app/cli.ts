@@ -12,7 +12,7 @@
 import { parseArgs } from "node:util";
 import { errorMessage } from "../common/errors.ts";
 import type { Verbosity } from "../common/log.ts";
-import { formatHostPort } from "../dns/servers.ts";
+import { formatHostPort } from "../common/address.ts";
 import { type CacheOptions, DEFAULT_CACHE_OPTIONS } from "../routing/cache.ts";
 import { MATCH_MODES, type MatchMode } from "../routing/rules.ts";
 import { formatListenAddress, type ListenAddress, parseListenAddress } from "../server/listen.ts";

@@ -7,17 +7,11 @@
  */
 
 import { errorMessage } from "../common/errors.ts";
-import {
-  failureLogger,
-  log,
-  lookupLogger,
-  setupLogging,
-  type StderrSink,
-  writeFatal,
-} from "../common/log.ts";
+import { log, setupLogging, type StderrSink, writeFatal } from "../common/log.ts";
+import { failureLogger, lookupLogger } from "./lookup_log.ts";
 import { createResolver, type DnsQueryEvent, type DnsResolver } from "../dns/resolver.ts";
 import { Limiter } from "../dns/limiter.ts";
-import { formatHostPort } from "../dns/servers.ts";
+import { formatHostPort } from "../common/address.ts";
 import type { DnsServer, MxOutcome, MxResolver } from "../dns/types.ts";
 import { MxCache } from "../routing/cache.ts";
 import { combineObservers, type Decision, type LookupObserver, Router } from "../routing/router.ts";

@@ -12,7 +12,7 @@
  * @module
  */
 
-import { formatHostPort } from "./servers.ts";
+import { formatHostPort } from "../common/address.ts";
 import type { DnsServer, MxOutcome } from "./types.ts";
 import { log } from "../common/log.ts";
 

@@ -15,7 +15,7 @@ import {
   type ProbeResult,
   ServerHealth,
 } from "./health.ts";
-import { formatHostPort } from "./servers.ts";
+import { formatHostPort } from "../common/address.ts";
 import { errorMessage } from "../common/errors.ts";
 import type { Limiter } from "./limiter.ts";
 import type { Exchange, ExchangeRequest } from "./transport.ts";

@@ -7,13 +7,6 @@
 
 import type { DnsServer } from "./types.ts";
 
-/** Formats an address and port as ADDR:PORT, IPv6 as [ADDR]:PORT. */
-export function formatHostPort(server: { host: string; port: number }): string {
-  return server.host.includes(":")
-    ? `[${server.host}]:${server.port}`
-    : `${server.host}:${server.port}`;
-}
-
 /** A canonical IPv4 address, or null. */
 function parseIpv4(text: string): string | null {
   const match = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);

@@ -23,7 +23,7 @@ import {
   isLocalError,
   randomId,
 } from "./transport.ts";
-import { formatHostPort } from "./servers.ts";
+import { formatHostPort } from "../common/address.ts";
 
 /** Connections to one server at most; more queries wait for one to be free. */
 export const MAX_CONNECTIONS_PER_SERVER = 16;

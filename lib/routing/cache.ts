@@ -56,6 +56,8 @@ export interface CacheEntry<M> {
   ttlSeconds: number;
   /** Whatever the router memoizes for this answer (dropped with the entry). */
   memo: M | undefined;
+  /** What the memo was made for (the router's rules): a memo is valid while they are. */
+  memoFor: unknown;
 }
 
 /**
@@ -204,7 +206,7 @@ export class MxCache<M = unknown> {
       const freshUntil = Math.min(savedUntil, now + ttlSeconds * 1000);
       if (now < freshUntil) counts.fresh++;
       else counts.stale++;
-      kept.push([domain, { outcome, freshUntil, ttlSeconds, memo: undefined }]);
+      kept.push([domain, { outcome, freshUntil, ttlSeconds, memo: undefined, memoFor: undefined }]);
     }
     // Least recently used first, so the LRU order comes back as it was saved.
     for (let i = kept.length - 1; i >= 0; i--) store.set(kept[i][0], kept[i][1]);
@@ -354,7 +356,13 @@ export class MxCache<M = unknown> {
 
   #newEntry(outcome: Exclude<MxOutcome, TempFailAnswer>): CacheEntry<M> {
     const ttlSeconds = cacheLifetime(outcome, this.#options);
-    return { outcome, freshUntil: this.#now() + ttlSeconds * 1000, ttlSeconds, memo: undefined };
+    return {
+      outcome,
+      freshUntil: this.#now() + ttlSeconds * 1000,
+      ttlSeconds,
+      memo: undefined,
+      memoFor: undefined,
+    };
   }
 }
 

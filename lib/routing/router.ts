@@ -17,6 +17,7 @@ import {
   matchRules,
   pickMember,
   type Pool,
+  type PoolMember,
   type Rule,
   type RuleMatch,
   type RuleSet,
@@ -38,20 +39,7 @@ export interface Decision {
   matchedHost: string | null;
   /** The MX hosts in the order they were tried (the domain itself for NODATA). */
   hosts: readonly string[];
-  /**
-   * Encoded reply bytes per protocol, filled by the server on first use. Shared by every
-   * decision with the same answer (one array per rule, pool member or outcome), so a hundred
-   * thousand cached domains do not each hold a copy of the same bytes.
-   */
-  replies: (Uint8Array | undefined)[];
-  /** The rules this decision was made with: a memoized decision is valid while they are. */
-  ruleSet: RuleSet | null;
-  /** The MX hosts joined for the log line, memoized by the log observer when there are several. */
-  hostsText: string | undefined;
 }
-
-/** Reply memo shared by every "not found" decision. */
-const NOT_FOUND_REPLIES: (Uint8Array | undefined)[] = [];
 
 function makeDecision(
   fields: Pick<Decision, "label" | "reason" | "hosts"> & Partial<Decision>,
@@ -65,9 +53,6 @@ function makeDecision(
     rule: fields.rule ?? null,
     matchedHost: fields.matchedHost ?? null,
     hosts: fields.hosts,
-    replies: fields.replies ?? (fields.label === "tempfail" ? [] : NOT_FOUND_REPLIES),
-    ruleSet: fields.ruleSet ?? null,
-    hostsText: undefined,
   };
 }
 
@@ -97,34 +82,30 @@ export function decide(domain: string, outcome: MxOutcome, ruleSet: RuleSet): De
           reason: `MX names too long for the regex rules: comparing them would take over ` +
             `${REGEX_STEP_BUDGET} steps (${outcome.hosts.length} hosts)`,
           hosts: outcome.hosts,
-          ruleSet,
         });
       }
-      return decideMatch(match, outcome.hosts, ruleSet, "no rule matches the MX hosts");
+      return decideMatch(match, outcome.hosts, "no rule matches the MX hosts");
     }
     case "nodata":
       return decideMatch(
         matchImplicitMx(domain, ruleSet.mxRules),
         [domain],
-        ruleSet,
-        "no MX records; no suffix: or exact: rule matches the domain itself",
+        "no MX records; no suffix:, exact: or provider: rule matches the domain itself",
       );
     case "nullmx":
       return makeDecision({
         label: "nomatch",
         reason: "null MX: the domain takes no mail",
         hosts: [],
-        ruleSet,
       });
     case "nxdomain":
       return makeDecision({
         label: "nomatch",
         reason: "NXDOMAIN: no such domain",
         hosts: [],
-        ruleSet,
       });
     case "tempfail":
-      return makeDecision({ label: "tempfail", reason: outcome.reason, hosts: [], ruleSet });
+      return makeDecision({ label: "tempfail", reason: outcome.reason, hosts: [] });
     default: {
       const unknown: never = outcome;
       throw new Error(`unexpected DNS outcome ${JSON.stringify(unknown)}`);
@@ -132,13 +113,8 @@ export function decide(domain: string, outcome: MxOutcome, ruleSet: RuleSet): De
   }
 }
 
-function decideMatch(
-  match: RuleMatch | null,
-  hosts: readonly string[],
-  ruleSet: RuleSet,
-  noMatch: string,
-): Decision {
-  if (match === null) return makeDecision({ label: "nomatch", reason: noMatch, hosts, ruleSet });
+function decideMatch(match: RuleMatch | null, hosts: readonly string[], noMatch: string): Decision {
+  if (match === null) return makeDecision({ label: "nomatch", reason: noMatch, hosts });
   if (match.rule.answersNotFound) {
     return makeDecision({
       label: "nomatch",
@@ -146,7 +122,6 @@ function decideMatch(
       rule: match.rule,
       matchedHost: match.host,
       hosts,
-      ruleSet,
     });
   }
   return makeDecision({
@@ -156,8 +131,6 @@ function decideMatch(
     rule: match.rule,
     matchedHost: match.host,
     hosts,
-    replies: match.rule.replies,
-    ruleSet,
   });
 }
 
@@ -191,23 +164,29 @@ export function domainRuleDecision(rule: Rule): Decision {
         reason: "a domain rule matches",
         rule,
         hosts: [],
-        replies: rule.replies,
       });
     domainDecisions.set(rule, decision);
   }
   return decision;
 }
 
-/** The answer of a pool member: made once, kept on the member, shared by every lookup. */
+/** What a lookup answers when it picks a pool member: made once per member. */
+const memberAnswers = new WeakMap<PoolMember, Decision>();
+
+/** The answer of a pool member: made once, shared by every lookup that picks it. */
 function memberAnswer(pool: Pool, index: number): Decision {
   const member = pool.members[index];
-  return member.answer ??= makeDecision({
-    label: "match",
-    result: member.result,
-    reason: `pool ${pool.name} member ${index + 1} (weight ${member.weight})`,
-    hosts: [],
-    replies: [],
-  });
+  let answer = memberAnswers.get(member);
+  if (answer === undefined) {
+    answer = makeDecision({
+      label: "match",
+      result: member.result,
+      reason: `pool ${pool.name} member ${index + 1} (weight ${member.weight})`,
+      hosts: [],
+    });
+    memberAnswers.set(member, answer);
+  }
+  return answer;
 }
 
 /**
@@ -383,7 +362,8 @@ export class Router {
   }
 
   #memo(entry: CacheEntry<Decision>, domain: string): Decision {
-    if (entry.memo !== undefined && entry.memo.ruleSet === this.ruleSet) return entry.memo;
+    if (entry.memo !== undefined && entry.memoFor === this.ruleSet) return entry.memo;
+    entry.memoFor = this.ruleSet;
     return entry.memo = decide(domain, entry.outcome, this.ruleSet);
   }
 

@@ -5,7 +5,6 @@
  */
 
 import { compileRegex, REGEX_STEP_BUDGET } from "./regex.ts";
-import type { Decision } from "./router.ts";
 import { providerOf } from "./providers.ts";
 
 /**
@@ -49,10 +48,6 @@ export interface Rule {
   pool: Pool | null;
   /** Lookups answered by this rule since the rules were loaded (for metrics and stats). */
   matches: number;
-  /** Encoded replies per protocol, shared by every decision this rule makes. */
-  replies: (Uint8Array | undefined)[];
-  /** The end of the log line of a lookup this rule answers itself, set by the log on first use. */
-  logTail: string | undefined;
   /** True when the (lower-case, dot-less) host name matches. */
   test: (host: string) => boolean;
 }
@@ -67,8 +62,6 @@ export interface PoolMember {
   current: number;
   /** Lookups that picked this member. */
   picks: number;
-  /** What a lookup that picks this member answers, made on first use (see router.ts). */
-  answer: Decision | undefined;
 }
 
 /** A weighted relay pool: `pool:NAME WEIGHT RESULT | WEIGHT RESULT ...`. */

@@ -20,7 +20,6 @@
 import { domainToASCII } from "node:url";
 import { compileRegex } from "./regex.ts";
 import { PROVIDER_IDS } from "./providers.ts";
-import { encodeTcpTable, MAX_TCP_TABLE_TEXT } from "../server/tcp_table.ts";
 import {
   makeMatcher,
   type MatchMode,
@@ -167,11 +166,26 @@ export function parseConfig(
   return { ok: true, ruleSet: { file, rules, mxRules, domainRules, pools }, warnings };
 }
 
+/**
+ * The longest result a Postfix tcp_table reply can carry once percent-encoded: a line holds 4096
+ * bytes with `200 ` and the newline (tcp_table(5)). The tcp_table codec has the same bound.
+ */
+export const MAX_RESULT_BYTES = 4091;
+
+/** The length of a result in tcp_table's encoding: space, controls, `%` and non-ASCII as %XX. */
+export function encodedResultLength(result: string): number {
+  let length = 0;
+  for (const byte of new TextEncoder().encode(result)) {
+    length += byte <= 0x20 || byte >= 0x7f || byte === 0x25 ? 3 : 1;
+  }
+  return length;
+}
+
 /** A result Postfix could only receive cut short is refused here, never truncated later. */
 function resultTooLong(result: string): string | null {
-  const length = encodeTcpTable(result).length;
-  return length > MAX_TCP_TABLE_TEXT
-    ? `result is ${length} bytes once encoded; a tcp_table reply holds at most ${MAX_TCP_TABLE_TEXT}`
+  const length = encodedResultLength(result);
+  return length > MAX_RESULT_BYTES
+    ? `result is ${length} bytes once encoded; a tcp_table reply holds at most ${MAX_RESULT_BYTES}`
     : null;
 }
 
@@ -210,7 +224,6 @@ function parsePoolLine(line: string, lineNumber: number): Pool | { message: stri
       weight: Number(member[1]),
       current: 0,
       picks: 0,
-      answer: undefined,
     });
   }
   const totalWeight = members.reduce((sum, m) => sum + m.weight, 0);
@@ -274,8 +287,6 @@ function parseRuleLine(
     answersNotFound: NOT_FOUND_RESULT.test(result),
     pool: null,
     matches: 0,
-    replies: [],
-    logTail: undefined,
     test,
   };
 }

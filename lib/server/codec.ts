@@ -33,17 +33,53 @@ export interface Frame {
 export interface ProtocolCodec {
   /** Protocol name, for logs and metrics. */
   readonly name: "tcp_table" | "socketmap";
-  /** Index into `Decision.replies`, where this protocol's reply bytes are memoized. */
-  readonly slot: number;
   /** The most bytes one request may take, framing included. */
   readonly maxFrame: number;
   /** Looks for the next request in `buffer[start, end)`. */
   frame(buffer: Uint8Array, start: number, end: number, out: Frame): FrameStatus;
-  /** Encodes the reply bytes of a decision (the server memoizes them in `Decision.replies`). */
+  /** Encodes the reply bytes of a decision (the server keeps a match's in a {@linkcode ReplyCache}). */
   encode(decision: Decision): Uint8Array;
 }
 
 /** Creates an empty frame to pass to `ProtocolCodec.frame`. */
 export function newFrame(): Frame {
   return { key: "", next: 0, reply: new Uint8Array(0), close: false };
+}
+
+/**
+ * The most results a {@linkcode ReplyCache} keeps. Results come from the rules file (rules and
+ * pool members), so a few reloads stay far below it; past it the cache starts over.
+ */
+const MAX_CACHED_REPLIES = 4096;
+
+/**
+ * A protocol's encoded replies for matches, kept per result, so that a hit encodes nothing and
+ * a hundred thousand cached domains share the bytes of their rule's reply. "Not found" replies
+ * are constants of the codec; a temporary failure's depends on its reason and is encoded anew.
+ *
+ * @example
+ * ```ts
+ * const replies = new ReplyCache(tcpTableCodec);
+ * await conn.write(replies.bytes(decision));
+ * ```
+ */
+export class ReplyCache {
+  readonly #codec: ProtocolCodec;
+  readonly #byResult = new Map<string, Uint8Array>();
+
+  constructor(codec: ProtocolCodec) {
+    this.#codec = codec;
+  }
+
+  /** The reply bytes of a decision. */
+  bytes(decision: Decision): Uint8Array {
+    if (decision.label !== "match" || decision.result === null) return this.#codec.encode(decision);
+    let bytes = this.#byResult.get(decision.result);
+    if (bytes === undefined) {
+      if (this.#byResult.size >= MAX_CACHED_REPLIES) this.#byResult.clear();
+      bytes = this.#codec.encode(decision);
+      this.#byResult.set(decision.result, bytes);
+    }
+    return bytes;
+  }
 }

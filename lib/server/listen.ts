@@ -5,7 +5,7 @@
  * @module
  */
 
-import { formatHostPort } from "../dns/servers.ts";
+import { formatHostPort } from "../common/address.ts";
 import { errorMessage } from "../common/errors.ts";
 
 /** Where to listen. */

@@ -11,7 +11,7 @@
  */
 
 import { closeQuietly, errorMessage } from "../common/errors.ts";
-import { FRAME_BAD, FRAME_NEED_MORE, newFrame, type ProtocolCodec } from "./codec.ts";
+import { FRAME_BAD, FRAME_NEED_MORE, newFrame, type ProtocolCodec, ReplyCache } from "./codec.ts";
 import type { ConnectionLimit } from "./connection_limit.ts";
 import { log } from "../common/log.ts";
 import { FAULT_LOG_INTERVAL_MS, heldBackText, LogThrottle } from "../common/log_throttle.ts";
@@ -69,6 +69,8 @@ interface ConnectionState {
  */
 export class TableServer {
   readonly #init: TableServerInit;
+  /** This protocol's encoded replies, kept here rather than on the decisions. */
+  readonly #replies: ReplyCache;
   readonly #connections = new Set<ConnectionState>();
   #stopping = false;
   #sweeper: ReturnType<typeof setInterval> | undefined;
@@ -81,6 +83,7 @@ export class TableServer {
 
   constructor(init: TableServerInit) {
     this.#init = init;
+    this.#replies = new ReplyCache(init.codec);
   }
 
   /** Connections open on this listener now. */
@@ -194,7 +197,7 @@ export class TableServer {
     if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
     const frame = newFrame();
     const replies: (Uint8Array | Promise<Uint8Array>)[] = [];
-    const toBytes = (decision: Decision) => decision.replies[codec.slot] ??= codec.encode(decision);
+    const toBytes = (decision: Decision) => this.#replies.bytes(decision);
     let buffer = new Uint8Array(INITIAL_BUFFER);
     let start = 0;
     let end = 0;

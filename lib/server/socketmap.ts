@@ -109,7 +109,6 @@ const NOT_FOUND = encodeNetstring("NOTFOUND ");
  */
 export const socketmapCodec: ProtocolCodec = {
   name: "socketmap",
-  slot: 1,
   // The longest netstring: its length digits, the colon, the payload and the comma.
   maxFrame: String(MAX_SOCKETMAP_REQUEST).length + 1 + MAX_SOCKETMAP_REQUEST + 1,
   frame(buffer: Uint8Array, start: number, end: number, out: Frame): FrameStatus {

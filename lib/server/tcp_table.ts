@@ -197,7 +197,6 @@ function plainGetKey(buffer: Uint8Array, start: number, end: number): string | n
  */
 export const tcpTableCodec: ProtocolCodec = {
   name: "tcp_table",
-  slot: 0,
   maxFrame: MAX_TCP_TABLE_LINE,
   frame(buffer: Uint8Array, start: number, end: number, out: Frame): FrameStatus {
     const newline = buffer.indexOf(10, start);

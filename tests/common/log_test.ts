@@ -1,13 +1,7 @@
 import assert from "node:assert/strict";
 import { configureSync, getLogger, type LogLevel, resetSync } from "@logtape/logtape";
-import {
-  createStderrSink,
-  escapeControl,
-  failureLogger,
-  LOG_CATEGORY,
-  lookupLogger,
-  writeFatal,
-} from "../../lib/common/log.ts";
+import { createStderrSink, escapeControl, LOG_CATEGORY, writeFatal } from "../../lib/common/log.ts";
+import { failureLogger, lookupLogger } from "../../lib/app/lookup_log.ts";
 import { parseConfig } from "../../lib/routing/rules_file.ts";
 import { decide, type LookupReport } from "../../lib/routing/router.ts";
 

@@ -6,10 +6,10 @@ import { QUERIES_PER_SOCKET, UdpExchanger } from "../../lib/dns/udp.ts";
 import dgram from "node:dgram";
 import {
   canonicalAddress,
-  formatHostPort,
   nameserversFromResolvConf,
   parseDnsServer,
 } from "../../lib/dns/servers.ts";
+import { formatHostPort } from "../../lib/common/address.ts";
 import { DEFAULT_CACHE_OPTIONS, MxCache } from "../../lib/routing/cache.ts";
 import type { DnsServer, MxOutcome } from "../../lib/dns/types.ts";
 import { MAX_MX_HOSTS } from "../../lib/dns/answer.ts";

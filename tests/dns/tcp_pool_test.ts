@@ -4,7 +4,7 @@ import { TcpPool } from "../../lib/dns/tcp_pool.ts";
 import { interpretReply } from "../../lib/dns/answer.ts";
 import type { Exchange, ExchangeRequest } from "../../lib/dns/transport.ts";
 import type { DnsServer } from "../../lib/dns/types.ts";
-import { formatHostPort } from "../../lib/dns/servers.ts";
+import { formatHostPort } from "../../lib/common/address.ts";
 import { closeQuietly } from "../../lib/common/errors.ts";
 import { replyTo, startFakeDns, tcpMessages } from "../support/fake_dns.ts";
 

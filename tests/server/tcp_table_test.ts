@@ -1,9 +1,11 @@
 import assert from "node:assert/strict";
+import { encodedResultLength, MAX_RESULT_BYTES } from "../../lib/routing/rules_file.ts";
 import { FRAME_BAD, FRAME_NEED_MORE, FRAME_REQUEST, newFrame } from "../../lib/server/codec.ts";
 import {
   decodeTcpTable,
   encodeTcpTable,
   MAX_TCP_TABLE_LINE,
+  MAX_TCP_TABLE_TEXT,
   parseTcpTableRequest,
   tcpTableCodec,
   tcpTableReply,
@@ -96,4 +98,13 @@ Deno.test("tcpTableCodec answers 400 and keeps the connection on unknown command
   const binary = new Uint8Array([0xff, 0xfe, 10]);
   assert.equal(tcpTableCodec.frame(binary, 0, 3, frame), FRAME_BAD);
   assert.equal(frame.close, false);
+});
+
+Deno.test("the rules file bounds results by what a tcp_table reply carries, encoded the same", () => {
+  assert.equal(MAX_RESULT_BYTES, MAX_TCP_TABLE_TEXT);
+  for (
+    const result of ["relay:[a]:587", "smtp:[a]:25, [b]:25", "x%y\tz", "relay:[bücher.example]"]
+  ) {
+    assert.equal(encodedResultLength(result), encodeTcpTable(result).length, result);
+  }
 });
