@@ -16,12 +16,13 @@ import {
   type LookupReport,
 } from "../routing/router.ts";
 import type { Rule } from "../routing/rules.ts";
+import { tcpTableCode } from "../server/tcp_table.ts";
 
 /** Formats the reply a decision gives, as Postfix would see it in tcp_table terms; escaped. */
 function replyText(answer: Decision): string {
-  if (answer.label === "match") return `200 ${escapeControl(answer.result ?? "")}`;
-  if (answer.label === "tempfail") return `400 ${escapeControl(answer.reason)}`;
-  return "500 NO RESULT";
+  const code = tcpTableCode(answer);
+  const text = code === 200 ? answer.result ?? "" : code === 400 ? answer.reason : "NO RESULT";
+  return `${code} ${escapeControl(text)}`;
 }
 
 /**

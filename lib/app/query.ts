@@ -20,7 +20,7 @@ import {
 } from "../routing/router.ts";
 import { domainRuleFor, matchImplicitMx, type Rule, type RuleSet } from "../routing/rules.ts";
 import { socketmapCodec } from "../server/socketmap.ts";
-import { tcpTableCodec } from "../server/tcp_table.ts";
+import { tcpTableCode, tcpTableCodec } from "../server/tcp_table.ts";
 
 /** Everything `query` found out about one key. */
 export interface QueryReport {
@@ -52,6 +52,9 @@ export interface QueryReport {
 }
 
 const text = new TextDecoder();
+
+/** `query` exits as `postmap -q` would: 0 found, 1 not found, 2 temporary failure. */
+const EXIT_CODES = { 200: 0, 500: 1, 400: 2 } as const;
 
 function describeOutcome(outcome: MxOutcome): NonNullable<QueryReport["dns"]> {
   switch (outcome.kind) {
@@ -161,7 +164,7 @@ async function explainLookup(options: ExplainOptions): Promise<QueryReport> {
     answer,
     tcpTableReply: text.decode(tcpTableCodec.encode(answer)).trimEnd(),
     socketmapReply: text.decode(socketmapCodec.encode(answer)),
-    exitCode: decision.label === "match" ? 0 : decision.label === "tempfail" ? 2 : 1,
+    exitCode: EXIT_CODES[tcpTableCode(decision)],
   };
 }
 

@@ -17,7 +17,7 @@ import {
 } from "./health.ts";
 import { formatHostPort } from "../common/address.ts";
 import { errorMessage } from "../common/errors.ts";
-import type { Limiter } from "./limiter.ts";
+import type { InflightLimit } from "./inflight_limit.ts";
 import type { Exchange, ExchangeRequest } from "./transport.ts";
 import { UdpExchanger } from "./udp.ts";
 import { TcpPool, type TcpPoolOptions } from "./tcp_pool.ts";
@@ -70,7 +70,7 @@ export interface ResolverOptions {
    * and a wait counts against the lookup's budget. Shared across the resolvers a reload
    * replaces, so a reload does not double the bound. Default: no limit.
    */
-  limiter?: Limiter;
+  inflight?: InflightLimit;
   /**
    * `udp` (the default): each query in a UDP packet, TCP only for a truncated answer. `tcp`
    * (--dns-tcp): every query over TCP, on connections kept open for the next ones.
@@ -121,7 +121,7 @@ export function createResolver(options: ResolverOptions): DnsResolver {
   const primary = options.transport === "tcp" ? "tcp" : "udp";
   const probeTimeoutMs = Math.min(PROBE_TIMEOUT_MS, timeoutMs);
   const health = new ServerHealth({ probe, probeTimeoutMs });
-  const limiter = options.limiter ?? null;
+  const inflight = options.inflight ?? null;
   const localErrorLog = new LogThrottle(FAULT_LOG_INTERVAL_MS);
 
   function report(event: DnsQueryEvent): void {
@@ -194,21 +194,21 @@ export function createResolver(options: ResolverOptions): DnsResolver {
       return { kind: "tempfail", reason: "no DNS servers configured", cause: "network" };
     }
     const budgetEnd = performance.now() + timeoutMs;
-    if (limiter !== null) {
+    if (inflight !== null) {
       // Waiting is worth it only while a minimal attempt would still fit in the budget.
-      const slot = limiter.acquire(timeoutMs - MIN_ATTEMPT_MS);
+      const slot = inflight.acquire(timeoutMs - MIN_ATTEMPT_MS);
       if (!(slot === true || await slot)) {
         return {
           kind: "tempfail",
           reason:
-            `${limiter.active} DNS lookups in flight (--max-dns-inflight): none ended in time`,
+            `${inflight.active} DNS lookups in flight (--max-dns-inflight): none ended in time`,
           cause: "overload",
         };
       }
       try {
         return await lookup(name, budgetEnd);
       } finally {
-        limiter.release();
+        inflight.release();
       }
     }
     return await lookup(name, budgetEnd);

@@ -140,6 +140,21 @@ function printable(text: string): string {
 export type TcpTableCode = 200 | 400 | 500;
 
 /**
+ * The tcp_table reply code of a decision: 200 for a result, 400 for a temporary failure, 500
+ * for "not found". Logs and `query` describe answers by this code too.
+ *
+ * @example
+ * ```ts
+ * import type { Decision } from "../routing/router.ts";
+ * const decision = { label: "tempfail" } as Decision;
+ * tcpTableCode(decision); // 400
+ * ```
+ */
+export function tcpTableCode(decision: Decision): TcpTableCode {
+  return decision.label === "match" ? 200 : decision.label === "tempfail" ? 400 : 500;
+}
+
+/**
  * Formats one reply line, newline included, encoded and cut to Postfix's 4096-byte limit.
  *
  * @example
@@ -228,13 +243,8 @@ export const tcpTableCodec: ProtocolCodec = {
     return FRAME_REQUEST;
   },
   encode(decision: Decision): Uint8Array {
-    switch (decision.label) {
-      case "match":
-        return utf8.encode(tcpTableReply(200, decision.result ?? ""));
-      case "tempfail":
-        return utf8.encode(tcpTableReply(400, decision.reason));
-      default:
-        return NOT_FOUND;
-    }
+    const code = tcpTableCode(decision);
+    if (code === 500) return NOT_FOUND;
+    return utf8.encode(tcpTableReply(code, code === 200 ? decision.result ?? "" : decision.reason));
   },
 };

@@ -15,13 +15,13 @@ interface Waiter {
  *
  * @example
  * ```ts
- * const limiter = new Limiter(256);
- * if (await limiter.acquire(5000)) {
- *   try { await work(); } finally { limiter.release(); }
+ * const inflight = new InflightLimit(256);
+ * if (await inflight.acquire(5000)) {
+ *   try { await work(); } finally { inflight.release(); }
  * }
  * ```
  */
-export class Limiter {
+export class InflightLimit {
   readonly #max: number;
   #active = 0;
   readonly #queue: Waiter[] = [];

@@ -1,30 +1,30 @@
 import assert from "node:assert/strict";
 import { createResolver } from "../../lib/dns/resolver.ts";
-import { Limiter } from "../../lib/dns/limiter.ts";
+import { InflightLimit } from "../../lib/dns/inflight_limit.ts";
 import { startFakeDns } from "../support/fake_dns.ts";
 
-Deno.test("the limiter holds at most max, serves waiters in order, and times waiters out", async () => {
-  const limiter = new Limiter(2);
-  assert.equal(limiter.acquire(100), true);
-  assert.equal(limiter.acquire(100), true);
+Deno.test("the in-flight limit holds at most max, serves waiters in order, and times waiters out", async () => {
+  const inflight = new InflightLimit(2);
+  assert.equal(inflight.acquire(100), true);
+  assert.equal(inflight.acquire(100), true);
   const order: number[] = [];
   const first = (async () => {
-    if (await limiter.acquire(1000)) order.push(1);
+    if (await inflight.acquire(1000)) order.push(1);
   })();
   const second = (async () => {
-    if (await limiter.acquire(1000)) order.push(2);
+    if (await inflight.acquire(1000)) order.push(2);
   })();
-  const late = limiter.acquire(30);
-  assert.equal(limiter.waiting, 3);
+  const late = inflight.acquire(30);
+  assert.equal(inflight.waiting, 3);
   assert.equal(await late, false, "a waiter past its budget gives up");
-  limiter.release();
-  limiter.release();
+  inflight.release();
+  inflight.release();
   await Promise.all([first, second]);
   assert.deepEqual(order, [1, 2]);
-  assert.equal(limiter.active, 2);
-  limiter.release();
-  limiter.release();
-  assert.equal(limiter.active, 0);
+  assert.equal(inflight.active, 2);
+  inflight.release();
+  inflight.release();
+  assert.equal(inflight.active, 0);
 });
 
 Deno.test("--max-dns-inflight: at most N lookups talk to DNS; the rest wait within the budget", async () => {
@@ -39,7 +39,7 @@ Deno.test("--max-dns-inflight: at most N lookups talk to DNS; the rest wait with
     await using resolver = createResolver({
       servers: [dns.server],
       timeoutMs: 2000,
-      limiter: new Limiter(2),
+      inflight: new InflightLimit(2),
     });
     const started = performance.now();
     const outcomes = await Promise.all(
@@ -52,7 +52,7 @@ Deno.test("--max-dns-inflight: at most N lookups talk to DNS; the rest wait with
     await using tight = createResolver({
       servers: [dns.server],
       timeoutMs: 150,
-      limiter: new Limiter(1),
+      inflight: new InflightLimit(1),
     });
     const [a, b] = await Promise.all([tight.resolveMx("x.example"), tight.resolveMx("y.example")]);
     assert.equal(a.kind, "mx");
