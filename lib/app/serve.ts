@@ -10,7 +10,7 @@ import { errorMessage } from "../common/errors.ts";
 import { log, setupLogging, type StderrSink, writeFatal } from "../common/log.ts";
 import { failureLogger, lookupLogger } from "./lookup_log.ts";
 import { createResolver, type DnsQueryEvent, type DnsResolver } from "../dns/resolver.ts";
-import { Limiter } from "../dns/limiter.ts";
+import { InflightLimit } from "../dns/inflight_limit.ts";
 import { formatHostPort } from "../common/address.ts";
 import type { DnsServer, MxOutcome, MxResolver } from "../dns/types.ts";
 import { MxCache } from "../routing/cache.ts";
@@ -142,8 +142,8 @@ class Service {
       timeoutMs: options.dnsTimeoutMs,
       transport: options.dnsTcp ? "tcp" : "udp",
       onQuery: (event: DnsQueryEvent) => this.#metrics?.observeDnsQuery(event),
-      // One limiter for the life of the process: a reload must not double the bound.
-      limiter: new Limiter(options.maxDnsInflight),
+      // One limit for the life of the process: a reload must not double the bound.
+      inflight: new InflightLimit(options.maxDnsInflight),
     };
     this.#resolver = new SwappableResolver(
       createResolver({ ...this.#resolverOptions, servers: parts.dnsServers }),
