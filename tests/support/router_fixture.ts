@@ -77,7 +77,9 @@ export async function startRouterFixture(
       args: typeof options.args === "function" ? options.args(tmpDir) : options.args,
     });
   } catch (error) {
+    // A router that refused to start (some tests expect it) leaves nothing behind either.
     await dns.close();
+    await Deno.remove(tmpDir, { recursive: true }).catch(() => {});
     throw error;
   }
   return {
