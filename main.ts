@@ -7,6 +7,7 @@
 
 import { runCheck } from "./lib/app/check.ts";
 import { HELP, parseCommandLine, PROGRAM, USAGE, VERSION } from "./lib/app/cli.ts";
+import { runHealthCheck } from "./lib/app/health_check.ts";
 import { runQuery } from "./lib/app/query.ts";
 import { serve } from "./lib/app/serve.ts";
 import { writeFatal } from "./lib/common/log.ts";
@@ -33,6 +34,9 @@ if (import.meta.main) {
       break;
     case "query":
       Deno.exit(await runQuery(command.options));
+      break;
+    case "health":
+      Deno.exit(await runHealthCheck(command.args));
       break;
     case "providers":
       console.log(formatProviderCatalog().join("\n"));

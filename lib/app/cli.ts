@@ -16,6 +16,7 @@ import { formatHostPort } from "../common/address.ts";
 import { type CacheOptions, DEFAULT_CACHE_OPTIONS } from "../routing/cache.ts";
 import { MATCH_MODES, type MatchMode } from "../routing/rules.ts";
 import { formatListenAddress, type ListenAddress, parseListenAddress } from "../server/listen.ts";
+import { HEALTH_USAGE } from "./health_check.ts";
 
 /** Program name in messages. */
 export const PROGRAM = "postfix-mx-pattern-router";
@@ -93,6 +94,8 @@ export type Command =
   | { kind: "check"; options: CheckOptions }
   | { kind: "query"; options: QueryOptions }
   | { kind: "providers" }
+  /** `health`: its arguments, parsed by the check itself (bad ones exit 3, as Nagios expects). */
+  | { kind: "health"; args: string[] }
   | { kind: "help" }
   | { kind: "version" }
   | { kind: "error"; message: string };
@@ -272,7 +275,8 @@ export const USAGE = `usage: ${PROGRAM} [-c FILE] [-p PORT] [-H HOST] [--cache-t
   "[--match-mode MODE] [-v|-q] [-h] " +
   `[--version]\n       ${PROGRAM} check [-c FILE] [--match-mode MODE] [--strict]\n` +
   `       ${PROGRAM} query [-c FILE] [--dns-server ADDR[:PORT]]... [--dns-tcp] ` +
-  `[--match-mode MODE] [--json] KEY...\n       ${PROGRAM} providers`;
+  `[--match-mode MODE] [--json] KEY...\n       ${PROGRAM} providers\n` +
+  `       ${PROGRAM} ${HEALTH_USAGE}`;
 
 /** Where help text starts on a flag's line. */
 const HELP_COLUMN = 27;
@@ -303,6 +307,12 @@ Subcommands:
                            exit 0 found, 1 not found, 2 temporary failure
   providers                list the built-in catalog of mail providers for provider: rules,
                            with the MX name suffixes of each and where they come from
+  ${HEALTH_USAGE}
+                           a Nagios-style check: ask the running router one lookup over
+                           tcp_table (default 127.0.0.1:10099) or socketmap; the default key
+                           needs no DNS; exit 0 OK, 1 WARNING (slower than --warning, default
+                           200 ms), 2 CRITICAL (no answer within --critical, default 2000 ms,
+                           refused, or a temporary failure), 3 UNKNOWN (bad arguments)
 `;
 
 /** The full --help text. */
@@ -374,6 +384,7 @@ function listFlag(values: Values, name: string): string[] {
 export function parseCommandLine(args: string[]): Command {
   if (args[0] === "check") return parseCheck(args.slice(1));
   if (args[0] === "query") return parseQuery(args.slice(1));
+  if (args[0] === "health") return { kind: "health", args: args.slice(1) };
   if (args[0] === "providers") {
     return args.length === 1
       ? { kind: "providers" }

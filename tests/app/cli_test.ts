@@ -149,6 +149,11 @@ Deno.test("check and query subcommands", () => {
   }
   const empty = parseCommandLine(["query"]);
   assert.ok(empty.kind === "error" && /at least one KEY/.test(empty.message));
+  // health parses its own arguments: a mistake there is UNKNOWN (exit 3), not a usage error.
+  assert.deepEqual(parseCommandLine(["health", "--tcp", "127.0.0.1:1", "--bogus"]), {
+    kind: "health",
+    args: ["--tcp", "127.0.0.1:1", "--bogus"],
+  });
 });
 
 Deno.test("each cache flag reaches the cache; no flags give the cache's defaults", () => {
