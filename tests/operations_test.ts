@@ -334,6 +334,34 @@ postmapTest(
   },
 );
 
+Deno.test("a rules file outside the binary's read paths: the error says where to put it", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "mxrouter-paths-" });
+  try {
+    await Deno.writeTextFile(`${tmp}/rules.conf`, "suffix:outlook.com relay:[a]:25\n");
+    // The compile task's permissions as they are: the temporary directory is not among them.
+    const flags = await compilePermissionFlags();
+    const result = await run(Deno.execPath(), {
+      args: [
+        "run",
+        "--no-prompt",
+        ...flags,
+        `${PROJECT_ROOT}/main.ts`,
+        "check",
+        "-c",
+        `${tmp}/rules.conf`,
+      ],
+    });
+    assert.equal(result.code, 1);
+    assert.match(
+      result.stderr,
+      /rules\.conf: cannot read the rules file: outside the paths the router may read, .*put the file under \/etc\/postfix, or rebuild/,
+    );
+    assert.doesNotMatch(result.stderr, /run with a wider/);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
 Deno.test("providers: lists the catalog with each provider's suffixes and source", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "mxrouter-providers-" });
   try {

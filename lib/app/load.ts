@@ -86,8 +86,8 @@ export async function loadDnsServers(flags: readonly string[]): Promise<Loaded<D
 function describeFileError(error: unknown): string {
   if (error instanceof Deno.errors.NotFound) return "no such file";
   if (error instanceof Deno.errors.NotCapable) {
-    return "not within the paths this binary may read (see README, Permissions): " +
-      "move the file there or run with a wider --allow-read";
+    return "outside the paths the router may read, which are built into the binary: put the " +
+      "file under /etc/postfix, or rebuild with its directory in the compile task's --allow-read";
   }
   if (error instanceof Deno.errors.PermissionDenied) return "permission denied";
   if (error instanceof Deno.errors.IsADirectory) return "is a directory";
