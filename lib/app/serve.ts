@@ -10,6 +10,7 @@ import { errorMessage } from "../common/errors.ts";
 import { log, setupLogging, type StderrSink, writeFatal } from "../common/log.ts";
 import { failureLogger, lookupLogger } from "./lookup_log.ts";
 import { createResolver, type DnsQueryEvent, type DnsResolver } from "../dns/resolver.ts";
+import { PROBE_TIMEOUT_MS } from "../dns/health.ts";
 import { InflightLimit } from "../dns/inflight_limit.ts";
 import { formatHostPort } from "../common/address.ts";
 import type { DnsServer, MxOutcome, MxResolver } from "../dns/types.ts";
@@ -32,6 +33,8 @@ import { PROGRAM, type ServeOptions, VERSION } from "./cli.ts";
 import { loadDnsServers, loadRuleSet } from "./load.ts";
 import type { createMetrics, RouterMetrics } from "./metrics.ts";
 import { startStatsLog } from "./stats.ts";
+import { healthVerdict } from "./healthz.ts";
+import { startStatusUpdates, statusText, SystemdNotifier } from "./systemd_notify.ts";
 
 /** Requests already read get this long to be answered on SIGTERM. */
 const STOP_GRACE_MS = 5000;
@@ -113,6 +116,9 @@ class Service {
   #endpoints: Endpoint[] = [];
   #metricsServer: Deno.HttpServer | null = null;
   #stats: { stop(): void } | null = null;
+  /** systemd's Type=notify messages; does nothing without NOTIFY_SOCKET. */
+  readonly #notifier = new SystemdNotifier({ socket: Deno.env.get("NOTIFY_SOCKET") });
+  #statusUpdates: { stop(): void } | null = null;
   #reloads = 0;
   #stopping = false;
   /** Settles when every listener has stopped. */
@@ -137,6 +143,12 @@ class Service {
       evictedConnections: () => this.#limit.evicted,
       ruleSet: () => this.#router.ruleSet,
       version: VERSION,
+      health: () =>
+        healthVerdict({
+          serving: !this.#stopping,
+          dns: this.#resolver.current.serverStatus(),
+          wallNow: Date.now(),
+        }),
     }) ?? null;
     this.#resolverOptions = {
       timeoutMs: options.dnsTimeoutMs,
@@ -182,6 +194,8 @@ class Service {
       logSink,
       createMetrics: metricsModule?.createMetrics ?? null,
     });
+    // Every DNS server is probed while the listeners open; readiness waits for the answers.
+    const probing = built.#probeDns();
     await built.#listen();
     built.#metricsServer = built.#startMetrics();
     const listening = built.#endpoints
@@ -199,11 +213,54 @@ class Service {
       limit: built.#limit,
     });
     built.serving = Promise.all(built.#servers.map((server) => server.serve())).then(() => {});
+    await probing;
+    built.#notifier.ready(built.#status());
+    built.#statusUpdates = startStatusUpdates(built.#notifier, () => built.#status());
     return built;
   }
 
-  /** Re-reads the rules (and /etc/resolv.conf unless --dns-server is given); keeps the old on error. */
+  /** Reloads, telling systemd RELOADING=1 before and READY=1 once the newest reload is done. */
   async reload(): Promise<void> {
+    const reload = this.#reloads + 1;
+    this.#notifier.reloading();
+    try {
+      await this.#reread();
+    } finally {
+      if (reload === this.#reloads) this.#notifier.ready(this.#status());
+    }
+  }
+
+  /**
+   * Probes every DNS server (`. NS`, at most {@linkcode PROBE_TIMEOUT_MS}); a server that does
+   * not answer is logged as an error naming it and the fix. The router serves either way.
+   */
+  async #probeDns(): Promise<void> {
+    const waitedMs = Math.min(PROBE_TIMEOUT_MS, this.#options.dnsTimeoutMs);
+    for (const { server, host, result } of await this.#resolver.current.probeServers()) {
+      if (result !== "silence") continue;
+      const loopback = host.startsWith("127.") || host === "::1";
+      const fix = loopback
+        ? `start the resolver on ${server}`
+        : `let this host reach ${server} (a firewall, or an IPAddressDeny= drop-in such as ` +
+          `ip-restrict.conf: add IPAddressAllow=${host})`;
+      log
+        .error`DNS server ${server} does not answer: no reply within ${waitedMs} ms to a liveness probe (. NS); lookups it should answer get 400 (Postfix defers) until it does. Fix: ${fix}, or name a working server with --dns-server or in /etc/resolv.conf`;
+    }
+  }
+
+  /** The STATUS= line systemctl status shows. */
+  #status(): string {
+    const counters = this.#cache.counters;
+    return statusText({
+      lookups: Object.values(this.#router.counts).reduce((sum, count) => sum + count, 0),
+      cacheHits: counters.hits,
+      cacheMisses: counters.misses,
+      dnsFailures: counters.failures,
+    });
+  }
+
+  /** Re-reads the rules (and /etc/resolv.conf unless --dns-server is given); keeps the old on error. */
+  async #reread(): Promise<void> {
     const options = this.#options;
     // Two quick SIGHUPs: only the newest reload may install what it read.
     const reload = ++this.#reloads;
@@ -233,12 +290,15 @@ class Service {
     // Its lookups under way finish on their sockets; then they close.
     replaced.close();
     log.info`reload: DNS servers ${reread.value.map(formatHostPort).join(", ")}`;
+    await this.#probeDns();
   }
 
   /** Stops accepting, answers the requests already read (within a grace period), cleans up. */
   async stop(signal: string): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
+    const told = this.#notifier.stopping();
+    this.#statusUpdates?.stop();
     log.info`${signal}: stopping; answering the requests already read`;
     await Promise.all(this.#servers.map((server) => server.stop(STOP_GRACE_MS)));
     for (const { address, socketFile } of this.#endpoints) {
@@ -248,6 +308,10 @@ class Service {
     }
     await this.#metricsServer?.shutdown();
     this.#stats?.stop();
+    // Let systemd-notify hand STOPPING=1 over before the process exits, within a second.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([told, new Promise((resolve) => timer = setTimeout(resolve, 1000))]);
+    clearTimeout(timer);
     log.info`stopped`;
   }
 

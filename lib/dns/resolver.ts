@@ -97,7 +97,7 @@ export interface DnsResolver extends MxResolver, AsyncDisposable {
    * (at most {@linkcode PROBE_TIMEOUT_MS}), with each server's result in order. A server that
    * does not reply is marked down, as after a lookup's failed probe.
    */
-  probeServers(): Promise<{ server: string; result: ProbeResult }[]>;
+  probeServers(): Promise<{ server: string; host: string; result: ProbeResult }[]>;
   /** Each server's state now: down or up, and how long since it last replied. */
   serverStatus(): DnsServerStatus[];
 }
@@ -330,7 +330,11 @@ export function createResolver(options: ResolverOptions): DnsResolver {
     close,
     probeServers: async () => {
       const results = await health.probeAll(servers);
-      return servers.map((server, i) => ({ server: formatHostPort(server), result: results[i] }));
+      return servers.map((server, i) => ({
+        server: formatHostPort(server),
+        host: server.host,
+        result: results[i],
+      }));
     },
     serverStatus: () => health.status(servers),
     [Symbol.asyncDispose]: close,

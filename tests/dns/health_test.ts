@@ -290,8 +290,8 @@ Deno.test("probeServers: the live server replies, the dead one is silent and mar
     await using resolver = createResolver({ servers: [dns.server, dead.server], timeoutMs: 400 });
     const results = await resolver.probeServers();
     assert.deepEqual(results, [
-      { server: `127.0.0.1:${dns.port}`, result: "reply" },
-      { server: `127.0.0.1:${dead.port}`, result: "silence" },
+      { server: `127.0.0.1:${dns.port}`, host: "127.0.0.1", result: "reply" },
+      { server: `127.0.0.1:${dead.port}`, host: "127.0.0.1", result: "silence" },
     ]);
     assert.equal(dns.queriesFor("."), 1, "the probe asks . NS");
     const status = resolver.serverStatus();
