@@ -8,9 +8,11 @@ import fc from "fast-check";
 import {
   decodeSnapshot,
   encodeSnapshot,
+  isCachedDomain,
   SNAPSHOT_MAX_HOSTS,
   snapshotByteLimit,
 } from "../../lib/routing/cache_snapshot.ts";
+import { domainFromKey } from "../../lib/routing/keys.ts";
 import type { SavedEntry } from "../../lib/routing/cache.ts";
 import { MAX_MX_HOSTS } from "../../lib/dns/answer.ts";
 
@@ -288,5 +290,47 @@ Deno.test("snapshot: decoding any damage to a valid file never throws", () => {
       },
     ),
     { numRuns: 2000 },
+  );
+});
+
+Deno.test("snapshot: a domain is accepted exactly when domainFromKey keeps it as it is", () => {
+  const keptAsIs = (name: string) => {
+    const parsed = domainFromKey(name);
+    return parsed.ok && parsed.domain === name;
+  };
+  const samples = [
+    "example.com",
+    "a",
+    "localdomain",
+    "xn--mller-kva.example",
+    "_dmarc.example",
+    "a-b.c_d.example",
+    `${"a".repeat(63)}.example`,
+    `${"a".repeat(64)}.example`,
+    Array(127).fill("a").join("."),
+    Array(128).fill("a").join("."),
+    "example.123",
+    "123",
+    "123.example",
+    "Example.com",
+    "example.com.",
+    ".example.com",
+    "a..b",
+    "-a.example",
+    "a-.example",
+    "*",
+    "[192.0.2.1]",
+    "u@example.com",
+    "müller.example",
+    "",
+  ];
+  for (const name of samples) assert.equal(isCachedDomain(name), keptAsIs(name), name);
+  const label = fc.stringMatching(/^[a-zA-Z0-9_.@*\[\]-]{0,8}$/);
+  fc.assert(
+    fc.property(fc.array(label, { minLength: 1, maxLength: 5 }), (labels) => {
+      const name = labels.join(".");
+      assert.equal(isCachedDomain(name), keptAsIs(name), name);
+    }),
+    { numRuns: 5000 },
   );
 });
