@@ -117,7 +117,7 @@ class Service {
   #metricsServer: Deno.HttpServer | null = null;
   #stats: { stop(): void } | null = null;
   /** systemd's Type=notify messages; does nothing without NOTIFY_SOCKET. */
-  readonly #notifier = new SystemdNotifier({ socket: Deno.env.get("NOTIFY_SOCKET") });
+  readonly #notifier = SystemdNotifier.fromEnvironment();
   #statusUpdates: { stop(): void } | null = null;
   #reloads = 0;
   #stopping = false;

@@ -60,6 +60,28 @@ export class SystemdNotifier {
   #queue: Promise<void> = Promise.resolve();
   #failed = false;
 
+  /**
+   * A notifier for `NOTIFY_SOCKET` of this process's environment. Without the permission to read
+   * it, an error says what systemd will miss and the fix, and nothing is sent.
+   *
+   * @example
+   * ```ts
+   * const notifier = SystemdNotifier.fromEnvironment();
+   * ```
+   */
+  static fromEnvironment(): SystemdNotifier {
+    let socket: string | undefined;
+    try {
+      socket = Deno.env.get("NOTIFY_SOCKET");
+    } catch (error) {
+      log
+        .error`cannot read NOTIFY_SOCKET (${
+        errorMessage(error)
+      }): systemd is not told that the router is ready, and a Type=notify start times out; run it with --allow-env=NOTIFY_SOCKET --allow-run=systemd-notify, as the compile task does`;
+    }
+    return new SystemdNotifier({ socket });
+  }
+
   constructor(init: SystemdNotifierInit) {
     this.enabled = (init.socket ?? "") !== "";
     this.#run = init.run ?? runSystemdNotify;

@@ -137,6 +137,36 @@ Deno.test("systemd notify: without NOTIFY_SOCKET, systemd-notify is never run", 
   }
 });
 
+Deno.test("without permission to read NOTIFY_SOCKET: an error with the fix, and the router serves", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "mxrouter-notify-" });
+  const dns = await startFakeDns({ fallback: { kind: "nxdomain" } });
+  const port = await freePort();
+  // The compile task's flags but an --allow-env without NOTIFY_SOCKET, as an old wrapper has.
+  const flags = withExtraPaths(await compilePermissionFlags(), [tmp]).map((flag) =>
+    flag.startsWith("--allow-env=") ? "--allow-env=JOURNAL_STREAM" : flag
+  );
+  await Deno.writeTextFile(`${tmp}/rules.conf`, RULES);
+  const router = spawnCaptured(Deno.execPath(), {
+    args: ["run", "--no-prompt", ...flags, `${PROJECT_ROOT}/main.ts`, "-c", `${tmp}/rules.conf`]
+      .concat(["-p", String(port), "--dns-server", `127.0.0.1:${dns.port}`]),
+    env: { NO_COLOR: "1", NOTIFY_SOCKET: `${tmp}/notify` },
+  });
+  try {
+    await waitFor(() => router.stderr().includes(`listening on 127.0.0.1:${port}`), {
+      what: "listening",
+      detail: () => router.stderr(),
+    });
+    assert.match(
+      router.stderr(),
+      /cannot read NOTIFY_SOCKET \(.*\): systemd is not told that the router is ready, and a Type=notify start times out; run it with --allow-env=NOTIFY_SOCKET --allow-run=systemd-notify/,
+    );
+  } finally {
+    await router.stop();
+    await dns.close();
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
 Deno.test("a --dns-server that does not answer: an error naming it and the fix, and the router starts", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "mxrouter-deaddns-" });
   const silent = await startFakeDns({ fallback: { kind: "silence" } });
