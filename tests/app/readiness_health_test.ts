@@ -241,7 +241,12 @@ async function runMain(args: string[], tmpDir: string) {
 Deno.test("health subcommand against a running router: OK, CRITICAL for a 400, socketmap too", async () => {
   const socketmapPort = await freePort();
   await using fixture = await startRouterFixture({
-    args: ["--socketmap", `127.0.0.1:${socketmapPort}`],
+    args: (tmp) => [
+      "--socketmap",
+      `127.0.0.1:${socketmapPort}`,
+      "--socketmap",
+      `unix:${tmp}/mxroute.sock`,
+    ],
   });
   const tcp = `127.0.0.1:${fixture.router.port}`;
   const ok = await runMain(["health", "--tcp", tcp], fixture.tmpDir);
@@ -270,6 +275,12 @@ Deno.test("health subcommand against a running router: OK, CRITICAL for a 400, s
   );
   assert.equal(socketmap.code, 0, socketmap.stdout);
   assert.match(socketmap.stdout, /^OK: socketmap 127\.0\.0\.1:\d+ answered "NOTFOUND "/);
+  const unix = await runMain(
+    ["health", "--socketmap", `unix:${fixture.tmpDir}/mxroute.sock`, "--key", "a@contoso.test"],
+    fixture.tmpDir,
+  );
+  assert.equal(unix.code, 0, unix.stdout);
+  assert.match(unix.stdout, /^OK: socketmap unix:\S+ answered "OK relay:\[o365\.example\]:587"/);
   const unknown = await runMain(["health", "--warning", "fast"], fixture.tmpDir);
   assert.equal(unknown.code, 3);
   assert.match(unknown.stdout, /^UNKNOWN: option '--warning' needs milliseconds/);
