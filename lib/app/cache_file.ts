@@ -72,31 +72,41 @@ export async function readCacheFile(
     missing: false,
     message: `${path}: ${message}`,
   });
-  let file: Deno.FsFile;
+  // Checked by path, not on the opened file: Deno checks an open file's stat() against its real
+  // path, and under DynamicUser= the state directory is a symbolic link into /var/lib/private,
+  // which the binary may not read. The file cannot be swapped between the check and the open:
+  // only we or root may write its directory (checked here too).
+  let stat: Deno.FileInfo;
+  let directory: Deno.FileInfo;
   try {
-    file = await Deno.open(path, { read: true });
+    stat = await Deno.stat(path);
+    directory = await Deno.stat(dirname(path));
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) {
       return { ok: false, missing: true, message: `${path}: no cache file yet` };
     }
+    return refuse(`cannot read: ${describeFileError(error)}`);
+  }
+  if (!stat.isFile) return refuse("not a regular file; remove it");
+  // Null where there are no uids (Windows): then only the mode is checked.
+  let uid: number | null;
+  try {
+    uid = options.uid ?? Deno.uid();
+  } catch {
+    return refuse("cannot check its owner: this binary lacks --allow-sys=uid");
+  }
+  const unsafe = unsafeOwnership(path, stat, uid) ??
+    unsafeDirectory(dirname(path), directory, uid);
+  if (unsafe !== null) return refuse(unsafe);
+  const limit = snapshotByteLimit(options.cacheSize);
+  if (stat.size > limit) return refuse(tooLarge(stat.size, limit, options.cacheSize));
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { read: true });
+  } catch (error) {
     return refuse(`cannot open: ${describeFileError(error)}`);
   }
   try {
-    // The opened file's own status: it cannot be swapped between the check and the read.
-    const stat = await file.stat();
-    if (!stat.isFile) return refuse("not a regular file; remove it");
-    // Null where there are no uids (Windows): then only the mode is checked.
-    let uid: number | null;
-    try {
-      uid = options.uid ?? Deno.uid();
-    } catch {
-      return refuse("cannot check its owner: this binary lacks --allow-sys=uid");
-    }
-    const unsafe = unsafeOwnership(path, stat, uid) ??
-      unsafeDirectory(dirname(path), await Deno.stat(dirname(path)), uid);
-    if (unsafe !== null) return refuse(unsafe);
-    const limit = snapshotByteLimit(options.cacheSize);
-    if (stat.size > limit) return refuse(tooLarge(stat.size, limit, options.cacheSize));
     // Bounded even if the file grows after the stat: one byte more than allowed is enough to know.
     const buffer = new Uint8Array(Math.min(stat.size, limit) + 1);
     let length = 0;

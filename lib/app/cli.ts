@@ -48,6 +48,8 @@ export interface ServeOptions {
   idleTimeoutMs: number;
   /** The cache flags (--cache-ttl, --min-ttl, ...), as the cache takes them. */
   cache: CacheOptions;
+  /** --cache-file: where the cached DNS answers outlive a restart, or null (off). */
+  cacheFile: string | null;
   maxConnections: number;
   /** --max-dns-inflight: DNS lookups at once; more wait in order, within --dns-timeout. */
   maxDnsInflight: number;
@@ -193,6 +195,12 @@ export const SERVE_FLAGS: readonly FlagSpec[] = [
     range: { min: 1, max: 100_000_000, integer: true },
     default: cacheDefaults.cacheSize,
     help: "most domains cached",
+  },
+  {
+    name: "cache-file",
+    value: "PATH",
+    help: "keep the cached DNS answers in PATH across restarts: read before\n" +
+      "listening, written on stop and every 5 minutes (default off)",
   },
   {
     name: "timeout",
@@ -456,6 +464,8 @@ function serveOptions(values: Values): ServeOptions | { error: string } {
   }
   const matchMode = parseMatchMode(stringFlag(values, "match-mode"));
   if (typeof matchMode === "object") return matchMode;
+  const cacheFile = stringFlag(values, "cache-file") ?? null;
+  if (cacheFile === "") return { error: "option '--cache-file' needs a path" };
   return {
     config: stringFlag(values, "config") ?? DEFAULT_CONFIG,
     host,
@@ -473,6 +483,7 @@ function serveOptions(values: Values): ServeOptions | { error: string } {
       staleAnswerMs: numbers["stale-answer-ms"],
       cacheSize: numbers["cache-size"],
     },
+    cacheFile,
     maxConnections: numbers["max-connections"],
     maxDnsInflight: numbers["max-dns-inflight"],
     socketmap,

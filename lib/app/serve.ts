@@ -33,6 +33,7 @@ import { PROGRAM, type ServeOptions, VERSION } from "./cli.ts";
 import { loadDnsServers, loadRuleSet } from "./load.ts";
 import type { createMetrics, RouterMetrics } from "./metrics.ts";
 import { startStatsLog } from "./stats.ts";
+import { type CacheFile, openCacheFile } from "./cache_file.ts";
 import { healthVerdict } from "./healthz.ts";
 import { startStatusUpdates, statusText, SystemdNotifier } from "./systemd_notify.ts";
 
@@ -116,6 +117,8 @@ class Service {
   #endpoints: Endpoint[] = [];
   #metricsServer: Deno.HttpServer | null = null;
   #stats: { stop(): void } | null = null;
+  /** --cache-file, loaded before listening and saved on stop. */
+  #cacheFile: CacheFile | null = null;
   /** systemd's Type=notify messages; does nothing without NOTIFY_SOCKET. */
   readonly #notifier = SystemdNotifier.fromEnvironment();
   #statusUpdates: { stop(): void } | null = null;
@@ -194,6 +197,14 @@ class Service {
       logSink,
       createMetrics: metricsModule?.createMetrics ?? null,
     });
+    // Known domains answer from the first lookup on, even with DNS down.
+    if (options.cacheFile !== null) {
+      built.#cacheFile = await openCacheFile({
+        path: options.cacheFile,
+        cache: built.#cache,
+        cacheSize: options.cache.cacheSize,
+      });
+    }
     // Every DNS server is probed while the listeners open; readiness waits for the answers.
     const probing = built.#probeDns();
     await built.#listen();
@@ -308,6 +319,7 @@ class Service {
     }
     await this.#metricsServer?.shutdown();
     this.#stats?.stop();
+    await this.#cacheFile?.close();
     // Let systemd-notify hand STOPPING=1 over before the process exits, within a second.
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([told, new Promise((resolve) => timer = setTimeout(resolve, 1000))]);

@@ -237,3 +237,16 @@ Deno.test("--help shows every flag of the one table, with the table's defaults",
     /--cache-ttl SECONDS {2}longest any answer is cached; 0 disables caching \(default 3600\)/,
   );
 });
+
+Deno.test("--cache-file PATH: off by default, a path when given, never empty", () => {
+  const defaults = parseCommandLine([]);
+  assert.ok(defaults.kind === "serve");
+  assert.equal(defaults.options.cacheFile, null);
+  const given = parseCommandLine(["--cache-file", "/var/lib/postfix-mx-pattern-router/cache"]);
+  assert.ok(given.kind === "serve");
+  assert.equal(given.options.cacheFile, "/var/lib/postfix-mx-pattern-router/cache");
+  assert.deepEqual(parseCommandLine(["--cache-file", ""]), {
+    kind: "error",
+    message: "option '--cache-file' needs a path",
+  });
+});
