@@ -90,8 +90,8 @@ export interface E2eOptions {
    * Default 0.
    */
   bulkDomainsPerClass?: number;
-  /** Extra router arguments. */
-  routerArgs?: string[];
+  /** Extra router arguments; a function gets the environment's temporary directory. */
+  routerArgs?: string[] | ((tmp: string) => string[]);
   /** The router's --dns-timeout in seconds. Default 1. */
   dnsTimeoutSeconds?: number;
 }
@@ -451,7 +451,12 @@ export async function startE2eEnv(options: E2eOptions = {}): Promise<E2eEnv> {
       dnsServers: [dns.address],
       dnsTimeoutSeconds: options.dnsTimeoutSeconds ?? 1,
       // E2E_VERBOSE=1 logs every lookup (debug), for reading failures.
-      args: [...(Deno.env.get("E2E_VERBOSE") === "1" ? ["-v"] : []), ...options.routerArgs ?? []],
+      args: [
+        ...(Deno.env.get("E2E_VERBOSE") === "1" ? ["-v"] : []),
+        ...(typeof options.routerArgs === "function"
+          ? options.routerArgs(tmp)
+          : options.routerArgs ?? []),
+      ],
       // A fresh machine may still be filling Deno's module cache.
       startTimeoutMs: 60_000,
     };
