@@ -110,6 +110,14 @@ interface FailureEntry {
   until: number;
 }
 
+/**
+ * Told when a new DNS answer replaces a cached entry (a prefetch, or a refresh of an expired
+ * entry still within --stale-ttl; one past it is dropped before DNS is asked), after the new entry
+ * is stored. A failure replaces nothing. It runs as the answer is stored, before any lookup
+ * waiting for it: it must not throw.
+ */
+export type ReplaceHook<M> = (domain: string, previous: CacheEntry<M>, next: CacheEntry<M>) => void;
+
 /** Options of {@linkcode MxCache}. */
 export interface MxCacheInit {
   resolver: MxResolver;
@@ -146,6 +154,8 @@ export class MxCache<M = unknown> {
   readonly #entries: LRUCache<string, CacheEntry<M>> | null;
   readonly #failures: LRUCache<string, FailureEntry> | null;
   readonly #inflight = new Map<string, Promise<MxOutcome>>();
+  /** Told of each cached entry a new answer replaces; set by the router that memoizes here. */
+  onReplace: ReplaceHook<M> | null = null;
 
   constructor(init: MxCacheInit) {
     this.#resolver = init.resolver;
@@ -351,7 +361,12 @@ export class MxCache<M = unknown> {
       return;
     }
     this.#failures?.delete(domain);
-    this.#entries?.set(domain, this.#newEntry(outcome));
+    const entries = this.#entries;
+    if (entries === null) return;
+    const previous = entries.peek(domain);
+    const entry = this.#newEntry(outcome);
+    entries.set(domain, entry);
+    if (previous !== undefined) this.onReplace?.(domain, previous, entry);
   }
 
   #newEntry(outcome: Exclude<MxOutcome, TempFailAnswer>): CacheEntry<M> {

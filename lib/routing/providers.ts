@@ -49,6 +49,8 @@ export interface ProviderCatalog {
 export const CATALOG_FILE = "lib/routing/providers.json";
 
 const ID = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
+/** Provider labels of the metrics for hosts outside the catalog and for no host at all. */
+const RESERVED_IDS = new Set(["other", "none"]);
 const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
 const PROVIDER_KEYS = new Set([
@@ -136,6 +138,12 @@ function parseProvider(entry: unknown, fail: (problem: string) => never): Provid
   const { id, name, suffixes, source, checked, published, see_also: seeAlso, note } = entry;
   if (typeof id !== "string" || !ID.test(id)) {
     fail(`id ${JSON.stringify(id)} must be lower-case letters and digits, words joined by "-"`);
+  }
+  if (RESERVED_IDS.has(id as string)) {
+    fail(
+      `id "${id}" is reserved: the metrics label hosts outside the catalog "other" and ` +
+        `lookups without an MX host "none"; choose another id`,
+    );
   }
   if (typeof name !== "string" || name.trim() === "") fail("name must be a non-empty string");
   if (!Array.isArray(suffixes) || suffixes.length === 0) {

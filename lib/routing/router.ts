@@ -9,6 +9,7 @@
 
 import type { AnswerSource, CacheAnswer, CacheEntry, MxCache } from "./cache.ts";
 import type { MxOutcome } from "../dns/types.ts";
+import { PROVIDER_IDS, providerOf } from "./providers.ts";
 import { REGEX_STEP_BUDGET } from "./regex.ts";
 import { domainFromKey, domainPart, plainDomain } from "./keys.ts";
 import {
@@ -39,6 +40,11 @@ export interface Decision {
   matchedHost: string | null;
   /** The MX hosts in the order they were tried (the domain itself for NODATA). */
   hosts: readonly string[];
+  /**
+   * The catalog id of the provider of the MX host that decided, or when no host matched, of the
+   * first (most preferred) host; null for a host outside the catalog, or when there is no host.
+   */
+  provider: string | null;
 }
 
 function makeDecision(
@@ -46,14 +52,65 @@ function makeDecision(
 ): Decision {
   // Every field written here, in one order: one compact shape for every decision (a spread of
   // `fields` gave each cached decision an out-of-object property array, 40 bytes a domain).
+  const matchedHost = fields.matchedHost ?? null;
+  const host = matchedHost ?? fields.hosts[0];
   return {
     label: fields.label,
     result: fields.result ?? null,
     reason: fields.reason,
     rule: fields.rule ?? null,
-    matchedHost: fields.matchedHost ?? null,
+    matchedHost,
     hosts: fields.hosts,
+    // Found once per decision, so a cache hit never searches the catalog.
+    provider: host === undefined ? null : providerOf(host)?.id ?? null,
   };
+}
+
+/** The provider label of a host outside the catalog (and of a domain that is its own MX host). */
+export const OTHER_PROVIDER = "other";
+
+/**
+ * The provider label of a lookup without an MX host (NXDOMAIN, null MX, a DNS failure, an invalid
+ * key, a `domain:` rule answered without DNS), and the route of a decision that answers not found.
+ */
+export const NO_PROVIDER = "none";
+
+/**
+ * Every provider label, a fixed set for metrics: the catalog ids, then {@linkcode OTHER_PROVIDER}
+ * and {@linkcode NO_PROVIDER}.
+ *
+ * @example
+ * ```ts
+ * PROVIDER_LABELS.includes("microsoft365"); // true
+ * ```
+ */
+export const PROVIDER_LABELS: readonly string[] = [...PROVIDER_IDS, OTHER_PROVIDER, NO_PROVIDER];
+
+/**
+ * The provider label a lookup is counted under: the decision's provider, else `other` when it has
+ * an MX host, else `none`.
+ *
+ * @example
+ * ```ts
+ * providerLabel(decide("contoso.com", outcome, ruleSet)); // "microsoft365"
+ * ```
+ */
+export function providerLabel(decision: Decision): string {
+  return decision.provider ?? (decision.hosts.length > 0 ? OTHER_PROVIDER : NO_PROVIDER);
+}
+
+/**
+ * Where a decision routes a domain, as a decision change names it: for a match, the provider of
+ * the host that decided (`other` outside the catalog, or for a `domain:` rule); `none` for not
+ * found.
+ *
+ * @example
+ * ```ts
+ * routeLabel(decide("contoso.com", outcome, ruleSet)); // "microsoft365", or "none" without a rule
+ * ```
+ */
+export function routeLabel(decision: Decision): string {
+  return decision.label !== "match" ? NO_PROVIDER : decision.provider ?? OTHER_PROVIDER;
 }
 
 /**
@@ -286,6 +343,23 @@ export function combineObservers(observers: LookupObserver[]): LookupObserver {
 /** Lookup counts by label, since start. */
 export type LookupCounts = Record<DecisionLabel, number>;
 
+/**
+ * A cached domain whose decision changed when a new DNS answer replaced its entry, under the
+ * same rules. Temporary failures are never compared: a failed refresh keeps the old entry.
+ */
+export interface DecisionChange {
+  /** The ASCII domain. */
+  domain: string;
+  /** The decision made from the replaced answer. */
+  previous: Decision;
+  /** The decision made from the new answer. */
+  next: Decision;
+  /** {@linkcode routeLabel} of `previous`: a provider id, `other` or `none`. */
+  from: string;
+  /** {@linkcode routeLabel} of `next`. */
+  to: string;
+}
+
 /** Options of {@linkcode Router}. */
 export interface RouterInit {
   cache: MxCache<Decision>;
@@ -293,6 +367,13 @@ export interface RouterInit {
   observer?: LookupObserver;
   /** Decide, log and count as usual, but answer "not found" (safe rollout). */
   dryRun?: boolean;
+  /**
+   * Told when a refresh changes a cached domain's decision: where it routes (`from`, `to`) or
+   * what it answers. Only for a replaced entry whose decision was made under the rules in force
+   * (a reload changes decisions without the domain changing). Called while the cache stores the
+   * new answer: it must not throw.
+   */
+  onDecisionChange?: (change: DecisionChange) => void;
 }
 
 /**
@@ -308,8 +389,12 @@ export interface RouterInit {
 export class Router {
   /** The rules in force; replace the whole object to reload. */
   ruleSet: RuleSet;
-  /** Lookup counts by label. */
-  readonly counts: LookupCounts = { match: 0, nomatch: 0, tempfail: 0, invalid: 0 };
+  /** Lookup counts by provider label (every one of {@linkcode PROVIDER_LABELS}), then by label. */
+  readonly countsByProvider: ReadonlyMap<string, LookupCounts> = new Map(
+    PROVIDER_LABELS.map((
+      provider,
+    ) => [provider, { match: 0, nomatch: 0, tempfail: 0, invalid: 0 }]),
+  );
   readonly #cache: MxCache<Decision>;
   readonly #observer: LookupObserver | undefined;
   readonly #dryRun: boolean;
@@ -327,6 +412,23 @@ export class Router {
     this.ruleSet = init.ruleSet;
     this.#observer = init.observer;
     this.#dryRun = init.dryRun ?? false;
+    const onDecisionChange = init.onDecisionChange;
+    if (onDecisionChange !== undefined) {
+      init.cache.onReplace = (domain, previous, next) =>
+        this.#compare(domain, previous, next, onDecisionChange);
+    }
+  }
+
+  /** Lookup counts by label, summed over the providers. */
+  get counts(): LookupCounts {
+    const sum: LookupCounts = { match: 0, nomatch: 0, tempfail: 0, invalid: 0 };
+    for (const counts of this.countsByProvider.values()) {
+      sum.match += counts.match;
+      sum.nomatch += counts.nomatch;
+      sum.tempfail += counts.tempfail;
+      sum.invalid += counts.invalid;
+    }
+    return sum;
   }
 
   /** Decides the answer for one key. */
@@ -367,6 +469,27 @@ export class Router {
     return entry.memo = decide(domain, entry.outcome, this.ruleSet);
   }
 
+  /**
+   * A new answer replaced a cached one: decide it now (memoized on the new entry, so the next
+   * lookup reuses it) and report a change from the old decision, if that was made under these
+   * rules. Routing elsewhere or answering otherwise is a change; failing is not.
+   */
+  #compare(
+    domain: string,
+    replaced: CacheEntry<Decision>,
+    entry: CacheEntry<Decision>,
+    report: (change: DecisionChange) => void,
+  ): void {
+    const previous = replaced.memo;
+    if (previous === undefined || replaced.memoFor !== this.ruleSet) return;
+    const next = this.#memo(entry, domain);
+    if (previous.label === "tempfail" || next.label === "tempfail") return;
+    const from = routeLabel(previous);
+    const to = routeLabel(next);
+    if (from === to && previous.result === next.result) return;
+    report({ domain, previous, next, from, to });
+  }
+
   #finish(
     decision: Decision,
     key: string,
@@ -375,8 +498,14 @@ export class Router {
     startedAt: number,
   ): Decision {
     const reply = answerFor(decision);
-    if (decision.rule !== null) decision.rule.matches++;
-    this.counts[decision.label]++;
+    const provider = providerLabel(decision);
+    this.countsByProvider.get(provider)![decision.label]++;
+    const rule = decision.rule;
+    if (rule !== null) {
+      rule.matches++;
+      const byProvider = rule.matchesByProvider;
+      byProvider.set(provider, (byProvider.get(provider) ?? 0) + 1);
+    }
     if (this.#observer?.wants(decision.label)) {
       // One report object, refilled per lookup: observers read it during the call only.
       const report = this.#report;

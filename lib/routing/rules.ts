@@ -48,6 +48,8 @@ export interface Rule {
   pool: Pool | null;
   /** Lookups answered by this rule since the rules were loaded (for metrics and stats). */
   matches: number;
+  /** The same lookups by the provider label of the host that matched (`other`, `none`). */
+  matchesByProvider: Map<string, number>;
   /** True when the (lower-case, dot-less) host name matches. */
   test: (host: string) => boolean;
 }

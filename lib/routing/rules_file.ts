@@ -287,6 +287,7 @@ function parseRuleLine(
     answersNotFound: NOT_FOUND_RESULT.test(result),
     pool: null,
     matches: 0,
+    matchesByProvider: new Map(),
     test,
   };
 }

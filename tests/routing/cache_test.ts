@@ -411,3 +411,44 @@ Deno.test("export then import: a second cache answers what the first knew", asyn
   }
   assert.equal(second.resolver.total, 0);
 });
+
+Deno.test("onReplace is told of each cached entry a new answer replaces, after storing it", async () => {
+  const { resolver, clock, cache } = setup({ staleAnswerMs: 1000 });
+  const replaced: [string, MxOutcome, MxOutcome, boolean][] = [];
+  cache.onReplace = (domain, previous, next) =>
+    replaced.push([domain, previous.outcome, next.outcome, cache.fresh(domain) === next]);
+  resolver.answer("a.example", mx(100, "old.a.example"));
+  await look(cache, "a.example"); // a first answer replaces nothing
+  assert.deepEqual(replaced, []);
+  resolver.answer("a.example", mx(100, "new.a.example"));
+  clock.advance(95); // a prefetch
+  await look(cache, "a.example");
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  resolver.answer("a.example", mx(100, "newer.a.example"));
+  clock.advance(101); // a refresh of the expired entry
+  await look(cache, "a.example");
+  assert.deepEqual(replaced, [
+    ["a.example", mx(100, "old.a.example"), mx(100, "new.a.example"), true],
+    ["a.example", mx(100, "new.a.example"), mx(100, "newer.a.example"), true],
+  ]);
+});
+
+Deno.test("onReplace is not told of failures, nor of answers with caching off", async () => {
+  const { resolver, clock, cache } = setup({ staleAnswerMs: 5, staleTtl: 100 });
+  let told = 0;
+  cache.onReplace = () => told++;
+  resolver.answer("a.example", mx(60, "mx.a.example"));
+  await look(cache, "a.example");
+  resolver.answer("a.example", servfail);
+  clock.advance(61);
+  assert.equal((await look(cache, "a.example")).source, "stale");
+  resolver.answer("a.example", mx(60, "mx.a.example"));
+  clock.advance(200); // past --stale-ttl: dropped before DNS is asked, so nothing is replaced
+  assert.equal((await look(cache, "a.example")).source, "dns");
+  const off = setup({ cacheTtl: 0 });
+  off.cache.onReplace = () => told++;
+  off.resolver.answer("a.example", mx(60, "mx.a.example"));
+  await look(off.cache, "a.example");
+  await look(off.cache, "a.example");
+  assert.equal(told, 0);
+});

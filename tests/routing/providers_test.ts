@@ -234,9 +234,11 @@ Deno.test("a catalog with faults is refused with the file, the entry and the fix
     [{ version: 1, providers: [] }, /^t\.json: providers: expected a non-empty array/],
     [catalogOf("x"), /^t\.json: providers\[0\]: expected an object$/],
     [
-      catalogOf(entry(), entry({ id: "other", suffixes: ["a.net", "mx.example.net"] })),
-      /^t\.json: providers\[1\] \(other\): suffix "mx\.example\.net" is also claimed by "example"/,
+      catalogOf(entry(), entry({ id: "second", suffixes: ["a.net", "mx.example.net"] })),
+      /^t\.json: providers\[1\] \(second\): suffix "mx\.example\.net" is also claimed by "example"/,
     ],
+    [catalogOf(entry({ id: "other" })), /id "other" is reserved: the metrics label .*another id/],
+    [catalogOf(entry({ id: "none" })), /id "none" is reserved/],
     [
       catalogOf(entry(), entry({ suffixes: ["b.net"] })),
       /^t\.json: providers\[1\] \(example\): id "example" is used twice/,

@@ -83,6 +83,7 @@ Deno.test("socketmapCodec encodes decisions as OK, NOTFOUND and TEMP", () => {
     rule: null,
     matchedHost: null,
     hosts: [],
+    provider: null,
     replies: [],
     ruleSet: null,
     hostsText: undefined,
