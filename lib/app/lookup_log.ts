@@ -1,7 +1,7 @@
 /**
  * The lookup log: one line per lookup (at info for matches, debug for the rest), written
- * straight to the stderr sink, and one warning per DNS failure, bounded per domain and per
- * minute. The text that depends only on a rule or an MX set is made once and kept here, keyed
+ * straight to the stderr sink, one warning per DNS failure, bounded per domain and per minute,
+ * and the text of a decision that changed. The text that depends only on a rule or an MX set is made once and kept here, keyed
  * by that rule or set, so the domain model carries no log text.
  *
  * @module
@@ -10,6 +10,7 @@
 import { escapeControl, log, type StderrSink } from "../common/log.ts";
 import {
   type Decision,
+  type DecisionChange,
   type DecisionLabel,
   elapsedMs,
   type LookupObserver,
@@ -116,6 +117,36 @@ export function lookupLogger(options: LookupLoggerOptions): LookupObserver {
       sink.appendLine(decision.label === "match" ? "info" : "debug", text, Date.now());
     },
   };
+}
+
+/**
+ * The log line of a cached domain whose decision changed: where it routed and routes (as the
+ * decision-change metric labels them), then what it answered and answers, by which rule line and
+ * which MX hosts.
+ *
+ * @example
+ * ```ts
+ * decisionChangeText(change);
+ * // "domain contoso.com: google -> microsoft365 (was relay:[g]:587 by line 1, MX aspmx.l.google.com;
+ * //  now relay:[m]:587 by line 2, MX contoso-com.mail.protection.outlook.com)"
+ * ```
+ */
+export function decisionChangeText(change: DecisionChange): string {
+  const { domain, previous, next, from, to } = change;
+  return `domain ${domain}: ${from} -> ${to} (was ${decisionSide(previous)}; now ${
+    decisionSide(next)
+  })`;
+}
+
+/** What a decision answers, by which rule, from which MX hosts; escaped. */
+function decisionSide(decision: Decision): string {
+  const rule = decision.rule;
+  const answer = decision.label === "match"
+    ? `${escapeControl(decision.result ?? "")}${rule === null ? "" : ` by line ${rule.line}`}`
+    : rule !== null
+    ? `not found by line ${rule.line} (DUNNO)`
+    : `not found (${escapeControl(decision.reason)})`;
+  return `${answer}, ${decision.hosts.length === 0 ? "no MX host" : `MX ${hostsText(decision)}`}`;
 }
 
 /** Failure lines a minute, across all domains, unless told otherwise. */

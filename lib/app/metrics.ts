@@ -13,8 +13,9 @@ import client from "prom-client";
 import { DNS_QUERY_OUTCOMES, type DnsQueryEvent } from "../dns/resolver.ts";
 import type { CacheCounters } from "../routing/cache.ts";
 import {
-  type DecisionLabel,
+  type DecisionChange,
   elapsedMs,
+  type LookupCounts,
   type LookupObserver,
   type LookupReport,
 } from "../routing/router.ts";
@@ -23,7 +24,8 @@ import type { HealthVerdict } from "./healthz.ts";
 
 /** Everything the scrape reads from the running router. */
 export interface MetricSources {
-  lookups: () => Record<DecisionLabel, number>;
+  /** Lookup counts by provider label (a catalog id, `other` or `none`), then by result. */
+  lookups: () => ReadonlyMap<string, LookupCounts>;
   cache: () => CacheCounters & { entries: number };
   /** Open connections per protocol. */
   connections: () => Record<string, number>;
@@ -46,6 +48,8 @@ export interface RouterMetrics {
   observeDnsQuery(event: DnsQueryEvent): void;
   /** Counts a reload by outcome. */
   countReload(outcome: "success" | "failure"): void;
+  /** Counts a cached domain whose decision a refresh changed, by where it routed and routes. */
+  countDecisionChange(change: Pick<DecisionChange, "from" | "to">): void;
   /**
    * Serves `GET /metrics` and `GET /healthz` on HOST:PORT (everything else is 404); throws if it
    * cannot listen.
@@ -86,12 +90,15 @@ export function createMetrics(sources: MetricSources): RouterMetrics {
     });
   new client.Counter({
     name: "mxrouter_lookups_total",
-    help: "Lookups answered, by result.",
-    labelNames: ["result"],
+    help: "Lookups answered, by result and by the provider of the MX host that decided (else of " +
+      "the first MX host): a catalog id, other (outside the catalog) or none (no MX host).",
+    labelNames: ["result", "provider"],
     registers: [registry],
     collect() {
       this.reset();
-      for (const [result, count] of Object.entries(sources.lookups())) this.inc({ result }, count);
+      for (const [provider, counts] of sources.lookups()) {
+        for (const [result, count] of Object.entries(counts)) this.inc({ result, provider }, count);
+      }
     },
   });
   const lookupSeconds = new client.Histogram({
@@ -155,15 +162,25 @@ export function createMetrics(sources: MetricSources): RouterMetrics {
   });
   new client.Counter({
     name: "mxrouter_rule_matches_total",
-    help: "Lookups answered by each rule (labelled by its line in the rules file) since load.",
-    labelNames: ["line"],
+    help: "Lookups answered by each rule (labelled by its line in the rules file) since load, by " +
+      "the provider of the host that matched: a catalog id, other, or none (a domain: rule).",
+    labelNames: ["line", "provider"],
     registers: [registry],
     collect() {
       this.reset();
       for (const rule of sources.ruleSet().rules) {
-        this.inc({ line: String(rule.line) }, rule.matches);
+        const line = String(rule.line);
+        for (const [provider, count] of rule.matchesByProvider) this.inc({ line, provider }, count);
       }
     },
+  });
+  const decisionChanges = new client.Counter({
+    name: "mxrouter_decision_changes_total",
+    help: "Cached domains whose decision changed when DNS was asked again, by where they routed " +
+      "(from) and route (to): the provider of the MX host that matched, other (a match outside " +
+      "the catalog) or none (not found).",
+    labelNames: ["from", "to"],
+    registers: [registry],
   });
   new client.Counter({
     name: "mxrouter_pool_picks_total",
@@ -205,6 +222,9 @@ export function createMetrics(sources: MetricSources): RouterMetrics {
     },
     countReload(outcome) {
       reloads.inc({ outcome });
+    },
+    countDecisionChange({ from, to }) {
+      decisionChanges.inc({ from, to });
     },
     serve: (address) => serveMetrics(address, registry, sources.health),
   };

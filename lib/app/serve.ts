@@ -8,7 +8,7 @@
 
 import { errorMessage } from "../common/errors.ts";
 import { log, setupLogging, type StderrSink, writeFatal } from "../common/log.ts";
-import { failureLogger, lookupLogger } from "./lookup_log.ts";
+import { decisionChangeText, failureLogger, lookupLogger } from "./lookup_log.ts";
 import { createResolver, type DnsQueryEvent, type DnsResolver } from "../dns/resolver.ts";
 import { PROBE_TIMEOUT_MS } from "../dns/health.ts";
 import { InflightLimit } from "../dns/inflight_limit.ts";
@@ -139,7 +139,7 @@ class Service {
     this.#options = options;
     // Each source is read at scrape time, when every part exists.
     this.#metrics = parts.createMetrics?.({
-      lookups: () => this.#router.counts,
+      lookups: () => this.#router.countsByProvider,
       cache: () => ({ ...this.#cache.counters, entries: this.#cache.size }),
       connections: () => this.#openConnections(),
       refusedConnections: () => this.#limit.refused,
@@ -179,6 +179,10 @@ class Service {
       ruleSet: parts.ruleSet,
       observer: combineObservers(observers),
       dryRun: options.dryRun,
+      onDecisionChange: (change) => {
+        log.info`${decisionChangeText(change)}`;
+        this.#metrics?.countDecisionChange(change);
+      },
     });
   }
 

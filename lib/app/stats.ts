@@ -1,6 +1,6 @@
 /**
- * The periodic stats line, as the original router logged it: lookups, cache counters, memory and
- * open connections, at info every 5 minutes.
+ * The periodic stats line, as the original router logged it: lookups (and by provider), cache
+ * counters, memory and open connections, at info every 5 minutes.
  *
  * @module
  */
@@ -8,7 +8,7 @@
 import type { MxCache } from "../routing/cache.ts";
 import type { ConnectionLimit } from "../server/connection_limit.ts";
 import { log } from "../common/log.ts";
-import type { Decision, Router } from "../routing/router.ts";
+import { type Decision, PROVIDER_LABELS, type Router } from "../routing/router.ts";
 import type { RuleSet } from "../routing/rules.ts";
 
 /** How often the stats line is logged. */
@@ -35,12 +35,27 @@ export function statsLine(sources: StatsSources): string {
   const c = sources.cache.counters;
   const rssMb = (Deno.memoryUsage().rss / 1048576).toFixed(1);
   return `stats: lookups match=${match} nomatch=${nomatch} tempfail=${tempfail} ` +
-    `invalid=${invalid}; cache entries=${sources.cache.size} hits=${c.hits} misses=${c.misses} ` +
+    `invalid=${invalid}; providers ${providerCounts(sources.router)}; ` +
+    `cache entries=${sources.cache.size} hits=${c.hits} misses=${c.misses} ` +
     `stale=${c.staleAnswers} prefetches=${c.prefetches} coalesced=${c.coalesced} ` +
     `failure_hits=${c.failureHits}; dns queries=${c.dnsQueries} failures=${c.failures}; ` +
     `connections open=${sources.limit.open} refused=${sources.limit.refused} ` +
     `evicted=${sources.limit.evicted}; rss=${rssMb}MB; ` +
     `top rules: ${topRules(sources.router.ruleSet)}`;
+}
+
+/** Lookups per provider label, most first (ties in catalog order), those with none left out. */
+function providerCounts(router: Router): string {
+  const totals: [string, number][] = [];
+  for (const provider of PROVIDER_LABELS) {
+    const { match, nomatch, tempfail, invalid } = router.countsByProvider.get(provider)!;
+    const total = match + nomatch + tempfail + invalid;
+    if (total > 0) totals.push([provider, total]);
+  }
+  // "-": "none" is a label (lookups without an MX host).
+  if (totals.length === 0) return "-";
+  // Array.prototype.sort is stable: equal counts keep the catalog order.
+  return totals.sort((a, b) => b[1] - a[1]).map(([id, n]) => `${id}=${n}`).join(" ");
 }
 
 /** How many of the most used rules the line names. */

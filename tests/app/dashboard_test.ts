@@ -73,7 +73,7 @@ async function exportedMetrics(): Promise<Map<string, string>> {
   );
   assert.ok(parsed.ok);
   const metrics = createMetrics({
-    lookups: () => ({ match: 0, nomatch: 0, tempfail: 0, invalid: 0 }),
+    lookups: () => new Map([["microsoft365", { match: 0, nomatch: 0, tempfail: 0, invalid: 0 }]]),
     cache: () => ({
       hits: 0,
       misses: 0,

@@ -66,7 +66,7 @@ Deno.test("GET /healthz on the metrics listener: 200 ok, 503 with the one-line r
   assert.ok(parsed.ok);
   let verdict: HealthVerdict = { ok: true };
   const metrics = createMetrics({
-    lookups: () => ({ match: 0, nomatch: 0, tempfail: 0, invalid: 0 }),
+    lookups: () => new Map(),
     cache: () => ({
       hits: 0,
       misses: 0,
