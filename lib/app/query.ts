@@ -121,15 +121,15 @@ async function explainLookup(options: ExplainOptions): Promise<QueryReport> {
   let override: Rule | null = null;
   let outcome: MxOutcome | null = null;
   if (!parsed.ok) {
-    decision = invalidKeyDecision(parsed.reason);
-  } else if ((override = domainRuleFor(parsed.domain, ruleSet)) !== null) {
-    asciiDomain = parsed.domain;
+    decision = invalidKeyDecision(parsed.error);
+  } else if ((override = domainRuleFor(parsed.value, ruleSet)) !== null) {
+    asciiDomain = parsed.value;
     decision = domainRuleDecision(override);
   } else {
-    asciiDomain = parsed.domain;
-    outcome = await options.resolver.resolveMx(parsed.domain);
+    asciiDomain = parsed.value;
+    outcome = await options.resolver.resolveMx(parsed.value);
     dns = describeOutcome(outcome);
-    decision = decide(parsed.domain, outcome, ruleSet);
+    decision = decide(parsed.value, outcome, ruleSet);
   }
   // A pool answers with one member per lookup: show the one this lookup gets.
   const answer = answerFor(decision);
@@ -156,7 +156,7 @@ async function explainLookup(options: ExplainOptions): Promise<QueryReport> {
     key,
     domain,
     asciiDomain,
-    invalid: parsed.ok ? null : parsed.reason,
+    invalid: parsed.ok ? null : parsed.error,
     domainRule: override === null ? null : `${ruleSet.file}:${override.line} ${override.pattern}`,
     dns,
     hosts,

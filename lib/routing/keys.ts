@@ -6,18 +6,15 @@
  */
 
 import { domainToASCII } from "node:url";
-
-/** The domain of a key, or why the key names no domain worth a DNS lookup. */
-export type KeyDomain =
-  | { ok: true; domain: string }
-  | { ok: false; reason: string };
+import { err, ok, type Result } from "../common/result.ts";
 
 // One LDH label (underscore tolerated: it appears in real DNS names), 1 to 63 characters.
 const LABEL = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/;
 const ALL_DIGITS = /^[0-9]+$/;
 
 /**
- * Extracts and normalises the domain of a lookup key.
+ * Extracts and normalises the domain of a lookup key, or says why the key names no domain worth a
+ * DNS lookup.
  *
  * The domain is what follows the last `@` (a quoted local part may itself hold `@`); it is
  * lower-cased, loses one trailing dot, and a UTF-8 name is converted to its ASCII (A-label) form.
@@ -28,25 +25,25 @@ const ALL_DIGITS = /^[0-9]+$/;
  *
  * @example
  * ```ts
- * domainFromKey("User@Example.COM."); // { ok: true, domain: "example.com" }
- * domainFromKey("user@[192.0.2.1]"); // { ok: false, reason: "address literal" }
+ * domainFromKey("User@Example.COM."); // { ok: true, value: "example.com" }
+ * domainFromKey("user@[192.0.2.1]"); // { ok: false, error: "address literal" }
  * ```
  */
-export function domainFromKey(key: string): KeyDomain {
+export function domainFromKey(key: string): Result<string> {
   let domain = domainPart(key);
-  if (domain === "*") return { ok: false, reason: "wildcard key" };
-  if (domain.startsWith("[")) return { ok: false, reason: "address literal" };
-  if (domain.startsWith(".")) return { ok: false, reason: "parent-domain key" };
+  if (domain === "*") return err("wildcard key");
+  if (domain.startsWith("[")) return err("address literal");
+  if (domain.startsWith(".")) return err("parent-domain key");
   if (isAscii(domain)) {
     domain = plainDomain(domain);
   } else {
     // IDNA maps case itself (UTS #46); JavaScript's toLowerCase would not map the same way
     // (a final sigma), and could name another domain.
     const ascii = domainToASCII(withoutTrailingDot(domain));
-    if (ascii === "") return { ok: false, reason: "invalid internationalised domain name" };
+    if (ascii === "") return err("invalid internationalised domain name");
     domain = ascii;
   }
-  if (domain === "") return { ok: false, reason: "empty domain" };
+  if (domain === "") return err("empty domain");
   return checkDomainName(domain);
 }
 
@@ -88,14 +85,14 @@ function isAscii(text: string): boolean {
   return true;
 }
 
-function checkDomainName(domain: string): KeyDomain {
-  if (domain.length > 253) return { ok: false, reason: "domain name longer than 253 characters" };
+function checkDomainName(domain: string): Result<string> {
+  if (domain.length > 253) return err("domain name longer than 253 characters");
   const labels = domain.split(".");
   for (const label of labels) {
-    if (!LABEL.test(label)) return { ok: false, reason: "not a valid DNS name" };
+    if (!LABEL.test(label)) return err("not a valid DNS name");
   }
   if (ALL_DIGITS.test(labels[labels.length - 1])) {
-    return { ok: false, reason: "numeric top-level label (an IP address?)" };
+    return err("numeric top-level label (an IP address?)");
   }
-  return { ok: true, domain };
+  return ok(domain);
 }

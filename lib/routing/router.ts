@@ -439,8 +439,8 @@ export class Router {
     const entry = this.#cache.fresh(known);
     if (entry !== null) return this.#finish(this.#memo(entry, known), key, known, "cache", 0);
     const parsed = domainFromKey(key);
-    if (!parsed.ok) return this.#finish(invalidKeyDecision(parsed.reason), key, null, "key", 0);
-    const domain = parsed.domain;
+    if (!parsed.ok) return this.#finish(invalidKeyDecision(parsed.error), key, null, "key", 0);
+    const domain = parsed.value;
     // A domain rule answers without DNS; a cached domain meets it in its memoized decision.
     const override = domainRuleFor(domain, this.ruleSet);
     if (override !== null) {

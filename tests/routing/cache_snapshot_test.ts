@@ -296,7 +296,7 @@ Deno.test("snapshot: decoding any damage to a valid file never throws", () => {
 Deno.test("snapshot: a domain is accepted exactly when domainFromKey keeps it as it is", () => {
   const keptAsIs = (name: string) => {
     const parsed = domainFromKey(name);
-    return parsed.ok && parsed.domain === name;
+    return parsed.ok && parsed.value === name;
   };
   const samples = [
     "example.com",

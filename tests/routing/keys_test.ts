@@ -2,26 +2,26 @@ import assert from "node:assert/strict";
 import { domainFromKey, plainDomain } from "../../lib/routing/keys.ts";
 
 Deno.test("the domain is what follows the last @, lower-cased, without trailing dot", () => {
-  assert.deepEqual(domainFromKey("user@example.com"), { ok: true, domain: "example.com" });
-  assert.deepEqual(domainFromKey("User@Example.COM."), { ok: true, domain: "example.com" });
-  assert.deepEqual(domainFromKey("example.com"), { ok: true, domain: "example.com" });
+  assert.deepEqual(domainFromKey("user@example.com"), { ok: true, value: "example.com" });
+  assert.deepEqual(domainFromKey("User@Example.COM."), { ok: true, value: "example.com" });
+  assert.deepEqual(domainFromKey("example.com"), { ok: true, value: "example.com" });
   assert.deepEqual(domainFromKey('"a@b c"@sub.example.org'), {
     ok: true,
-    domain: "sub.example.org",
+    value: "sub.example.org",
   });
 });
 
 Deno.test("UTF-8 domains become their ASCII form", () => {
   assert.deepEqual(domainFromKey("jörg@Müller.example"), {
     ok: true,
-    domain: "xn--mller-kva.example",
+    value: "xn--mller-kva.example",
   });
-  assert.deepEqual(domainFromKey("bücher.example"), { ok: true, domain: "xn--bcher-kva.example" });
+  assert.deepEqual(domainFromKey("bücher.example"), { ok: true, value: "xn--bcher-kva.example" });
   // IDNA's own case mapping, not JavaScript's: ΣΑΣ is σασ, where toLowerCase gives σας.
-  assert.deepEqual(domainFromKey("u@example.ΣΑΣ"), { ok: true, domain: "example.xn--mxa9ab" });
+  assert.deepEqual(domainFromKey("u@example.ΣΑΣ"), { ok: true, value: "example.xn--mxa9ab" });
   assert.deepEqual(domainFromKey("u@BÜCHER.Example."), {
     ok: true,
-    domain: "xn--bcher-kva.example",
+    value: "xn--bcher-kva.example",
   });
 });
 
@@ -49,20 +49,20 @@ Deno.test("keys that name no routable domain are refused without DNS", () => {
 });
 
 Deno.test("refusals say why", () => {
-  assert.deepEqual(domainFromKey("*"), { ok: false, reason: "wildcard key" });
-  assert.deepEqual(domainFromKey("a@[192.0.2.1]"), { ok: false, reason: "address literal" });
-  assert.deepEqual(domainFromKey(".example.com"), { ok: false, reason: "parent-domain key" });
+  assert.deepEqual(domainFromKey("*"), { ok: false, error: "wildcard key" });
+  assert.deepEqual(domainFromKey("a@[192.0.2.1]"), { ok: false, error: "address literal" });
+  assert.deepEqual(domainFromKey(".example.com"), { ok: false, error: "parent-domain key" });
   assert.deepEqual(domainFromKey("user@123"), {
     ok: false,
-    reason: "numeric top-level label (an IP address?)",
+    error: "numeric top-level label (an IP address?)",
   });
 });
 
 Deno.test("single-label domains are domains like any other, looked up as absolute names", () => {
   // With append_dot_mydomain = no (Postfix's default) such recipients reach transport_maps, and
   // a top-level domain may have MX records; the original looked them up too.
-  assert.deepEqual(domainFromKey("user@singlelabel"), { ok: true, domain: "singlelabel" });
-  assert.deepEqual(domainFromKey("user@LocalHost."), { ok: true, domain: "localhost" });
+  assert.deepEqual(domainFromKey("user@singlelabel"), { ok: true, value: "singlelabel" });
+  assert.deepEqual(domainFromKey("user@LocalHost."), { ok: true, value: "localhost" });
 });
 
 Deno.test("plainDomain: lower case, one trailing dot dropped, the same key the cache uses", () => {
