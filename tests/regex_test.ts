@@ -7,13 +7,13 @@ import { matchRules } from "../lib/routing/rules.ts";
 /** The matcher of a source the per-rule limit accepts; fails the test with the reason otherwise. */
 function matcher(source: string): (host: string) => boolean {
   const compiled = compileRegex(source);
-  assert.ok("test" in compiled, `${source}: ${"error" in compiled ? compiled.error : ""}`);
-  return compiled.test;
+  assert.ok(compiled.ok, `${source}: ${compiled.ok ? "" : compiled.error}`);
+  return compiled.value.test;
 }
 
 function refusal(source: string): string {
   const compiled = compileRegex(source);
-  assert.ok("error" in compiled, `${source} is accepted`);
+  assert.ok(!compiled.ok, `${source} is accepted`);
   return compiled.error;
 }
 

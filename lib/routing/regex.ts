@@ -16,6 +16,7 @@
  */
 
 import { RE2JS, RE2JSSyntaxException } from "re2js";
+import { err, ok, type Result } from "../common/result.ts";
 
 /**
  * The most RE2 instructions one regex rule may compile to: a comparison with one 253-character
@@ -51,31 +52,31 @@ export interface CompiledRegex {
  * @example
  * ```ts
  * const compiled = compileRegex("^mx\\d+\\.mail\\.icloud\\.com$");
- * if ("test" in compiled) compiled.test("mx01.mail.icloud.com"); // true
- * compileRegex("(a)\\1"); // { error: "backreference \\1: RE2 has none ..." }
+ * if (compiled.ok) compiled.value.test("mx01.mail.icloud.com"); // true
+ * compileRegex("(a)\\1"); // { ok: false, error: "backreference \\1: RE2 has none ..." }
  * ```
  */
-export function compileRegex(source: string): CompiledRegex | { error: string } {
+export function compileRegex(source: string): Result<CompiledRegex> {
   let regex: RE2JS;
   try {
     regex = RE2JS.compile(source, RE2JS.CASE_INSENSITIVE);
   } catch (error) {
-    return { error: whyRefused(error) };
+    return err(whyRefused(error));
   }
   const instructions = regex.programSize();
   if (instructions > MAX_RULE_INSTRUCTIONS) {
-    return {
-      error: `too large: it compiles to ${instructions} RE2 instructions, over the limit of ` +
+    return err(
+      `too large: it compiles to ${instructions} RE2 instructions, over the limit of ` +
         `${MAX_RULE_INSTRUCTIONS} per rule, which bounds the time of a lookup; a bounded ` +
         "repeat such as {0,253} costs one copy of what it repeats per count: use + or * " +
         "instead, or a suffix: or exact: rule",
-    };
+    );
   }
   // A Matcher's search never uses RE2's lazy DFA, which builds a state per new input position
   // (up to 8 MB per rule, and milliseconds per name for a rule like [ab]*a[ab]{16}x); the
   // bit-state backtracker and the NFA it uses instead visit each instruction at most once per
   // position of the name.
-  return { test: (host) => regex.matcher(host).find(), instructions };
+  return ok({ test: (host: string) => regex.matcher(host).find(), instructions });
 }
 
 /** Features of backtracking engines that RE2 lacks, by what its parser reports. */

@@ -142,8 +142,8 @@ export function makeMatcher(kind: PatternKind, value: string): (host: string) =>
     }
     case "regex": {
       const compiled = compileRegex(value);
-      if ("error" in compiled) throw new Error(compiled.error);
-      return compiled.test;
+      if (!compiled.ok) throw new Error(compiled.error);
+      return compiled.value.test;
     }
     default: {
       const unknown: never = kind;

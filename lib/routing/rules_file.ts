@@ -268,11 +268,11 @@ function parseRuleLine(
   let cost = 0;
   if (kind.kind === "regex") {
     const compiled = compileRegex(kind.value);
-    if ("error" in compiled) {
+    if (!compiled.ok) {
       return { message: `bad regular expression ${pattern}: ${compiled.error}` };
     }
-    test = compiled.test;
-    cost = compiled.instructions;
+    test = compiled.value.test;
+    cost = compiled.value.instructions;
   } else {
     test = makeMatcher(kind.kind, kind.value);
   }
