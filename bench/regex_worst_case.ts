@@ -671,7 +671,9 @@ function formatRegexBench(results: RegexBenchResults): string {
     `Per lookup in the process (\`matchRules\`): ${results.lookupsPerCase} lookups per case ` +
     `(many small rules: a fifth as many), each the fastest of ${REPEATS} runs; the costliest ` +
     `kind of names shown. Limits: ${results.maxRuleInstructions} RE2 instructions per rule, ` +
-    `${results.stepBudget} steps per lookup. CPUs busy before the run: ` +
+    `${results.stepBudget} steps per lookup. Steps: instructions × (name length + 1), summed ` +
+    "(past the budget: matchRules' count at the stop); max ms and ns per step are of the " +
+    "lookups' fastest runs, the slowest run includes pauses. CPUs busy before the run: " +
     `${results.machine.busyPercentBefore?.toFixed(0) ?? "unknown"} %; revision ` +
     `${results.machine.revision}.`,
     "",
