@@ -11,6 +11,7 @@
 
 import { parseArgs } from "node:util";
 import { errorMessage } from "../common/errors.ts";
+import { err, ok, type Result } from "../common/result.ts";
 import type { Verbosity } from "../common/log.ts";
 import { formatHostPort } from "../common/address.ts";
 import { type CacheOptions, DEFAULT_CACHE_OPTIONS } from "../routing/cache.ts";
@@ -347,27 +348,25 @@ function parseArgsOptions(names: readonly string[]) {
 type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
 
 /** The parsed value of a number flag, or its default from the table; a message when bad. */
-function numberFlag(values: Values, name: string): number | { error: string } {
+function numberFlag(values: Values, name: string): Result<number> {
   const flag = FLAGS_BY_NAME.get(name);
   const range = flag?.range;
   if (flag === undefined || range === undefined || typeof flag.default !== "number") {
     throw new Error(`--${name} is not a number flag with a default`);
   }
   const raw = values[name];
-  if (typeof raw !== "string") return flag.default;
+  if (typeof raw !== "string") return ok(flag.default);
   const value = /^\s*\d+(\.\d+)?\s*$/.test(raw) ? Number(raw) : NaN;
   const kind = range.integer ? "a whole number" : "a number";
   if (!Number.isFinite(value) || (range.integer && !Number.isInteger(value))) {
-    return {
-      error: `option '--${name}' needs ${kind} from ${range.min} to ${range.max}, not '${raw}'`,
-    };
+    return err(`option '--${name}' needs ${kind} from ${range.min} to ${range.max}, not '${raw}'`);
   }
   if (value < range.min || value > range.max) {
-    return {
-      error: `option '--${name}' is out of range: ${raw} (allowed: ${range.min} to ${range.max})`,
-    };
+    return err(
+      `option '--${name}' is out of range: ${raw} (allowed: ${range.min} to ${range.max})`,
+    );
   }
-  return value;
+  return ok(value);
 }
 
 function stringFlag(values: Values, name: string): string | undefined {
@@ -412,37 +411,37 @@ export function parseCommandLine(args: string[]): Command {
   if (values.help) return { kind: "help" };
   if (values.version) return { kind: "version" };
   const options = serveOptions(values);
-  return "error" in options
-    ? { kind: "error", message: options.error }
-    : { kind: "serve", options };
+  return options.ok
+    ? { kind: "serve", options: options.value }
+    : { kind: "error", message: options.error };
 }
 
 /** The server's options from parsed flags, every value checked. */
-function serveOptions(values: Values): ServeOptions | { error: string } {
+function serveOptions(values: Values): Result<ServeOptions> {
   if (values.verbose && values.quiet) {
-    return { error: "options '-v' and '-q' cannot be used together" };
+    return err("options '-v' and '-q' cannot be used together");
   }
   const numbers: Record<string, number> = {};
   for (const flag of SERVE_FLAGS) {
     if (flag.range === undefined) continue;
     const value = numberFlag(values, flag.name);
-    if (typeof value === "object") return value;
-    numbers[flag.name] = value;
+    if (!value.ok) return value;
+    numbers[flag.name] = value.value;
   }
   const host = stringFlag(values, "host") ?? "127.0.0.1";
-  if (host === "") return { error: "option '--host' needs an address" };
+  if (host === "") return err("option '--host' needs an address");
   const socketMode = stringFlag(values, "socket-mode") ?? "0660";
   if (!/^0?[0-7]{3}$/.test(socketMode)) {
-    return { error: `option '--socket-mode' needs octal bits like 0660, not '${socketMode}'` };
+    return err(`option '--socket-mode' needs octal bits like 0660, not '${socketMode}'`);
   }
   const socketmap: ListenAddress[] = [];
   for (const text of listFlag(values, "socketmap")) {
     const address = parseListenAddress(text);
-    if ("error" in address) return { error: `option '--socketmap' ${address.error}` };
-    socketmap.push(address);
+    if (!address.ok) return err(`option '--socketmap' ${address.error}`);
+    socketmap.push(address.value);
   }
   if (numbers.port === 0 && socketmap.length === 0) {
-    return { error: "option '--port 0' disables tcp_table: give --socketmap ADDR too" };
+    return err("option '--port 0' disables tcp_table: give --socketmap ADDR too");
   }
   const listeners = [
     ...(numbers.port === 0 ? [] : [formatHostPort({ host, port: numbers.port })]),
@@ -451,22 +450,22 @@ function serveOptions(values: Values): ServeOptions | { error: string } {
   // A second listener on the same unix path would find our own first one "in use".
   const twice = listeners.find((text, i) => listeners.indexOf(text) !== i);
   if (twice !== undefined) {
-    return { error: `${twice} is given twice: each address serves one protocol` };
+    return err(`${twice} is given twice: each address serves one protocol`);
   }
   const metricsText = stringFlag(values, "metrics");
   let metrics: TcpAddress | null = null;
   if (metricsText !== undefined) {
     const address = parseListenAddress(metricsText);
-    if ("error" in address || address.transport !== "tcp") {
-      return { error: `option '--metrics' needs HOST:PORT, not '${metricsText}'` };
+    if (!address.ok || address.value.transport !== "tcp") {
+      return err(`option '--metrics' needs HOST:PORT, not '${metricsText}'`);
     }
-    metrics = { host: address.host, port: address.port };
+    metrics = { host: address.value.host, port: address.value.port };
   }
   const matchMode = parseMatchMode(stringFlag(values, "match-mode"));
-  if (typeof matchMode === "object") return matchMode;
+  if (!matchMode.ok) return matchMode;
   const cacheFile = stringFlag(values, "cache-file") ?? null;
-  if (cacheFile === "") return { error: "option '--cache-file' needs a path" };
-  return {
+  if (cacheFile === "") return err("option '--cache-file' needs a path");
+  return ok({
     config: stringFlag(values, "config") ?? DEFAULT_CONFIG,
     host,
     port: numbers.port,
@@ -491,9 +490,9 @@ function serveOptions(values: Values): ServeOptions | { error: string } {
     socketGroup: stringFlag(values, "socket-group") ?? null,
     metrics,
     dryRun: values["dry-run"] === true,
-    matchMode,
+    matchMode: matchMode.value,
     verbosity: values.verbose ? "debug" : values.quiet ? "error" : "info",
-  };
+  });
 }
 
 function parseCheck(args: string[]): Command {
@@ -508,13 +507,13 @@ function parseCheck(args: string[]): Command {
     return { kind: "error", message: `check: ${describeParseError(error)}` };
   }
   const matchMode = parseMatchMode(stringFlag(values, "match-mode"));
-  if (typeof matchMode === "object") return { kind: "error", message: `check: ${matchMode.error}` };
+  if (!matchMode.ok) return { kind: "error", message: `check: ${matchMode.error}` };
   return {
     kind: "check",
     options: {
       config: stringFlag(values, "config") ?? DEFAULT_CONFIG,
       strict: values.strict === true,
-      matchMode,
+      matchMode: matchMode.value,
     },
   };
 }
@@ -537,18 +536,16 @@ function parseQuery(args: string[]): Command {
   const { values, positionals } = parsed;
   if (positionals.length === 0) return { kind: "error", message: "query: give at least one KEY" };
   const dnsTimeout = numberFlag(values, "dns-timeout");
-  if (typeof dnsTimeout === "object") {
-    return { kind: "error", message: `query: ${dnsTimeout.error}` };
-  }
+  if (!dnsTimeout.ok) return { kind: "error", message: `query: ${dnsTimeout.error}` };
   const matchMode = parseMatchMode(stringFlag(values, "match-mode"));
-  if (typeof matchMode === "object") return { kind: "error", message: `query: ${matchMode.error}` };
+  if (!matchMode.ok) return { kind: "error", message: `query: ${matchMode.error}` };
   return {
     kind: "query",
     options: {
       config: stringFlag(values, "config") ?? DEFAULT_CONFIG,
-      matchMode,
+      matchMode: matchMode.value,
       dnsServers: listFlag(values, "dns-server"),
-      dnsTimeoutMs: dnsTimeout * 1000,
+      dnsTimeoutMs: dnsTimeout.value * 1000,
       dnsTcp: values["dns-tcp"] === true,
       json: values.json === true,
       keys: positionals,
@@ -557,12 +554,12 @@ function parseQuery(args: string[]): Command {
 }
 
 /** `--match-mode MODE`, `any` when not given. */
-function parseMatchMode(raw: string | undefined): MatchMode | { error: string } {
-  if (raw === undefined) return "any";
+function parseMatchMode(raw: string | undefined): Result<MatchMode> {
+  if (raw === undefined) return ok("any");
   const mode = MATCH_MODES.find((known) => known === raw.toLowerCase());
-  return mode ?? {
-    error: `option '--match-mode' takes ${MATCH_MODES.join(", ")}, not '${raw}'`,
-  };
+  return mode === undefined
+    ? err(`option '--match-mode' takes ${MATCH_MODES.join(", ")}, not '${raw}'`)
+    : ok(mode);
 }
 
 function describeParseError(error: unknown): string {

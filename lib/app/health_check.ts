@@ -13,6 +13,7 @@
 
 import { parseArgs } from "node:util";
 import { errorMessage } from "../common/errors.ts";
+import { err, ok, type Result } from "../common/result.ts";
 import { formatListenAddress, type ListenAddress, parseListenAddress } from "../server/listen.ts";
 import { encodeNetstring, MAX_NETSTRING, scanNetstring } from "../server/socketmap.ts";
 import { encodeTcpTable, MAX_TCP_TABLE_LINE } from "../server/tcp_table.ts";
@@ -64,10 +65,10 @@ export const HEALTH_USAGE = "health [--tcp HOST:PORT | --socketmap ADDR] [--key 
  * @example
  * ```ts
  * parseHealthArgs(["--tcp", "127.0.0.1:10099", "--warning", "50"]);
- * // { protocol: "tcp_table", address: {...}, key: "health-check@[127.0.0.1]", warningMs: 50, ... }
+ * // { ok: true, value: { protocol: "tcp_table", warningMs: 50, criticalMs: 2000, ... } }
  * ```
  */
-export function parseHealthArgs(args: string[]): HealthCheckOptions | { error: string } {
+export function parseHealthArgs(args: string[]): Result<HealthCheckOptions> {
   let values;
   try {
     ({ values } = parseArgs({
@@ -83,42 +84,48 @@ export function parseHealthArgs(args: string[]): HealthCheckOptions | { error: s
       },
     }));
   } catch (error) {
-    return { error: errorMessage(error).split("\n")[0] };
+    return err(errorMessage(error).split("\n")[0]);
   }
   if (values.tcp !== undefined && values.socketmap !== undefined) {
-    return { error: "give --tcp or --socketmap, not both" };
+    return err("give --tcp or --socketmap, not both");
   }
   const protocol = values.socketmap !== undefined ? "socketmap" : "tcp_table";
   const text = values.socketmap ?? values.tcp ?? HEALTH_DEFAULTS.tcp;
   const address = parseListenAddress(text);
   const flag = protocol === "socketmap" ? "--socketmap" : "--tcp";
-  if ("error" in address) return { error: `option '${flag}' ${address.error}` };
-  if (protocol === "tcp_table" && address.transport !== "tcp") {
-    return { error: `option '--tcp' needs HOST:PORT, not '${text}'` };
+  if (!address.ok) return err(`option '${flag}' ${address.error}`);
+  if (protocol === "tcp_table" && address.value.transport !== "tcp") {
+    return err(`option '--tcp' needs HOST:PORT, not '${text}'`);
   }
   const key = values.key ?? HEALTH_DEFAULTS.key;
-  if (key === "") return { error: "option '--key' needs a key, e.g. postmaster@example.com" };
+  if (key === "") return err("option '--key' needs a key, e.g. postmaster@example.com");
   const warningMs = milliseconds("warning", values.warning, HEALTH_DEFAULTS.warningMs);
-  if (typeof warningMs === "object") return warningMs;
+  if (!warningMs.ok) return warningMs;
   const criticalMs = milliseconds("critical", values.critical, HEALTH_DEFAULTS.criticalMs);
-  if (typeof criticalMs === "object") return criticalMs;
-  if (warningMs > criticalMs) {
-    return { error: `--warning ${warningMs} is over --critical ${criticalMs}` };
+  if (!criticalMs.ok) return criticalMs;
+  if (warningMs.value > criticalMs.value) {
+    return err(`--warning ${warningMs.value} is over --critical ${criticalMs.value}`);
   }
-  return { protocol, address, key, warningMs, criticalMs };
+  return ok({
+    protocol,
+    address: address.value,
+    key,
+    warningMs: warningMs.value,
+    criticalMs: criticalMs.value,
+  });
 }
 
 function milliseconds(
   name: string,
   raw: string | undefined,
   fallback: number,
-): number | { error: string } {
-  if (raw === undefined) return fallback;
+): Result<number> {
+  if (raw === undefined) return ok(fallback);
   const value = /^\d+(\.\d+)?$/.test(raw) ? Number(raw) : NaN;
   if (!(value > 0 && value <= 600_000)) {
-    return { error: `option '--${name}' needs milliseconds from 1 to 600000, not '${raw}'` };
+    return err(`option '--${name}' needs milliseconds from 1 to 600000, not '${raw}'`);
   }
-  return value;
+  return ok(value);
 }
 
 /** What {@linkcode checkHealth} uses from the outside world; tests replace it. */
@@ -277,11 +284,11 @@ function printable(text: string): string {
  */
 export async function runHealthCheck(args: string[]): Promise<number> {
   const options = parseHealthArgs(args);
-  if ("error" in options) {
+  if (!options.ok) {
     console.log(`UNKNOWN: ${options.error}; usage: ${HEALTH_USAGE}`);
     return NAGIOS_CODES.UNKNOWN;
   }
-  const result = await checkHealth(options);
+  const result = await checkHealth(options.value);
   console.log(result.line);
   return result.code;
 }

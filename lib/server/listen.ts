@@ -7,6 +7,7 @@
 
 import { formatHostPort } from "../common/address.ts";
 import { errorMessage } from "../common/errors.ts";
+import { err, ok, type Result } from "../common/result.ts";
 
 /** Where to listen. */
 export type ListenAddress =
@@ -18,22 +19,24 @@ export type ListenAddress =
  *
  * @example
  * ```ts
- * parseListenAddress("unix:/var/spool/postfix/private/mxroute"); // { transport: "unix", ... }
- * parseListenAddress("127.0.0.1:10100"); // { transport: "tcp", host: "127.0.0.1", port: 10100 }
+ * parseListenAddress("unix:/var/spool/postfix/private/mxroute");
+ * // { ok: true, value: { transport: "unix", path: "/var/spool/postfix/private/mxroute" } }
+ * parseListenAddress("127.0.0.1:10100");
+ * // { ok: true, value: { transport: "tcp", host: "127.0.0.1", port: 10100 } }
  * ```
  */
-export function parseListenAddress(text: string): ListenAddress | { error: string } {
+export function parseListenAddress(text: string): Result<ListenAddress> {
   if (text.startsWith("unix:")) {
     const path = text.slice(5);
-    if (!path.startsWith("/")) return { error: `"${text}": a unix socket needs an absolute path` };
-    return { transport: "unix", path };
+    if (!path.startsWith("/")) return err(`"${text}": a unix socket needs an absolute path`);
+    return ok({ transport: "unix", path });
   }
   const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\[\]]+)):(\d{1,5})$/.exec(text);
   const port = match ? Number(match[3]) : NaN;
   if (!match || port < 1 || port > 65535) {
-    return { error: `"${text}": expected HOST:PORT, [IPv6]:PORT or unix:/path` };
+    return err(`"${text}": expected HOST:PORT, [IPv6]:PORT or unix:/path`);
   }
-  return { transport: "tcp", host: match[1] ?? match[2], port };
+  return ok({ transport: "tcp", host: match[1] ?? match[2], port });
 }
 
 /** Formats an address for logs. */

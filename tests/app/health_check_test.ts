@@ -56,20 +56,26 @@ const clockTaking = (ms: number) => {
 
 Deno.test("health args: defaults, --socketmap unix, and UNKNOWN-worthy mistakes", () => {
   assert.deepEqual(parseHealthArgs([]), {
-    protocol: "tcp_table",
-    address: { transport: "tcp", host: "127.0.0.1", port: 10099 },
-    key: "health-check@[127.0.0.1]",
-    warningMs: 200,
-    criticalMs: 2000,
+    ok: true,
+    value: {
+      protocol: "tcp_table",
+      address: { transport: "tcp", host: "127.0.0.1", port: 10099 },
+      key: "health-check@[127.0.0.1]",
+      warningMs: 200,
+      criticalMs: 2000,
+    },
   });
   assert.deepEqual(
     parseHealthArgs(["--socketmap", "unix:/run/x.sock", "--key", "a@b.example", "--warning", "5"]),
     {
-      protocol: "socketmap",
-      address: { transport: "unix", path: "/run/x.sock" },
-      key: "a@b.example",
-      warningMs: 5,
-      criticalMs: 2000,
+      ok: true,
+      value: {
+        protocol: "socketmap",
+        address: { transport: "unix", path: "/run/x.sock" },
+        key: "a@b.example",
+        warningMs: 5,
+        criticalMs: 2000,
+      },
     },
   );
   const errors = [
@@ -82,10 +88,10 @@ Deno.test("health args: defaults, --socketmap unix, and UNKNOWN-worthy mistakes"
     [["--key", ""], "option '--key' needs a key, e.g. postmaster@example.com"],
   ] as const;
   for (const [args, message] of errors) {
-    assert.deepEqual(parseHealthArgs([...args]), { error: message }, args.join(" "));
+    assert.deepEqual(parseHealthArgs([...args]), { ok: false, error: message }, args.join(" "));
   }
   const unknown = parseHealthArgs(["--bogus"]);
-  assert.ok("error" in unknown && /bogus/.test(unknown.error));
+  assert.ok(!unknown.ok && /bogus/.test(unknown.error));
 });
 
 Deno.test("health: a tcp_table 500 in time is OK, with the request sent and perfdata", async () => {
