@@ -6,6 +6,7 @@
  */
 
 import { errorMessage } from "../common/errors.ts";
+import { err, ok, type Result } from "../common/result.ts";
 import { formatConfigError, parseConfig, type ParseOptions } from "../routing/rules_file.ts";
 import { nameserversFromResolvConf, parseDnsServer } from "../dns/servers.ts";
 import type { DnsServer } from "../dns/types.ts";
@@ -13,9 +14,6 @@ import type { RuleSet } from "../routing/rules.ts";
 
 /** Where DNS servers come from when no --dns-server is given. */
 export const RESOLV_CONF = "/etc/resolv.conf";
-
-/** A loaded value, or the messages (file:line style) that explain why it could not be. */
-export type Loaded<T> = { ok: true; value: T } | { ok: false; errors: string[] };
 
 /** A loaded rules file with its warnings (`FILE, line N: warning: ...`), or its errors. */
 export type LoadedRules =
@@ -51,36 +49,38 @@ export async function loadRuleSet(
 
 /**
  * The DNS servers to use: the --dns-server values, or else the nameserver lines of
- * /etc/resolv.conf.
+ * /etc/resolv.conf; or every message that explains why there are none.
+ *
+ * @example
+ * ```ts
+ * const loaded = await loadDnsServers(["127.0.0.1:5353"]);
+ * if (loaded.ok) console.log(loaded.value); // [{ host: "127.0.0.1", port: 5353 }]
+ * ```
  */
-export async function loadDnsServers(flags: readonly string[]): Promise<Loaded<DnsServer[]>> {
+export async function loadDnsServers(
+  flags: readonly string[],
+): Promise<Result<DnsServer[], string[]>> {
   if (flags.length > 0) {
     const servers: DnsServer[] = [];
     const errors: string[] = [];
     for (const flag of flags) {
       const parsed = parseDnsServer(flag);
-      if ("error" in parsed) errors.push(`option '--dns-server': ${parsed.error}`);
-      else servers.push(parsed);
+      if (!parsed.ok) errors.push(`option '--dns-server': ${parsed.error}`);
+      else servers.push(parsed.value);
     }
-    return errors.length > 0 ? { ok: false, errors } : { ok: true, value: servers };
+    return errors.length > 0 ? err(errors) : ok(servers);
   }
   let text: string;
   try {
     text = await Deno.readTextFile(RESOLV_CONF);
   } catch (error) {
-    return {
-      ok: false,
-      errors: [`${RESOLV_CONF}: cannot read: ${describeFileError(error)}; use --dns-server ADDR`],
-    };
+    return err([`${RESOLV_CONF}: cannot read: ${describeFileError(error)}; use --dns-server ADDR`]);
   }
   const servers = nameserversFromResolvConf(text);
   if (servers.length === 0) {
-    return {
-      ok: false,
-      errors: [`${RESOLV_CONF}: no nameserver lines; add one or use --dns-server ADDR`],
-    };
+    return err([`${RESOLV_CONF}: no nameserver lines; add one or use --dns-server ADDR`]);
   }
-  return { ok: true, value: servers };
+  return ok(servers);
 }
 
 function describeFileError(error: unknown): string {

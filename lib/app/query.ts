@@ -213,7 +213,7 @@ export async function runQuery(options: QueryOptions): Promise<number> {
   const rules = await loadRuleSet(options.config, { matchMode: options.matchMode });
   if (!rules.ok) return unusable(rules.errors);
   const dnsServers = await loadDnsServers(options.dnsServers);
-  if (!dnsServers.ok) return unusable(dnsServers.errors);
+  if (!dnsServers.ok) return unusable(dnsServers.error);
   await using resolver = createResolver({
     servers: dnsServers.value,
     timeoutMs: options.dnsTimeoutMs,

@@ -192,7 +192,7 @@ class Service {
     if (!rules.ok) throw new StartupError(rules.errors.map((e) => `fatal: ${e}`));
     for (const warning of rules.warnings) log.warning`${warning}`;
     const dnsServers = await loadDnsServers(options.dnsServers);
-    if (!dnsServers.ok) throw new StartupError(dnsServers.errors.map((e) => `fatal: ${e}`));
+    if (!dnsServers.ok) throw new StartupError(dnsServers.error.map((e) => `fatal: ${e}`));
     // Loaded only when asked for: prom-client alone adds 16 MB to the process.
     const metricsModule = options.metrics === null ? null : await import("./metrics.ts");
     const built = new Service(options, {
@@ -297,7 +297,7 @@ class Service {
     }
     if (reread === null) return;
     if (!reread.ok) {
-      log.error`reload: keeping the DNS servers: ${reread.errors.join("; ")}`;
+      log.error`reload: keeping the DNS servers: ${reread.error.join("; ")}`;
       return;
     }
     const replaced = this.#resolver.current;

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { err, ok, type Result } from "../common/result.ts";
 import type { DnsServer } from "./types.ts";
 
 /** A canonical IPv4 address, or null. */
@@ -56,11 +57,14 @@ export function canonicalAddress(address: string): string {
  * Parses `ADDR[:PORT]`: `1.2.3.4`, `1.2.3.4:5353`, `::1`, `[::1]`, `[::1]:5353`. The port
  * defaults to 53; an IPv4-mapped address (`[::ffff:127.0.0.1]:53`) becomes its IPv4 address.
  * Returns an error message for anything else (host names included).
+ *
+ * @example
+ * ```ts
+ * parseDnsServer("[::1]:5353"); // { ok: true, value: { host: "::1", port: 5353 } }
+ * parseDnsServer("dns.google"); // { ok: false, error: 'bad DNS server address "dns.google": ...' }
+ * ```
  */
-export function parseDnsServer(text: string): DnsServer | { error: string } {
-  const bad = {
-    error: `bad DNS server address "${text}": expected ADDR[:PORT], IPv6 as [::1]:5353`,
-  };
+export function parseDnsServer(text: string): Result<DnsServer> {
   const bracketed = /^\[([^\]]*)\](?::(\d{1,5}))?$/.exec(text);
   const plain = /^([^:]*)(?::(\d{1,5}))?$/.exec(text);
   let host: string | null;
@@ -75,8 +79,10 @@ export function parseDnsServer(text: string): DnsServer | { error: string } {
     host = parseIpv6(text);
   }
   const port = portText === undefined ? 53 : Number(portText);
-  if (host === null || port < 1 || port > 65535) return bad;
-  return { host, port };
+  if (host === null || port < 1 || port > 65535) {
+    return err(`bad DNS server address "${text}": expected ADDR[:PORT], IPv6 as [::1]:5353`);
+  }
+  return ok({ host, port });
 }
 
 /**

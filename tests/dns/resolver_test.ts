@@ -703,14 +703,26 @@ Deno.test("a packet with an ID never sent: the queries to that server time out a
 });
 
 Deno.test("parseDnsServer: accepted forms", () => {
-  assert.deepEqual(parseDnsServer("1.2.3.4"), { host: "1.2.3.4", port: 53 });
-  assert.deepEqual(parseDnsServer("1.2.3.4:5353"), { host: "1.2.3.4", port: 5353 });
-  assert.deepEqual(parseDnsServer("::1"), { host: "::1", port: 53 });
-  assert.deepEqual(parseDnsServer("[::1]"), { host: "::1", port: 53 });
-  assert.deepEqual(parseDnsServer("[::1]:5353"), { host: "::1", port: 5353 });
-  assert.deepEqual(parseDnsServer("[2001:DB8:0:0::1]:53"), { host: "2001:db8::1", port: 53 });
-  assert.deepEqual(parseDnsServer("2001:db8::53"), { host: "2001:db8::53", port: 53 });
-  assert.deepEqual(parseDnsServer("127.0.0.1:65535"), { host: "127.0.0.1", port: 65535 });
+  assert.deepEqual(parseDnsServer("1.2.3.4"), { ok: true, value: { host: "1.2.3.4", port: 53 } });
+  assert.deepEqual(parseDnsServer("1.2.3.4:5353"), {
+    ok: true,
+    value: { host: "1.2.3.4", port: 5353 },
+  });
+  assert.deepEqual(parseDnsServer("::1"), { ok: true, value: { host: "::1", port: 53 } });
+  assert.deepEqual(parseDnsServer("[::1]"), { ok: true, value: { host: "::1", port: 53 } });
+  assert.deepEqual(parseDnsServer("[::1]:5353"), { ok: true, value: { host: "::1", port: 5353 } });
+  assert.deepEqual(parseDnsServer("[2001:DB8:0:0::1]:53"), {
+    ok: true,
+    value: { host: "2001:db8::1", port: 53 },
+  });
+  assert.deepEqual(parseDnsServer("2001:db8::53"), {
+    ok: true,
+    value: { host: "2001:db8::53", port: 53 },
+  });
+  assert.deepEqual(parseDnsServer("127.0.0.1:65535"), {
+    ok: true,
+    value: { host: "127.0.0.1", port: 65535 },
+  });
 });
 
 Deno.test("an IPv4-mapped address is its IPv4 address: --dns-server and resolv.conf", () => {
@@ -722,7 +734,11 @@ Deno.test("an IPv4-mapped address is its IPv4 address: --dns-server and resolv.c
       "[0:0:0:0:0:ffff:7f00:1]:53",
     ]
   ) {
-    assert.deepEqual(parseDnsServer(text), { host: "127.0.0.1", port: 53 }, text);
+    assert.deepEqual(
+      parseDnsServer(text),
+      { ok: true, value: { host: "127.0.0.1", port: 53 } },
+      text,
+    );
   }
   assert.deepEqual(nameserversFromResolvConf("nameserver ::ffff:192.0.2.53\n"), [
     { host: "192.0.2.53", port: 53 },
@@ -737,11 +753,11 @@ Deno.test("an IPv4-mapped address is its IPv4 address: --dns-server and resolv.c
 Deno.test("a server given as an IPv4-mapped address is answered, over UDP and TCP", async () => {
   await withFakes([{ "example.com": MX }], async ([fake]) => {
     const parsed = parseDnsServer(`[::ffff:127.0.0.1]:${fake.port}`);
-    assert.ok(!("error" in parsed));
+    assert.ok(parsed.ok);
     // Also as a mapped host asked from an IPv6 socket: the reply's sender is reported as
     // ::ffff:127.0.0.1, the server as ::ffff:7f00:1.
     const mapped: DnsServer = { host: "::ffff:7f00:1", port: fake.port };
-    for (const server of [parsed, mapped]) {
+    for (const server of [parsed.value, mapped]) {
       for (const transport of ["udp", "tcp"] as const) {
         await using resolver = createResolver({ servers: [server], timeoutMs: 1000, transport });
         assert.deepEqual(
@@ -861,6 +877,7 @@ Deno.test("parseDnsServer: rejected forms", () => {
     ]
   ) {
     assert.deepEqual(parseDnsServer(text), {
+      ok: false,
       error: `bad DNS server address "${text}": expected ADDR[:PORT], IPv6 as [::1]:5353`,
     }, text);
   }
