@@ -8,7 +8,16 @@
 import type { CheckOptions } from "./cli.ts";
 import { PROVIDER_CATALOG, providerById } from "../routing/providers.ts";
 import { errorMessage } from "../common/errors.ts";
-import { MAX_RULE_INSTRUCTIONS, REGEX_STEP_BUDGET, WORST_LOOKUP_MS } from "../routing/regex.ts";
+import {
+  COMPARISON_STEPS,
+  MAX_RULE_INSTRUCTIONS,
+  REGEX_STEP_BUDGET,
+  WORST_LOOKUP_MS,
+} from "../routing/regex.ts";
+import { MAX_MX_HOSTS } from "../dns/answer.ts";
+
+/** The longest host name DNS allows, in characters. */
+const MAX_NAME_LENGTH = 253;
 import type { RuleSet } from "../routing/rules.ts";
 import { loadRuleSet } from "./load.ts";
 
@@ -235,10 +244,17 @@ export function describeRegexes(ruleSet: RuleSet): string[] {
     `(limit ${MAX_RULE_INSTRUCTIONS})`
   );
   const total = regexes.reduce((sum, rule) => sum + rule.cost, 0);
+  // The longest names that 16 MX hosts may each have and still be compared with every rule.
+  const perHost = (REGEX_STEP_BUDGET / MAX_MX_HOSTS - COMPARISON_STEPS * regexes.length) / total;
+  const longest = Math.floor(perHost) - 1;
   lines.push(
-    `regex rules: ${total} RE2 instructions together, so a domain's MX names are compared in ` +
-      `full up to ${Math.floor(REGEX_STEP_BUDGET / total)} characters in all (real ones have ` +
-      `tens); past that the lookup answers 400, after at most about ${WORST_LOOKUP_MS} ms`,
+    `regex rules: ${total} RE2 instructions together; ` +
+      (longest >= MAX_NAME_LENGTH
+        ? `every MX set is compared in full (even ${MAX_MX_HOSTS} names of ${MAX_NAME_LENGTH} ` +
+          `characters), in at most about ${WORST_LOOKUP_MS} ms`
+        : `${MAX_MX_HOSTS} MX names of up to ${Math.max(0, longest)} characters each are ` +
+          `compared in full (real ones have tens); a longer set answers 400, after at most ` +
+          `about ${WORST_LOOKUP_MS} ms`),
   );
   return lines;
 }

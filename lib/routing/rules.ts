@@ -4,7 +4,7 @@
  * @module
  */
 
-import { compileRegex, REGEX_STEP_BUDGET } from "./regex.ts";
+import { compileRegex, REGEX_STEP_BUDGET, regexSteps } from "./regex.ts";
 import { providerOf } from "./providers.ts";
 
 /**
@@ -192,7 +192,7 @@ export function matchRules(
   let steps = 0;
   const affordable = (rule: Rule, host: string): boolean => {
     if (rule.cost === 0) return true;
-    steps += rule.cost * (host.length + 1);
+    steps += regexSteps(rule.cost, host.length);
     return steps <= REGEX_STEP_BUDGET;
   };
   for (let index = 0; index < hosts.length; index++) {

@@ -18,7 +18,7 @@
  */
 
 import { domainToASCII } from "node:url";
-import { compileRegex } from "./regex.ts";
+import { compileRegex, REGEX_STEP_BUDGET, regexSteps } from "./regex.ts";
 import { PROVIDER_IDS } from "./providers.ts";
 import {
   makeMatcher,
@@ -159,12 +159,31 @@ export function parseConfig(
     errors.sort((a, b) => a.line - b.line);
     return { ok: false, errors };
   }
+  const regexes = rules.filter((rule) => rule.kind === "regex");
+  const typical = TYPICAL_MX_NAMES * regexes.reduce(
+    (sum, rule) => sum + regexSteps(rule.cost, TYPICAL_MX_NAME_LENGTH),
+    0,
+  );
+  if (typical > REGEX_STEP_BUDGET) {
+    warnings.push({
+      file,
+      line: 0,
+      message: `warning: ${regexes.length} regex rules together are too costly: a domain with ` +
+        `${TYPICAL_MX_NAMES} MX names of ${TYPICAL_MX_NAME_LENGTH} characters would take ` +
+        `${typical} steps to compare, over the budget of ${REGEX_STEP_BUDGET} a lookup has, and ` +
+        "answer 400 whenever no earlier rule matches; use suffix:, exact: or provider: rules",
+    });
+  }
   warnings.sort((a, b) => a.line - b.line);
   const mxRules = rules.filter((rule) => rule.kind !== "domain");
   const domainRules = new Map<string, Rule>();
   for (const rule of rules) if (rule.kind === "domain") domainRules.set(rule.value, rule);
   return { ok: true, ruleSet: { file, rules, mxRules, domainRules, pools }, warnings };
 }
+
+/** A real domain's MX set, for the regex budget warning: 3 names of 30 characters. */
+const TYPICAL_MX_NAMES = 3;
+const TYPICAL_MX_NAME_LENGTH = 30;
 
 /**
  * The longest result a Postfix tcp_table reply can carry once percent-encoded: a line holds 4096

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { parseConfig } from "../../lib/routing/rules_file.ts";
-import { REGEX_STEP_BUDGET } from "../../lib/routing/regex.ts";
+import { formatConfigError, parseConfig } from "../../lib/routing/rules_file.ts";
+import { REGEX_STEP_BUDGET, regexSteps } from "../../lib/routing/regex.ts";
 import { makeMatcher, matchRules, type RuleSet } from "../../lib/routing/rules.ts";
 
 Deno.test("substring matches anywhere, including lookalikes (the original's behaviour)", () => {
@@ -110,10 +110,30 @@ Deno.test("regex comparisons stop at the lookup's step budget", () => {
   const found = matchRules({ hosts: long, primaryCount: 1 }, rules.mxRules);
   assert.ok(found !== null && "exceeded" in found, "over the budget");
   assert.ok(found.steps > REGEX_STEP_BUDGET);
-  assert.ok(found.steps - cost * 254 <= REGEX_STEP_BUDGET, "stopped before the comparison");
+  assert.ok(found.steps - regexSteps(cost, 253) <= REGEX_STEP_BUDGET, "stopped before it");
   // Real MX names are compared in full.
   assert.equal(decided(rules, ["mx1.a.b.mail.example.com"]), "relay:[r]:25");
   // Rules before the regex that match decide without touching it.
   const first = ruleSet("suffix:example.org s\n/^(?:[a-z]+\\.){3}x$/ r\n");
   assert.equal(decided(first, ["mx.example.org", ...long]), "s");
+});
+
+Deno.test("a thousand tiny regex rules: counted per comparison, and warned about at load", () => {
+  const text = Array.from({ length: 1000 }, (_, i) => `/^x${i}y/ relay:[r]:25`).join("\n");
+  const parsed = parseConfig(text + "\n", "r.conf");
+  assert.ok(parsed.ok);
+  // Each comparison costs a fixed part too, or 16 one-character names would cost almost nothing.
+  const found = matchRules(
+    { hosts: Array.from({ length: 16 }, (_, i) => String.fromCharCode(97 + i)), primaryCount: 1 },
+    parsed.ruleSet.mxRules,
+  );
+  assert.ok(found !== null && "exceeded" in found);
+  assert.match(
+    formatConfigError(parsed.warnings[0]),
+    /^r\.conf: warning: 1000 regex rules together are too costly: a domain with 3 MX names of 30 characters/,
+  );
+  // A handful of ordinary regex rules is far from it.
+  const few = parseConfig("/^mx\\d+\\.mail\\.icloud\\.com$/ a\n/\\.pphosted\\.com$/ b\n", "r.conf");
+  assert.ok(few.ok);
+  assert.deepEqual(few.warnings, []);
 });
