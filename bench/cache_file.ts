@@ -97,7 +97,7 @@ try {
     started = performance.now();
     const read = await readCacheFile(path, { cacheSize: count });
     readDecode.push(performance.now() - started);
-    if (!read.ok) throw new Error(read.message);
+    if (!read.ok) throw new Error(read.error.message);
 
     const cache = new MxCache({ resolver: new FakeResolver(), options });
     started = performance.now();

@@ -12,6 +12,7 @@
 
 import { errorMessage } from "../common/errors.ts";
 import { log } from "../common/log.ts";
+import { err, ok, type Result } from "../common/result.ts";
 import type { CacheImport, SavedEntry } from "../routing/cache.ts";
 import { decodeSnapshot, snapshotByteLimit, SnapshotEncoder } from "../routing/cache_snapshot.ts";
 
@@ -36,10 +37,13 @@ export interface PersistentCache {
   readonly counters: { readonly dnsQueries: number };
 }
 
-/** A cache file read, or why it is not used. */
-export type CacheFileRead =
-  | { ok: true; entries: SavedEntry[] }
-  | { ok: false; missing: boolean; message: string };
+/** Why a cache file is not used. */
+export interface CacheFileFault {
+  /** True when there is no file yet (the first start): nothing to warn about. */
+  missing: boolean;
+  /** What is wrong, naming the file (and the line), and the fix. */
+  message: string;
+}
 
 /** Options of {@linkcode readCacheFile}. */
 export interface ReadCacheFileOptions {
@@ -60,18 +64,14 @@ export interface ReadCacheFileOptions {
  * const read = await readCacheFile("/var/lib/postfix-mx-pattern-router/cache", {
  *   cacheSize: 100_000,
  * });
- * if (!read.ok) console.warn(read.message);
+ * if (!read.ok) console.warn(read.error.message);
  * ```
  */
 export async function readCacheFile(
   path: string,
   options: ReadCacheFileOptions,
-): Promise<CacheFileRead> {
-  const refuse = (message: string): CacheFileRead => ({
-    ok: false,
-    missing: false,
-    message: `${path}: ${message}`,
-  });
+): Promise<Result<SavedEntry[], CacheFileFault>> {
+  const refuse = (message: string) => err({ missing: false, message: `${path}: ${message}` });
   // Checked by path, not on the opened file: Deno checks an open file's stat() against its real
   // path, and under DynamicUser= the state directory is a symbolic link into /var/lib/private,
   // which the binary may not read. The file cannot be swapped between the check and the open:
@@ -83,7 +83,7 @@ export async function readCacheFile(
     directory = await Deno.stat(dirname(path));
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) {
-      return { ok: false, missing: true, message: `${path}: no cache file yet` };
+      return err({ missing: true, message: `${path}: no cache file yet` });
     }
     return refuse(`cannot read: ${describeFileError(error)}`);
   }
@@ -124,10 +124,11 @@ export async function readCacheFile(
     }
     const decoded = decodeSnapshot(text, { maxEntries: options.cacheSize });
     if (!decoded.ok) {
-      const where = decoded.line === null ? path : `${path}, line ${decoded.line}`;
-      return { ok: false, missing: false, message: `${where}: ${decoded.error}` };
+      const { line, message } = decoded.error;
+      const where = line === null ? path : `${path}, line ${line}`;
+      return err({ missing: false, message: `${where}: ${message}` });
     }
-    return { ok: true, entries: decoded.entries };
+    return ok(decoded.value);
   } catch (error) {
     return refuse(`cannot read: ${describeFileError(error)}`);
   } finally {
@@ -214,16 +215,16 @@ export async function openCacheFile(options: OpenCacheFileOptions): Promise<Cach
   const started = performance.now();
   const read = await readCacheFile(path, { cacheSize });
   if (read.ok) {
-    const counts = cache.importEntries(read.entries);
+    const counts = cache.importEntries(read.value);
     const ms = Math.round(performance.now() - started);
     log
       .info`${path}: loaded ${counts.fresh} fresh and ${counts.stale} stale cached answers in ${ms} ms (${counts.dropped} older than --stale-ttl dropped)`;
-  } else if (read.missing) {
-    log.info`${read.message}; it is written on stop and every ${
+  } else if (read.error.missing) {
+    log.info`${read.error.message}; it is written on stop and every ${
       CACHE_SAVE_INTERVAL_MS / 60_000
     } minutes`;
   } else {
-    log.warning`${read.message}; the cache file is ignored and the cache starts empty`;
+    log.warning`${read.error.message}; the cache file is ignored and the cache starts empty`;
   }
 
   let queriesAtSave = -1;

@@ -27,6 +27,7 @@
  * @module
  */
 
+import { err, ok, type Result } from "../common/result.ts";
 import type { SavedEntry } from "./cache.ts";
 import type { MxOutcome, TempFailAnswer } from "../dns/types.ts";
 
@@ -168,10 +169,12 @@ export class SnapshotEncoder {
   }
 }
 
-/** A decoded snapshot, or where and why it is refused. */
-export type DecodedSnapshot =
-  | { ok: true; entries: SavedEntry[] }
-  | { ok: false; line: number | null; error: string };
+/** Why a snapshot is refused, and where. */
+export interface SnapshotFault {
+  /** The 1-based line at fault, or null for the file as a whole (cut short). */
+  line: number | null;
+  message: string;
+}
 
 /** Bounds of {@linkcode decodeSnapshot}. */
 export interface DecodeOptions {
@@ -185,38 +188,40 @@ export interface DecodeOptions {
  *
  * @example
  * ```ts
+ * declare const text: string;
  * const decoded = decodeSnapshot(text, { maxEntries: 100_000 });
- * if (!decoded.ok) console.warn(`line ${decoded.line}: ${decoded.error}`);
+ * if (!decoded.ok) console.warn(`line ${decoded.error.line}: ${decoded.error.message}`);
  * ```
  */
-export function decodeSnapshot(text: string, options: DecodeOptions): DecodedSnapshot {
+export function decodeSnapshot(
+  text: string,
+  options: DecodeOptions,
+): Result<SavedEntry[], SnapshotFault> {
   const lines = text.split("\n");
   const header = lines[0];
   if (!header.startsWith(`${SNAPSHOT_MAGIC} `)) {
-    return { ok: false, line: 1, error: `not a cache snapshot: no "${SNAPSHOT_MAGIC}" header` };
+    return err({ line: 1, message: `not a cache snapshot: no "${SNAPSHOT_MAGIC}" header` });
   }
   const version = header.slice(SNAPSHOT_MAGIC.length + 1);
   if (version !== String(SNAPSHOT_VERSION)) {
-    return {
-      ok: false,
+    return err({
       line: 1,
-      error: `format version ${show(version)}, but this router reads version ${SNAPSHOT_VERSION}`,
-    };
+      message: `format version ${show(version)}, but this router reads version ${SNAPSHOT_VERSION}`,
+    });
   }
   // A complete file ends with the trailer and a newline: the last element is then "".
   const trailer = lines.length >= 3 && lines[lines.length - 1] === ""
     ? TRAILER.exec(lines[lines.length - 2])
     : null;
   if (trailer === null) {
-    return { ok: false, line: null, error: 'truncated: no "end COUNT" line at the end' };
+    return err({ line: null, message: 'truncated: no "end COUNT" line at the end' });
   }
   const count = lines.length - 3;
   if (Number(trailer[1]) !== count) {
-    return {
-      ok: false,
+    return err({
       line: lines.length - 1,
-      error: `truncated or spliced: ${count} entries, but the end line says ${trailer[1]}`,
-    };
+      message: `truncated or spliced: ${count} entries, but the end line says ${trailer[1]}`,
+    });
   }
   const entries: SavedEntry[] = [];
   const seen = new Set<string>();
@@ -227,18 +232,18 @@ export function decodeSnapshot(text: string, options: DecodeOptions): DecodedSna
     try {
       record = JSON.parse(lines[index]);
     } catch {
-      return { ok: false, line, error: "not valid JSON" };
+      return err({ line, message: "not valid JSON" });
     }
     const fault = checkRecord(record);
-    if (fault !== null) return { ok: false, line, error: fault };
+    if (fault !== null) return err({ line, message: fault });
     const entry = entryOf(record as SnapshotRecord);
     if (seen.has(entry.domain)) {
-      return { ok: false, line, error: `domain "${entry.domain}" is listed twice` };
+      return err({ line, message: `domain "${entry.domain}" is listed twice` });
     }
     seen.add(entry.domain);
     entries.push(entry);
   }
-  return { ok: true, entries };
+  return ok(entries);
 }
 
 /** One line's object, as written. */

@@ -47,9 +47,9 @@ async function assertRefused(
   const read = await readCacheFile(path, { cacheSize: SIZE, ...options });
   assert.equal(read.ok, false, `${path} accepted`);
   if (read.ok) return;
-  assert.equal(read.missing, false);
-  assert.ok(read.message.startsWith(path), `names the file: ${read.message}`);
-  assert.match(read.message, message);
+  assert.equal(read.error.missing, false);
+  assert.ok(read.error.message.startsWith(path), `names the file: ${read.error.message}`);
+  assert.match(read.error.message, message);
 }
 
 Deno.test("cache file: written with mode 0600 and read back whole; no temporary file is left", async () => {
@@ -59,13 +59,13 @@ Deno.test("cache file: written with mode 0600 and read back whole; no temporary 
     assert.equal((await Deno.stat(path)).mode! & 0o777, 0o600);
     assert.deepEqual(await readCacheFile(path, { cacheSize: SIZE }), {
       ok: true,
-      entries: ENTRIES,
+      value: ENTRIES,
     });
     // Written again over the old one.
     await writeCacheFile(path, snapshot(ENTRIES.slice(1)));
     assert.deepEqual(await readCacheFile(path, { cacheSize: SIZE }), {
       ok: true,
-      entries: ENTRIES.slice(1),
+      value: ENTRIES.slice(1),
     });
     const names = [];
     for await (const entry of Deno.readDir(dir)) names.push(entry.name);
@@ -94,8 +94,7 @@ Deno.test("cache file: a missing file is reported as missing", async () => {
     const read = await readCacheFile(`${dir}/cache`, { cacheSize: SIZE });
     assert.deepEqual(read, {
       ok: false,
-      missing: true,
-      message: `${dir}/cache: no cache file yet`,
+      error: { missing: true, message: `${dir}/cache: no cache file yet` },
     });
   });
 });
@@ -241,7 +240,7 @@ Deno.test("cache file: opened, it loads the file into the cache, and close saves
     await file.close();
     assert.deepEqual(await readCacheFile(path, { cacheSize: SIZE }), {
       ok: true,
-      entries: ENTRIES.slice(0, 1),
+      value: ENTRIES.slice(0, 1),
     });
   });
 });
@@ -254,7 +253,7 @@ Deno.test("cache file: a missing or damaged file loads nothing and is replaced o
     assert.deepEqual(missing.imported, []);
     assert.deepEqual(await readCacheFile(path, { cacheSize: SIZE }), {
       ok: true,
-      entries: ENTRIES,
+      value: ENTRIES,
     });
 
     await Deno.writeTextFile(path, "garbage\n");
