@@ -294,9 +294,9 @@ function timing(samples: number[], slowestRun: number): Timing {
 function loadRules(sources: readonly string[]): { ruleSet: RuleSet } | { refused: string } {
   const text = sources.map((source) => `/${source}/ smtp:[regex.example]:25\n`).join("");
   const parsed = parseConfig(text, "bench.conf");
-  if (parsed.ok) return { ruleSet: parsed.ruleSet };
+  if (parsed.ok) return { ruleSet: parsed.value.ruleSet };
   // "bad regular expression /SOURCE/: REASON": the reason.
-  const { message } = parsed.errors[0];
+  const { message } = parsed.error[0];
   return { refused: message.slice(message.indexOf("/: ") + 3) };
 }
 

@@ -8,6 +8,7 @@
 import type { CheckOptions } from "./cli.ts";
 import { PROVIDER_CATALOG, providerById } from "../routing/providers.ts";
 import { errorMessage } from "../common/errors.ts";
+import { err, ok, type Result } from "../common/result.ts";
 import {
   COMPARISON_STEPS,
   MAX_RULE_INSTRUCTIONS,
@@ -151,27 +152,27 @@ export function transportWarnings(ruleSet: RuleSet, services: ReadonlySet<string
  * The service names of Postfix's master.cf, from `postconf -M` (which honours MAIL_CONFIG), or
  * why they cannot be had.
  */
-async function masterServices(): Promise<Set<string> | { why: string }> {
+async function masterServices(): Promise<Result<Set<string>>> {
   let output;
   try {
     output = await new Deno.Command("postconf", { args: ["-M"], stdin: "null" }).output();
   } catch (error) {
-    return {
-      why: error instanceof Deno.errors.NotFound
+    return err(
+      error instanceof Deno.errors.NotFound
         ? "postconf is not installed here; run check on the mail host"
         : `cannot run postconf: ${errorMessage(error)}`,
-    };
+    );
   }
   if (!output.success) {
     const said = new TextDecoder().decode(output.stderr).trim().split("\n")[0];
-    return { why: `postconf -M failed: ${said}` };
+    return err(`postconf -M failed: ${said}`);
   }
   const services = new Set<string>();
   for (const line of new TextDecoder().decode(output.stdout).split("\n")) {
     const name = line.trim().split(/\s+/)[0];
     if (name !== "") services.add(name);
   }
-  return services;
+  return ok(services);
 }
 
 /**
@@ -180,30 +181,31 @@ async function masterServices(): Promise<Set<string> | { why: string }> {
  * and, with `--strict`, return 1 too.
  */
 export async function runCheck(options: CheckOptions): Promise<number> {
-  const rules = await loadRuleSet(options.config, { matchMode: options.matchMode });
-  if (!rules.ok) {
-    for (const error of rules.errors) console.error(error);
+  const loaded = await loadRuleSet(options.config, { matchMode: options.matchMode });
+  if (!loaded.ok) {
+    for (const error of loaded.error) console.error(error);
     console.error(`${options.config}: invalid; the router would refuse to start`);
     return 1;
   }
-  const report = describeRuleSet(rules.value);
+  const { ruleSet } = loaded.value;
+  const report = describeRuleSet(ruleSet);
   const services = await masterServices();
   const warnings = [
-    ...rules.warnings,
+    ...loaded.value.warnings,
     ...report.warnings,
-    ...("why" in services ? [] : transportWarnings(rules.value, services)),
+    ...(services.ok ? transportWarnings(ruleSet, services.value) : []),
   ].sort((a, b) => lineOf(a) - lineOf(b));
-  console.log(`${options.config}: ${plural(rules.value.rules.length, "rule")}`);
+  console.log(`${options.config}: ${plural(ruleSet.rules.length, "rule")}`);
   for (const line of report.rules) console.log(`  ${line}`);
-  for (const line of describeRegexes(rules.value)) console.log(`  ${line}`);
+  for (const line of describeRegexes(ruleSet)) console.log(`  ${line}`);
   if (report.pools.length > 0) {
-    console.log(`${options.config}: ${plural(rules.value.pools.size, "pool")}`);
+    console.log(`${options.config}: ${plural(ruleSet.pools.size, "pool")}`);
   }
   for (const line of report.pools) console.log(`  ${line}`);
   for (const warning of warnings) console.error(warning);
-  if ("why" in services) {
+  if (!services.ok) {
     console.log(
-      `${options.config}: result transports not checked against master.cf: ${services.why}`,
+      `${options.config}: result transports not checked against master.cf: ${services.error}`,
     );
   }
   if (options.strict && warnings.length > 0) {

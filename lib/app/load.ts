@@ -15,10 +15,11 @@ import type { RuleSet } from "../routing/rules.ts";
 /** Where DNS servers come from when no --dns-server is given. */
 export const RESOLV_CONF = "/etc/resolv.conf";
 
-/** A loaded rules file with its warnings (`FILE, line N: warning: ...`), or its errors. */
-export type LoadedRules =
-  | { ok: true; value: RuleSet; warnings: string[] }
-  | { ok: false; errors: string[] };
+/** A loaded rules file with its warnings, each a `FILE, line N: warning: ...` message. */
+export interface LoadedRules {
+  ruleSet: RuleSet;
+  warnings: string[];
+}
 
 /**
  * Reads and parses a rules file; every problem comes back as a `FILE, line N: ...` message.
@@ -26,25 +27,24 @@ export type LoadedRules =
  * @example
  * ```ts
  * const loaded = await loadRuleSet("/etc/postfix/postfix-mx-pattern-router.conf");
- * if (!loaded.ok) console.error(loaded.errors.join("\n"));
+ * if (loaded.ok) console.log(loaded.value.ruleSet.rules.length);
+ * else console.error(loaded.error.join("\n"));
  * ```
  */
 export async function loadRuleSet(
   path: string,
   options: ParseOptions = {},
-): Promise<LoadedRules> {
+): Promise<Result<LoadedRules, string[]>> {
   let text: string;
   try {
     text = await Deno.readTextFile(path);
   } catch (error) {
-    return {
-      ok: false,
-      errors: [`${path}: cannot read the rules file: ${describeFileError(error)}`],
-    };
+    return err([`${path}: cannot read the rules file: ${describeFileError(error)}`]);
   }
   const parsed = parseConfig(text, path, options);
-  if (!parsed.ok) return { ok: false, errors: parsed.errors.map(formatConfigError) };
-  return { ok: true, value: parsed.ruleSet, warnings: parsed.warnings.map(formatConfigError) };
+  if (!parsed.ok) return err(parsed.error.map(formatConfigError));
+  const { ruleSet, warnings } = parsed.value;
+  return ok({ ruleSet, warnings: warnings.map(formatConfigError) });
 }
 
 /**

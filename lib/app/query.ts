@@ -211,7 +211,7 @@ export async function runQuery(options: QueryOptions): Promise<number> {
     return 2;
   };
   const rules = await loadRuleSet(options.config, { matchMode: options.matchMode });
-  if (!rules.ok) return unusable(rules.errors);
+  if (!rules.ok) return unusable(rules.error);
   const dnsServers = await loadDnsServers(options.dnsServers);
   if (!dnsServers.ok) return unusable(dnsServers.error);
   await using resolver = createResolver({
@@ -222,7 +222,7 @@ export async function runQuery(options: QueryOptions): Promise<number> {
   let exitCode = 0;
   const reports = [];
   for (const key of options.keys) {
-    const report = await explainLookup({ key, ruleSet: rules.value, resolver });
+    const report = await explainLookup({ key, ruleSet: rules.value.ruleSet, resolver });
     exitCode = Math.max(exitCode, report.exitCode);
     if (options.json) reports.push(report);
     else console.log(formatQueryReport(report) + "\n");

@@ -189,14 +189,14 @@ class Service {
   /** Reads the rules and DNS servers, builds every part and opens every listener. */
   static async start(options: ServeOptions, logSink: StderrSink): Promise<Service> {
     const rules = await loadRuleSet(options.config, { matchMode: options.matchMode });
-    if (!rules.ok) throw new StartupError(rules.errors.map((e) => `fatal: ${e}`));
-    for (const warning of rules.warnings) log.warning`${warning}`;
+    if (!rules.ok) throw new StartupError(rules.error.map((e) => `fatal: ${e}`));
+    for (const warning of rules.value.warnings) log.warning`${warning}`;
     const dnsServers = await loadDnsServers(options.dnsServers);
     if (!dnsServers.ok) throw new StartupError(dnsServers.error.map((e) => `fatal: ${e}`));
     // Loaded only when asked for: prom-client alone adds 16 MB to the process.
     const metricsModule = options.metrics === null ? null : await import("./metrics.ts");
     const built = new Service(options, {
-      ruleSet: rules.value,
+      ruleSet: rules.value.ruleSet,
       dnsServers: dnsServers.value,
       logSink,
       createMetrics: metricsModule?.createMetrics ?? null,
@@ -220,7 +220,7 @@ class Service {
       (options.dnsTcp ? " over TCP" : "");
     const mode = options.dryRun ? 'dry-run (every answer is "not found"), ' : "";
     log.info`${mode}listening on ${listening}, ${
-      plural(rules.value.rules.length, "rule")
+      plural(rules.value.ruleSet.rules.length, "rule")
     } from ${options.config}, DNS servers ${dnsList}, version ${VERSION}`;
     built.#stats = startStatsLog({
       cache: built.#cache,
@@ -286,14 +286,15 @@ class Service {
     if (reload !== this.#reloads) return;
     if (!reloaded.ok) {
       this.#metrics?.countReload("failure");
-      for (const error of reloaded.errors) {
+      for (const error of reloaded.error) {
         log.error`reload failed, keeping the old rules: ${error}`;
       }
     } else {
-      for (const warning of reloaded.warnings) log.warning`${warning}`;
-      this.#router.ruleSet = reloaded.value;
+      const { ruleSet, warnings } = reloaded.value;
+      for (const warning of warnings) log.warning`${warning}`;
+      this.#router.ruleSet = ruleSet;
       this.#metrics?.countReload("success");
-      log.info`reloaded ${plural(reloaded.value.rules.length, "rule")} from ${options.config}`;
+      log.info`reloaded ${plural(ruleSet.rules.length, "rule")} from ${options.config}`;
     }
     if (reread === null) return;
     if (!reread.ok) {

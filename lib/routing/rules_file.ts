@@ -18,6 +18,7 @@
  */
 
 import { domainToASCII } from "node:url";
+import { err, ok, type Result } from "../common/result.ts";
 import { compileRegex, REGEX_STEP_BUDGET, regexSteps } from "./regex.ts";
 import { PROVIDER_IDS } from "./providers.ts";
 import {
@@ -44,12 +45,13 @@ export interface ParseOptions {
 }
 
 /**
- * The outcome of parsing a config file: the rules with the warnings about lines that load but
- * may not do what was meant, or every error that keeps the file from loading.
+ * A config file that loads: its rules, and the warnings about lines that load but may not do
+ * what was meant.
  */
-export type ConfigResult =
-  | { ok: true; ruleSet: RuleSet; warnings: ConfigError[] }
-  | { ok: false; errors: ConfigError[] };
+export interface ParsedConfig {
+  ruleSet: RuleSet;
+  warnings: ConfigError[];
+}
 
 const KIND_PREFIX = /^([a-z][a-z0-9_-]*):(.*)$/i;
 /** An optional match mode in front of a pattern: `primary:provider:google`. */
@@ -63,19 +65,21 @@ const NOT_FOUND_RESULT = /^dunno$/i;
 const BYTE_ORDER_MARK = "\uFEFF";
 
 /**
- * Parses config text into a rule set, or returns every error found (not just the first).
+ * Parses config text into a rule set with its warnings, or returns every error found (not just
+ * the first) that keeps the file from loading.
  *
  * @example
  * ```ts
- * const result = parseConfig("suffix:outlook.com relay:[o365.example]:587\n", "/etc/r.conf");
- * if (result.ok) console.log(result.ruleSet.rules.length); // 1
+ * const parsed = parseConfig("suffix:outlook.com relay:[o365.example]:587\n", "/etc/r.conf");
+ * if (parsed.ok) console.log(parsed.value.ruleSet.rules.length); // 1
+ * else console.error(parsed.error.map(formatConfigError).join("\n"));
  * ```
  */
 export function parseConfig(
   text: string,
   file: string,
   options: ParseOptions = {},
-): ConfigResult {
+): Result<ParsedConfig, ConfigError[]> {
   const defaultMode = options.matchMode ?? "any";
   const rules: Rule[] = [];
   const pools = new Map<string, Pool>();
@@ -98,39 +102,45 @@ export function parseConfig(
     if (trimmed === "" || trimmed.startsWith("#")) continue;
     const line = index + 1;
     if (POOL_LINE.test(trimmed)) {
-      const pool = parsePoolLine(trimmed, line);
-      if ("message" in pool) errors.push({ file, line, message: pool.message });
-      else if (pools.has(pool.name)) {
-        const first = pools.get(pool.name)?.line;
+      const parsed = parsePoolLine(trimmed, line);
+      if (!parsed.ok) {
+        errors.push({ file, line, message: parsed.error });
+        continue;
+      }
+      const pool = parsed.value;
+      const first = pools.get(pool.name);
+      if (first === undefined) pools.set(pool.name, pool);
+      else {
         errors.push({
           file,
           line,
-          message: `pool "${pool.name}" defined twice (first on line ${first})`,
+          message: `pool "${pool.name}" defined twice (first on line ${first.line})`,
         });
-      } else pools.set(pool.name, pool);
+      }
       continue;
     }
     const warn = (message: string) => warnings.push({ file, line, message: `warning: ${message}` });
     const parsed = parseRuleLine(trimmed, { lineNumber: line, defaultMode, warn });
-    if (parsed === null) continue;
-    if ("message" in parsed) {
-      errors.push({ file, line, message: parsed.message });
+    if (!parsed.ok) {
+      errors.push({ file, line, message: parsed.error });
       continue;
     }
-    const key = `${parsed.mode}:${parsed.kind}:${parsed.value}`;
+    const rule = parsed.value;
+    if (rule === null) continue;
+    const key = `${rule.mode}:${rule.kind}:${rule.value}`;
     const first = byPattern.get(key);
     if (first === undefined) {
-      byPattern.set(key, parsed);
-      rules.push(parsed);
+      byPattern.set(key, rule);
+      rules.push(rule);
       continue;
     }
     warn(
-      `pattern "${parsed.pattern}" is also on line ${first.line}; as the original did, this ` +
-        `line's result "${parsed.result}" is used at line ${first.line}'s place and the ` +
+      `pattern "${rule.pattern}" is also on line ${first.line}; as the original did, this ` +
+        `line's result "${rule.result}" is used at line ${first.line}'s place and the ` +
         `result there is ignored; remove one of the two lines`,
     );
-    first.result = parsed.result;
-    first.answersNotFound = parsed.answersNotFound;
+    first.result = rule.result;
+    first.answersNotFound = rule.answersNotFound;
   }
   // Pools may be defined after the rules that use them: resolve names at the end.
   for (const rule of rules) {
@@ -157,7 +167,7 @@ export function parseConfig(
   }
   if (errors.length > 0) {
     errors.sort((a, b) => a.line - b.line);
-    return { ok: false, errors };
+    return err(errors);
   }
   const regexes = rules.filter((rule) => rule.kind === "regex");
   const typical = TYPICAL_MX_NAMES * regexes.reduce(
@@ -178,7 +188,7 @@ export function parseConfig(
   const mxRules = rules.filter((rule) => rule.kind !== "domain");
   const domainRules = new Map<string, Rule>();
   for (const rule of rules) if (rule.kind === "domain") domainRules.set(rule.value, rule);
-  return { ok: true, ruleSet: { file, rules, mxRules, domainRules, pools }, warnings };
+  return ok({ ruleSet: { file, rules, mxRules, domainRules, pools }, warnings });
 }
 
 /** A real domain's MX set, for the regex budget warning: 3 names of 30 characters. */
@@ -213,31 +223,29 @@ const POOL_RESULT = /^pool:([a-z0-9_.-]+)$/i;
 const POOL_NAME = /^[a-z0-9_.-]+$/i;
 
 /** `pool:NAME WEIGHT RESULT | WEIGHT RESULT ...`: a result never contains "|". */
-function parsePoolLine(line: string, lineNumber: number): Pool | { message: string } {
+function parsePoolLine(line: string, lineNumber: number): Result<Pool> {
   const split = line.search(/\s/);
   const name = (split < 0 ? line : line.slice(0, split)).slice("pool:".length).toLowerCase();
   if (!POOL_NAME.test(name)) {
-    return { message: `bad pool name "${name}": use letters, digits, ".", "_" or "-"` };
+    return err(`bad pool name "${name}": use letters, digits, ".", "_" or "-"`);
   }
   const body = split < 0 ? "" : line.slice(split).trim();
   if (body === "") {
-    return { message: `empty pool "${name}": list members as "WEIGHT RESULT | WEIGHT RESULT"` };
+    return err(`empty pool "${name}": list members as "WEIGHT RESULT | WEIGHT RESULT"`);
   }
   const members = [];
   for (const part of body.split("|")) {
     const member = /^\s*(\S+)\s+(\S.*?)\s*$/.exec(part);
     if (member === null) {
-      return { message: `pool "${name}": member "${part.trim()}" needs "WEIGHT RESULT"` };
+      return err(`pool "${name}": member "${part.trim()}" needs "WEIGHT RESULT"`);
     }
     if (!/^[1-9]\d{0,5}$/.test(member[1])) {
-      return {
-        message: `pool "${name}": weight "${
-          member[1]
-        }" is not a positive whole number (1 to 999999)`,
-      };
+      return err(
+        `pool "${name}": weight "${member[1]}" is not a positive whole number (1 to 999999)`,
+      );
     }
     const tooLong = resultTooLong(member[2]);
-    if (tooLong !== null) return { message: `pool "${name}": ${tooLong}` };
+    if (tooLong !== null) return err(`pool "${name}": ${tooLong}`);
     members.push({
       result: member[2],
       weight: Number(member[1]),
@@ -246,17 +254,17 @@ function parsePoolLine(line: string, lineNumber: number): Pool | { message: stri
     });
   }
   const totalWeight = members.reduce((sum, m) => sum + m.weight, 0);
-  return { name, line: lineNumber, members, totalWeight };
+  return ok({ name, line: lineNumber, members, totalWeight });
 }
 
 /**
- * One `PATTERN RESULT` line: a rule, an error that keeps the file from loading, or null for a
- * line skipped with a warning.
+ * One `PATTERN RESULT` line: a rule, null for a line skipped with a warning, or an error that
+ * keeps the file from loading.
  */
 function parseRuleLine(
   line: string,
   context: { lineNumber: number; defaultMode: MatchMode; warn: (message: string) => void },
-): Rule | { message: string } | null {
+): Result<Rule | null> {
   const { lineNumber, warn } = context;
   const split = line.search(/\s/);
   if (split < 0) {
@@ -264,12 +272,12 @@ function parseRuleLine(
       `pattern "${line}" has no result, so the line is skipped, as the original did; ` +
         'write "PATTERN RESULT", e.g. "suffix:outlook.com relay:[relay.example.com]:587"',
     );
-    return null;
+    return ok(null);
   }
   const pattern = line.slice(0, split);
   const result = line.slice(split).trim();
   const tooLong = resultTooLong(result);
-  if (tooLong !== null) return { message: tooLong };
+  if (tooLong !== null) return err(tooLong);
   if (/\s#/.test(result)) {
     warn(
       `result "${result}" holds " #": Postfix has no comments after a value, so all of it is ` +
@@ -278,8 +286,9 @@ function parseRuleLine(
   }
   const moded = MODE_PREFIX.exec(pattern);
   const mode = moded === null ? context.defaultMode : moded[1].toLowerCase() as MatchMode;
-  const kind = patternKind(moded === null ? pattern : moded[2], warn);
-  if ("message" in kind) return kind;
+  const written = patternKind(moded === null ? pattern : moded[2], warn);
+  if (!written.ok) return written;
+  const kind = written.value;
   if (moded !== null && kind.kind === "domain") {
     warn(`"${moded[1]}:" has no effect on a domain: rule, which matches no MX host; remove it`);
   }
@@ -287,15 +296,13 @@ function parseRuleLine(
   let cost = 0;
   if (kind.kind === "regex") {
     const compiled = compileRegex(kind.value);
-    if (!compiled.ok) {
-      return { message: `bad regular expression ${pattern}: ${compiled.error}` };
-    }
+    if (!compiled.ok) return err(`bad regular expression ${pattern}: ${compiled.error}`);
     test = compiled.value.test;
     cost = compiled.value.instructions;
   } else {
     test = makeMatcher(kind.kind, kind.value);
   }
-  return {
+  return ok({
     line: lineNumber,
     pattern,
     kind: kind.kind,
@@ -308,25 +315,30 @@ function parseRuleLine(
     matches: 0,
     matchesByProvider: new Map(),
     test,
-  };
+  });
 }
+
+/** A pattern as read: its kind, and the value it compares (lower case, without the prefix). */
+type ParsedPattern = { kind: PatternKind; value: string };
 
 function patternKind(
   pattern: string,
   warn: (message: string) => void,
-): { kind: PatternKind; value: string } | { message: string } {
+): Result<ParsedPattern> {
   if (pattern.startsWith("/")) {
     if (pattern.length < 3 || !pattern.endsWith("/")) {
-      return {
-        message: `bad regular expression ${pattern}: write it as /REGEX/ with no spaces ` +
+      return err(
+        `bad regular expression ${pattern}: write it as /REGEX/ with no spaces ` +
           "(use \\s or [ ] for a space); it is always case-insensitive",
-      };
+      );
     }
-    return { kind: "regex", value: pattern.slice(1, -1) };
+    return ok({ kind: "regex", value: pattern.slice(1, -1) });
   }
   const prefixed = KIND_PREFIX.exec(pattern);
   const kind = prefixed?.[1].toLowerCase();
-  if (kind === "provider" && prefixed !== null) return providerPattern(pattern, prefixed[2], warn);
+  if (kind === "provider" && prefixed !== null) {
+    return ok(providerPattern(pattern, prefixed[2], warn));
+  }
   if (prefixed === null || (kind !== "suffix" && kind !== "exact" && kind !== "domain")) {
     const value = pattern.toLowerCase();
     if (prefixed !== null) {
@@ -337,7 +349,7 @@ function patternKind(
     } else if (!HOST_CHARACTERS.test(value)) {
       warn(neverMatches(pattern));
     }
-    return { kind: "substring", value };
+    return ok({ kind: "substring", value });
   }
   let value = prefixed[2].toLowerCase().replace(/\.$/, "");
   if (kind === "domain") return domainPattern(pattern, value, warn);
@@ -350,9 +362,9 @@ function patternKind(
     );
     value = bare;
   }
-  if (value === "") return { message: `empty ${kind}: pattern: name a host after "${kind}:"` };
+  if (value === "") return err(`empty ${kind}: pattern: name a host after "${kind}:"`);
   if (!HOST_CHARACTERS.test(value)) warn(neverMatches(pattern));
-  return { kind, value };
+  return ok({ kind, value });
 }
 
 /**
@@ -363,7 +375,7 @@ function providerPattern(
   pattern: string,
   written: string,
   warn: (message: string) => void,
-): { kind: PatternKind; value: string } {
+): ParsedPattern {
   const id = written.toLowerCase();
   if (PROVIDER_IDS.includes(id)) return { kind: "provider", value: id };
   warn(
@@ -378,7 +390,7 @@ function domainPattern(
   pattern: string,
   written: string,
   warn: (message: string) => void,
-): { kind: PatternKind; value: string } | { message: string } {
+): Result<ParsedPattern> {
   let value = written;
   if (value.startsWith("*.")) {
     value = value.slice(1);
@@ -392,12 +404,12 @@ function domainPattern(
     ascii === "" || ascii.length > 253 || !HOST_CHARACTERS.test(ascii) ||
     labels.some((label) => label === "" || label.length > 63)
   ) {
-    return {
-      message: `bad domain pattern "${pattern}": write "domain:example.com" for that domain ` +
+    return err(
+      `bad domain pattern "${pattern}": write "domain:example.com" for that domain ` +
         'or "domain:.example.com" for its subdomains',
-    };
+    );
   }
-  return { kind: "domain", value: subdomains ? `.${ascii}` : ascii };
+  return ok({ kind: "domain", value: subdomains ? `.${ascii}` : ascii });
 }
 
 function neverMatches(pattern: string): string {

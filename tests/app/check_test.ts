@@ -8,7 +8,7 @@ Deno.test("check lists each rule with its line and kind, and warns about substri
     "/etc/r.conf",
   );
   assert.ok(parsed.ok);
-  const report = describeRuleSet(parsed.ruleSet);
+  const report = describeRuleSet(parsed.value.ruleSet);
   assert.deepEqual(report.rules, [
     "line 2: suffix    outlook.com -> relay:[a]:587",
     "line 3: substring outlook.com -> relay:[b]:587",
@@ -33,7 +33,7 @@ Deno.test("check names a provider's suffixes and warns about a rule covering par
     "/etc/r.conf",
   );
   assert.ok(parsed.ok);
-  const report = describeRuleSet(parsed.ruleSet);
+  const report = describeRuleSet(parsed.value.ruleSet);
   assert.equal(
     report.rules[1],
     "line 2: provider  google (google.com, googlemail.com) [primary] -> smtp:[g]:25",

@@ -88,7 +88,7 @@ async function exportedMetrics(): Promise<Map<string, string>> {
     connections: () => ({ tcp_table: 0, socketmap: 0 }),
     refusedConnections: () => 0,
     evictedConnections: () => 0,
-    ruleSet: () => parsed.ruleSet,
+    ruleSet: () => parsed.value.ruleSet,
     version: "test",
   });
   const server = metrics.serve({ hostname: "127.0.0.1", port: 0 });

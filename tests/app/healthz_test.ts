@@ -81,7 +81,7 @@ Deno.test("GET /healthz on the metrics listener: 200 ok, 503 with the one-line r
     connections: () => ({ tcp_table: 0, socketmap: 0 }),
     refusedConnections: () => 0,
     evictedConnections: () => 0,
-    ruleSet: () => parsed.ruleSet,
+    ruleSet: () => parsed.value.ruleSet,
     version: "test",
     health: () => verdict,
   });

@@ -17,8 +17,8 @@ const parsed = parseConfig(
     "exact:mx.dunno.example DUNNO\n",
   "test.conf",
 );
-if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
-const RULES = parsed.ruleSet;
+if (!parsed.ok) throw new Error(JSON.stringify(parsed.error));
+const RULES = parsed.value.ruleSet;
 
 function change(domain: string, before: MxOutcome, after: MxOutcome): DecisionChange {
   const previous = decide(domain, before, RULES);

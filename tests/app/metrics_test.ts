@@ -48,7 +48,7 @@ function routerWithMetrics() {
   let metrics: RouterMetrics | null = null;
   const router = new Router({
     cache,
-    ruleSet: parsed.ruleSet,
+    ruleSet: parsed.value.ruleSet,
     onDecisionChange: (change) => metrics?.countDecisionChange(change),
   });
   metrics = createMetrics({

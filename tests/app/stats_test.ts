@@ -15,7 +15,7 @@ Deno.test("the stats line shows the same counters as the metrics, and the top ru
     .answer("a.example", { kind: "mx", hosts: ["x.mail.protection.outlook.com"], ttl: 300 })
     .answer("b.example", { kind: "mx", hosts: ["x.google.com"], ttl: 300 });
   const cache = new MxCache<Decision>({ resolver, options: DEFAULT_CACHE_OPTIONS });
-  const router = new Router({ cache, ruleSet: parsed.ruleSet });
+  const router = new Router({ cache, ruleSet: parsed.value.ruleSet });
   for (const key of ["1@a.example", "2@a.example", "3@b.example", "4@gone.example", "*"]) {
     await router.route(key);
   }
@@ -34,7 +34,7 @@ Deno.test("the stats line counts lookups by provider label: most first, ties in 
     .answer("gmail.example", { kind: "mx", hosts: ["aspmx.l.google.com"], ttl: 300 })
     .answer("o365.example", { kind: "mx", hosts: ["o365-example.mx.microsoft"], ttl: 300 });
   const cache = new MxCache<Decision>({ resolver, options: DEFAULT_CACHE_OPTIONS });
-  const router = new Router({ cache, ruleSet: parsed.ruleSet });
+  const router = new Router({ cache, ruleSet: parsed.value.ruleSet });
   const limit = { open: 0, max: 10, refused: 0, evicted: 0 };
   assert.match(statsLine({ cache, router, limit }), /; providers -; /);
   const keys = ["a@own.example", "b@own.example", "c@gmail.example", "d@o365.example"];

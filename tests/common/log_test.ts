@@ -58,7 +58,7 @@ Deno.test("a lookup line keeps braces in keys literal and says what was decided"
   const decision = decide(
     "x.example",
     { kind: "mx", hosts: ["m.outlook.com"], ttl: 60 },
-    parsed.ruleSet,
+    parsed.value.ruleSet,
   );
   lookupLogger({ sink: out.sink, modeTag: "" }).report({
     key: "{user}@x.example",
@@ -145,7 +145,7 @@ function tempfail(domain: string, reason = "SERVFAIL from 127.0.0.1:53"): Lookup
 function someRules() {
   const parsed = parseConfig("suffix:outlook.com relay:[a.example]:587\n", "r.conf");
   assert.ok(parsed.ok);
-  return parsed.ruleSet;
+  return parsed.value.ruleSet;
 }
 
 /** A clock the test moves, and the timers it runs by hand. */

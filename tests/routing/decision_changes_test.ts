@@ -16,8 +16,8 @@ import { FakeClock, FakeResolver } from "../support/fake_resolver.ts";
 
 function rules(text: string): RuleSet {
   const parsed = parseConfig(text, "test.conf");
-  if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
-  return parsed.ruleSet;
+  if (!parsed.ok) throw new Error(JSON.stringify(parsed.error));
+  return parsed.value.ruleSet;
 }
 
 const GOOGLE_RELAY = "relay:[google-relay.example]:587";

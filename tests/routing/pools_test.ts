@@ -13,8 +13,8 @@ suffix:google.com relay:[g.example]:25
 
 function rules(text: string): RuleSet {
   const parsed = parseConfig(text, "pools.conf");
-  if (!parsed.ok) throw new Error(parsed.errors.map(formatConfigError).join("\n"));
-  return parsed.ruleSet;
+  if (!parsed.ok) throw new Error(parsed.error.map(formatConfigError).join("\n"));
+  return parsed.value.ruleSet;
 }
 
 Deno.test("a file without pools parses exactly as before", () => {
@@ -55,7 +55,7 @@ Deno.test("pool errors name file and line", () => {
   for (const [text, expected] of cases) {
     const parsed = parseConfig(text, "pools.conf");
     assert.equal(parsed.ok, false, text);
-    if (!parsed.ok) assert.match(parsed.errors.map(formatConfigError).join("\n"), expected, text);
+    if (!parsed.ok) assert.match(parsed.error.map(formatConfigError).join("\n"), expected, text);
   }
 });
 

@@ -21,7 +21,7 @@ function refusal(source: string): string {
 function firstError(text: string): string {
   const parsed = parseConfig(text, "/etc/r.conf");
   assert.equal(parsed.ok, false, "the file is accepted");
-  return parsed.ok ? "" : formatConfigError(parsed.errors[0]);
+  return parsed.ok ? "" : formatConfigError(parsed.error[0]);
 }
 
 const DIGITS_44 = "1".repeat(44);
@@ -125,7 +125,7 @@ Deno.test("a rule over 256 RE2 instructions is refused with the file, the line a
     "/etc/r.conf",
   );
   assert.ok(atLimit.ok, "a rule of 256 instructions loads");
-  assert.equal(atLimit.ruleSet.mxRules[0].cost, 256);
+  assert.equal(atLimit.value.ruleSet.mxRules[0].cost, 256);
   assert.equal(
     firstError(
       "suffix:ok.example relay:a\n\n/^[a-z0-9-]{1,119}\\.mail\\.example\\.com$/ relay:b\n",
@@ -144,11 +144,11 @@ Deno.test("iCloud's and Outlook's regexes load together: the limit is per rule, 
     `${icloud}\nsuffix:x.example relay:b\n${outlook}\n/^mx\\d+\\./ relay:d\n`,
     "/etc/r.conf",
   );
-  assert.ok(parsed.ok, parsed.ok ? "" : formatConfigError(parsed.errors[0]));
-  assert.deepEqual(parsed.ruleSet.mxRules.map((rule) => rule.cost), [24, 0, 31, 8]);
+  assert.ok(parsed.ok, parsed.ok ? "" : formatConfigError(parsed.error[0]));
+  assert.deepEqual(parsed.value.ruleSet.mxRules.map((rule) => rule.cost), [24, 0, 31, 8]);
   const found = matchRules(
     { hosts: ["tenant-com.mail.protection.outlook.com"], primaryCount: 1 },
-    parsed.ruleSet.mxRules,
+    parsed.value.ruleSet.mxRules,
   );
   assert.equal(found !== null && "rule" in found ? found.rule.line : null, 3);
 });
@@ -159,7 +159,7 @@ Deno.test("check prints each regex's size with the limit, and the MX name length
     "/etc/r.conf",
   );
   assert.ok(parsed.ok);
-  assert.deepEqual(describeRegexes(parsed.ruleSet), [
+  assert.deepEqual(describeRegexes(parsed.value.ruleSet), [
     "line 2: regex compiles to 8 RE2 instructions (limit 256)",
     "line 3: regex compiles to 15 RE2 instructions (limit 256)",
     `regex rules: 23 RE2 instructions together; every MX set is compared in full (even 16 ` +
@@ -167,5 +167,5 @@ Deno.test("check prints each regex's size with the limit, and the MX name length
   ]);
   const plain = parseConfig("suffix:outlook.com relay:[a]:587\n", "/etc/r.conf");
   assert.ok(plain.ok);
-  assert.deepEqual(describeRegexes(plain.ruleSet), []);
+  assert.deepEqual(describeRegexes(plain.value.ruleSet), []);
 });

@@ -6,7 +6,7 @@ Deno.test("the original format parses: comments, blank lines, results with space
     "Google.COM\tsmtp:[a.example]:25, [b.example]:25  \n   # indented comment\n";
   const parsed = parseConfig(text, "/etc/r.conf");
   assert.ok(parsed.ok);
-  const rules = parsed.ruleSet.rules;
+  const rules = parsed.value.ruleSet.rules;
   assert.equal(rules.length, 2);
   assert.deepEqual(
     rules.map((r) => [r.line, r.kind, r.value, r.result]),
@@ -15,14 +15,14 @@ Deno.test("the original format parses: comments, blank lines, results with space
       [4, "substring", "google.com", "smtp:[a.example]:25, [b.example]:25"],
     ],
   );
-  assert.equal(parsed.ruleSet.file, "/etc/r.conf");
+  assert.equal(parsed.value.ruleSet.file, "/etc/r.conf");
 });
 
 Deno.test("pattern kinds: suffix:, exact:, /regex/, case-insensitive, CRLF tolerated", () => {
   const text = "SUFFIX:Outlook.COM. a\r\nexact:MX.Example.com b\r\n/^mx[0-9]+\\./ c\r\n";
   const parsed = parseConfig(text, "r.conf");
   assert.ok(parsed.ok);
-  const [suffix, exact, regex] = parsed.ruleSet.rules;
+  const [suffix, exact, regex] = parsed.value.ruleSet.rules;
   assert.deepEqual([suffix.kind, suffix.value, suffix.result], ["suffix", "outlook.com", "a"]);
   assert.deepEqual([exact.kind, exact.value], ["exact", "mx.example.com"]);
   assert.deepEqual([regex.kind, regex.value, regex.result], ["regex", "^mx[0-9]+\\.", "c"]);
@@ -34,7 +34,7 @@ Deno.test("errors name the file, the line and the fix; all errors are reported",
   const parsed = parseConfig(text, "/etc/r.conf");
   assert.equal(parsed.ok, false);
   if (parsed.ok) return;
-  const messages = parsed.errors.map(formatConfigError);
+  const messages = parsed.error.map(formatConfigError);
   assert.equal(messages.length, 3);
   assert.match(messages[0], /^\/etc\/r\.conf, line 2: bad regular expression \/\[unclosed\//);
   assert.match(messages[1], /^\/etc\/r\.conf, line 3: empty suffix: pattern/);
@@ -45,7 +45,7 @@ Deno.test("a file without rules is an error", () => {
   for (const text of ["", "# only comments\n\n"]) {
     const parsed = parseConfig(text, "/etc/r.conf");
     assert.equal(parsed.ok, false);
-    if (!parsed.ok) assert.match(formatConfigError(parsed.errors[0]), /^\/etc\/r\.conf: no rules/);
+    if (!parsed.ok) assert.match(formatConfigError(parsed.error[0]), /^\/etc\/r\.conf: no rules/);
   }
 });
 
@@ -53,7 +53,7 @@ Deno.test("empty suffix and unterminated regex are errors", () => {
   const parsed = parseConfig("suffix: relay:a\n/abc relay:b\n", "r.conf");
   assert.equal(parsed.ok, false);
   if (!parsed.ok) {
-    assert.deepEqual(parsed.errors.map((e) => e.line), [1, 2]);
+    assert.deepEqual(parsed.error.map((e) => e.line), [1, 2]);
   }
 });
 
@@ -63,7 +63,7 @@ Deno.test("a result too long for a tcp_table reply is refused, never cut short",
   assert.equal(parsed.ok, false);
   if (!parsed.ok) {
     assert.match(
-      formatConfigError(parsed.errors[0]),
+      formatConfigError(parsed.error[0]),
       /^r\.conf, line 1: result is \d+ bytes once encoded; a tcp_table reply holds at most 4091$/,
     );
   }
@@ -74,8 +74,8 @@ Deno.test("a result too long for a tcp_table reply is refused, never cut short",
 /** The warnings of a file that loads, formatted as the log and `check` print them. */
 function warningsOf(text: string): string[] {
   const parsed = parseConfig(text, "/etc/r.conf");
-  if (!parsed.ok) throw new Error(parsed.errors.map(formatConfigError).join("\n"));
-  return parsed.warnings.map(formatConfigError);
+  if (!parsed.ok) throw new Error(parsed.error.map(formatConfigError).join("\n"));
+  return parsed.value.warnings.map(formatConfigError);
 }
 
 Deno.test("what the original accepted loads, with one warning per line naming the fix", () => {
@@ -86,7 +86,7 @@ Deno.test("what the original accepted loads, with one warning per line naming th
     "ok3.example relay:[c]:25 # the C relay\n";
   const parsed = parseConfig(text, "/etc/r.conf");
   assert.ok(parsed.ok);
-  const rules = parsed.ruleSet.rules;
+  const rules = parsed.value.ruleSet.rules;
   assert.deepEqual(rules.map((r) => [r.line, r.kind, r.value, r.result]), [
     [1, "substring", "ok.example", "relay:[a]:25"],
     [3, "substring", "mx:microsoft", "relay:[b]:25"],
@@ -94,7 +94,7 @@ Deno.test("what the original accepted loads, with one warning per line naming th
     [5, "substring", "ok3.example", "relay:[c]:25 # the C relay"],
   ]);
   assert.equal(rules[2].pool, null, "pool:relays without a pool goes to Postfix as written");
-  const warnings = parsed.warnings.map(formatConfigError);
+  const warnings = parsed.value.warnings.map(formatConfigError);
   assert.equal(warnings.length, 4);
   assert.match(
     warnings[0],
@@ -120,12 +120,12 @@ Deno.test("duplicate patterns: the last line's result at the first line's place,
     "/etc/r.conf",
   );
   assert.ok(parsed.ok);
-  assert.deepEqual(parsed.ruleSet.rules.map((r) => [r.line, r.result]), [
+  assert.deepEqual(parsed.value.ruleSet.rules.map((r) => [r.line, r.result]), [
     [1, "relay:[last]:25"],
     [2, "smtp:[g]:25"],
   ]);
   assert.match(
-    formatConfigError(parsed.warnings[0]),
+    formatConfigError(parsed.value.warnings[0]),
     /^\/etc\/r\.conf, line 3: warning: pattern "outlook\.com" is also on line 1; .*"relay:\[last\]:25" is used at line 1's place/,
   );
 });
@@ -137,15 +137,15 @@ Deno.test("rules that can never match are warned about; the leading-dot forms ar
     "/etc/r.conf",
   );
   assert.ok(parsed.ok);
-  assert.deepEqual(parsed.ruleSet.rules.map((r) => r.value), [
+  assert.deepEqual(parsed.value.ruleSet.rules.map((r) => r.value), [
     "icloud.com",
     "outlook.com",
     "mx_1.example",
     "mx!.example",
     "mx@x.example",
   ]);
-  assert.equal(parsed.ruleSet.rules[0].test("mx.icloud.com"), true);
-  const warnings = parsed.warnings.map(formatConfigError);
+  assert.equal(parsed.value.ruleSet.rules[0].test("mx.icloud.com"), true);
+  const warnings = parsed.value.warnings.map(formatConfigError);
   assert.equal(warnings.length, 4);
   assert.match(
     warnings[0],
@@ -165,9 +165,12 @@ Deno.test("rules that can never match are warned about; the leading-dot forms ar
 Deno.test("a UTF-8 byte order mark is stripped, so the first rule matches", () => {
   const parsed = parseConfig("\uFEFFoutlook.com relay:[a]:25\n", "/etc/r.conf");
   assert.ok(parsed.ok);
-  assert.equal(parsed.ruleSet.rules[0].value, "outlook.com");
-  assert.equal(parsed.ruleSet.rules[0].test("x.protection.outlook.com"), true);
-  assert.match(formatConfigError(parsed.warnings[0]), /line 1: warning: a UTF-8 byte order mark/);
+  assert.equal(parsed.value.ruleSet.rules[0].value, "outlook.com");
+  assert.equal(parsed.value.ruleSet.rules[0].test("x.protection.outlook.com"), true);
+  assert.match(
+    formatConfigError(parsed.value.warnings[0]),
+    /line 1: warning: a UTF-8 byte order mark/,
+  );
 });
 
 Deno.test("domain rules: exact and subdomain forms, IDN, DUNNO; kept apart from MX rules", () => {
@@ -177,7 +180,7 @@ Deno.test("domain rules: exact and subdomain forms, IDN, DUNNO; kept apart from 
     "/etc/r.conf",
   );
   assert.ok(parsed.ok);
-  const { rules, mxRules, domainRules } = parsed.ruleSet;
+  const { rules, mxRules, domainRules } = parsed.value.ruleSet;
   assert.equal(rules.length, 5);
   assert.deepEqual(mxRules.map((r) => r.line), [5]);
   assert.deepEqual([...domainRules.keys()], [

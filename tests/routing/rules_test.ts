@@ -50,8 +50,8 @@ Deno.test("hosts are tried in order, rules in file order; the first match wins",
 
 function ruleSet(text: string): RuleSet {
   const parsed = parseConfig(text, "r.conf");
-  if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
-  return parsed.ruleSet;
+  if (!parsed.ok) throw new Error(JSON.stringify(parsed.error));
+  return parsed.value.ruleSet;
 }
 
 /** The result of the rule that decides for an MX set, or null. */
@@ -87,9 +87,9 @@ Deno.test("the default match mode comes from --match-mode; a rule's own prefix w
     { matchMode: "all" },
   );
   assert.ok(parsed.ok);
-  assert.deepEqual(parsed.ruleSet.mxRules.map((rule) => rule.mode), ["all", "any"]);
+  assert.deepEqual(parsed.value.ruleSet.mxRules.map((rule) => rule.mode), ["all", "any"]);
   const hosts = ["aspmx.l.google.com", "x.mail.protection.outlook.com"];
-  assert.equal(decided(parsed.ruleSet, hosts), "m");
+  assert.equal(decided(parsed.value.ruleSet, hosts), "m");
 });
 
 Deno.test("provider: rules match the catalog's suffixes of that provider only", () => {
@@ -125,15 +125,15 @@ Deno.test("a thousand tiny regex rules: counted per comparison, and warned about
   // Each comparison costs a fixed part too, or 16 one-character names would cost almost nothing.
   const found = matchRules(
     { hosts: Array.from({ length: 16 }, (_, i) => String.fromCharCode(97 + i)), primaryCount: 1 },
-    parsed.ruleSet.mxRules,
+    parsed.value.ruleSet.mxRules,
   );
   assert.ok(found !== null && "exceeded" in found);
   assert.match(
-    formatConfigError(parsed.warnings[0]),
+    formatConfigError(parsed.value.warnings[0]),
     /^r\.conf: warning: 1000 regex rules together are too costly: a domain with 3 MX names of 30 characters/,
   );
   // A handful of ordinary regex rules is far from it.
   const few = parseConfig("/^mx\\d+\\.mail\\.icloud\\.com$/ a\n/\\.pphosted\\.com$/ b\n", "r.conf");
   assert.ok(few.ok);
-  assert.deepEqual(few.warnings, []);
+  assert.deepEqual(few.value.warnings, []);
 });

@@ -32,7 +32,7 @@ function startServer(
       cause: "servfail",
     });
   const cache = new MxCache<Decision>({ resolver, options: DEFAULT_CACHE_OPTIONS });
-  const router = new Router({ cache, ruleSet: parsed.ruleSet });
+  const router = new Router({ cache, ruleSet: parsed.value.ruleSet });
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const limit = new ConnectionLimit(options.maxConnections ?? 100);
   const server = new TableServer({
@@ -340,7 +340,7 @@ Deno.test("failed accepts (out of file descriptors) are logged once a minute, no
     await new TableServer({
       listener,
       codec: tcpTableCodec,
-      router: new Router({ cache, ruleSet: parsed.ruleSet }),
+      router: new Router({ cache, ruleSet: parsed.value.ruleSet }),
       idleTimeoutMs: 0,
       stuckTimeoutMs: 1000,
       limit: new ConnectionLimit(10),
