@@ -144,6 +144,10 @@ export async function readCacheFile(
  *
  * @example
  * ```ts
+ * import { encodeSnapshot, snapshotByteLimit } from "../routing/cache_snapshot.ts";
+ *
+ * const bounds = { maxEntries: 100_000, maxBytes: snapshotByteLimit(100_000) };
+ * const { text } = encodeSnapshot([], bounds);
  * await writeCacheFile("/var/lib/postfix-mx-pattern-router/cache", text);
  * ```
  */
@@ -205,7 +209,12 @@ export interface OpenCacheFileOptions {
  *
  * @example
  * ```ts
- * const cacheFile = await openCacheFile({ path, cache, cacheSize: 100_000 });
+ * declare const cache: PersistentCache;
+ * const cacheFile = await openCacheFile({
+ *   path: "/var/lib/postfix-mx-pattern-router/cache",
+ *   cache,
+ *   cacheSize: 100_000,
+ * });
  * // ... serve ...
  * await cacheFile.close();
  * ```

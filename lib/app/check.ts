@@ -38,6 +38,9 @@ export interface CheckReport {
  *
  * @example
  * ```ts
+ * import type { RuleSet } from "../routing/rules.ts";
+ *
+ * declare const ruleSet: RuleSet;
  * describeRuleSet(ruleSet).warnings; // ["/etc/r.conf, line 3: ... use suffix:outlook.com"]
  * ```
  */
@@ -82,7 +85,11 @@ export function describeRuleSet(ruleSet: RuleSet): CheckReport {
  *
  * @example
  * ```ts
- * partialProviderWarnings(ruleSet); // ["/etc/r.conf, line 2: warning: ... use provider:microsoft365"]
+ * import type { RuleSet } from "../routing/rules.ts";
+ *
+ * declare const ruleSet: RuleSet;
+ * partialProviderWarnings(ruleSet);
+ * // ["/etc/r.conf, line 2: warning: ... use provider:microsoft365"]
  * ```
  */
 export function partialProviderWarnings(ruleSet: RuleSet): string[] {
@@ -124,6 +131,9 @@ function transportOf(result: string): string | null {
  *
  * @example
  * ```ts
+ * import type { RuleSet } from "../routing/rules.ts";
+ *
+ * declare const ruleSet: RuleSet;
  * transportWarnings(ruleSet, new Set(["smtp", "relay"])); // ["/etc/r.conf, line 2: warning: ..."]
  * ```
  */
@@ -234,6 +244,9 @@ function plural(count: number, noun: string): string {
  *
  * @example
  * ```ts
+ * import type { RuleSet } from "../routing/rules.ts";
+ *
+ * declare const ruleSet: RuleSet;
  * describeRegexes(ruleSet);
  * // ["line 4: regex compiles to 8 RE2 instructions (limit 256)", "regex rules: 8 ..."]
  * ```

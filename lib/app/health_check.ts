@@ -141,9 +141,12 @@ export interface HealthCheckDeps {
  *
  * @example
  * ```ts
- * const result = await checkHealth(options);
- * console.log(result.line); // "OK: tcp_table 127.0.0.1:10099 answered ... | time=0.312ms;200;2000;0"
- * Deno.exit(result.code);
+ * const options = parseHealthArgs(["--tcp", "127.0.0.1:10099"]);
+ * if (options.ok) {
+ *   const result = await checkHealth(options.value);
+ *   console.log(result.line); // "OK: tcp_table 127.0.0.1:10099 answered ... | time=0.312ms;200;2000;0"
+ *   Deno.exit(result.code);
+ * }
  * ```
  */
 export async function checkHealth(

@@ -33,8 +33,11 @@ export interface HealthState {
  *
  * @example
  * ```ts
+ * import type { DnsResolver } from "../dns/resolver.ts";
+ *
+ * declare const resolver: DnsResolver;
  * healthVerdict({ serving: true, dns: resolver.serverStatus(), wallNow: Date.now() });
- * // { ok: false, reason: "DNS not answering: 127.0.0.1:53 down since 2025-05-01T12:00:00.000Z, no reply for 75 s" }
+ * // { ok: false, reason: "DNS not answering: 127.0.0.1:53 down since 2025-05-01T12:00:00.000Z, ..." }
  * ```
  */
 export function healthVerdict(state: HealthState): HealthVerdict {

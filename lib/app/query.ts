@@ -103,13 +103,9 @@ export interface ExplainOptions {
 }
 
 /**
- * Looks one key up and explains the answer.
- *
- * @example
- * ```ts
- * const report = await explainLookup({ key: "user@example.com", ruleSet, resolver });
- * console.log(report.tcpTableReply); // "500 NO%20RESULT"
- * ```
+ * Looks one key up and explains the answer: the domain, its MX hosts and the rule each matched,
+ * the decision, and the reply each protocol would send (`500 NO%20RESULT` for tcp_table when no
+ * rule matches).
  */
 async function explainLookup(options: ExplainOptions): Promise<QueryReport> {
   const { key, ruleSet } = options;

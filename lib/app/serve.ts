@@ -60,6 +60,8 @@ export class StartupError extends Error {
  *
  * @example
  * ```ts
+ * import { parseCommandLine } from "./cli.ts";
+ *
  * const command = parseCommandLine(Deno.args);
  * if (command.kind === "serve") await serve(command.options);
  * ```

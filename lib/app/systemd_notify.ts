@@ -193,7 +193,10 @@ export function statusText(counts: StatusCounts): string {
  *
  * @example
  * ```ts
+ * declare function counts(): StatusCounts;
+ * const notifier = SystemdNotifier.fromEnvironment();
  * const updates = startStatusUpdates(notifier, () => statusText(counts()));
+ * // ... serve ...
  * updates.stop();
  * ```
  */

@@ -22,7 +22,9 @@ export function errorMessage(error: unknown): string {
  *
  * @example
  * ```ts
- * closeQuietly(conn);
+ * const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * listener.close();
+ * closeQuietly(listener); // already closed: nothing happens
  * ```
  */
 export function closeQuietly(closable: { close(): void } | undefined): void {

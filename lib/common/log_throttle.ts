@@ -14,6 +14,8 @@ export const FAULT_LOG_INTERVAL_MS = 60_000;
  *
  * @example
  * ```ts
+ * import { log } from "./log.ts";
+ *
  * const throttle = new LogThrottle(FAULT_LOG_INTERVAL_MS);
  * const heldBack = throttle.pass();
  * if (heldBack !== null) log.warning`accept failed${heldBackText(heldBack)}`;

@@ -77,7 +77,14 @@ interface State {
  *
  * @example
  * ```ts
- * const health = new ServerHealth({ probe, probeTimeoutMs: 1000 });
+ * import type { DnsServer, MxOutcome } from "./types.ts";
+ *
+ * declare function probe(server: DnsServer, recentName: string | null): Promise<ProbeResult>;
+ * declare function ask(server: DnsServer, name: string): Promise<MxOutcome>;
+ * const server: DnsServer = { host: "127.0.0.1", port: 53 };
+ * const name = "example.com";
+ *
+ * const health = new ServerHealth({ probe, probeTimeoutMs: PROBE_TIMEOUT_MS });
  * const may = health.mayAsk(server);
  * if (may === true || (may !== false && await may)) {
  *   const sentAt = performance.now();
@@ -192,7 +199,9 @@ export class ServerHealth {
    *
    * @example
    * ```ts
-   * health.status([server]); // [{ server: "127.0.0.1:53", down: false, downForMs: null, lastReplyAgoMs: 812 }]
+   * declare const health: ServerHealth;
+   * health.status([{ host: "127.0.0.1", port: 53 }]);
+   * // [{ server: "127.0.0.1:53", down: false, downForMs: null, lastReplyAgoMs: 812 }]
    * ```
    */
   status(servers: readonly DnsServer[]): DnsServerStatus[] {

@@ -15,9 +15,15 @@ interface Waiter {
  *
  * @example
  * ```ts
+ * declare function work(): Promise<void>;
+ *
  * const inflight = new InflightLimit(256);
  * if (await inflight.acquire(5000)) {
- *   try { await work(); } finally { inflight.release(); }
+ *   try {
+ *     await work();
+ *   } finally {
+ *     inflight.release();
+ *   }
  * }
  * ```
  */

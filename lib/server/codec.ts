@@ -59,6 +59,11 @@ const MAX_CACHED_REPLIES = 4096;
  *
  * @example
  * ```ts
+ * import { tcpTableCodec } from "./tcp_table.ts";
+ * import type { Decision } from "../routing/router.ts";
+ *
+ * declare const conn: Deno.Conn;
+ * declare const decision: Decision;
  * const replies = new ReplyCache(tcpTableCodec);
  * await conn.write(replies.bytes(decision));
  * ```

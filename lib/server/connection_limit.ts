@@ -33,10 +33,16 @@ export interface TrackedConnection {
  *
  * @example
  * ```ts
+ * declare const conn: Deno.Conn;
  * const limit = new ConnectionLimit(10_000);
- * if (!limit.admit()) refuse(conn);
- * const forget = limit.track(state, () => close(state));
- * state.waitingSince = limit.stamp(); // after writing each reply
+ * if (limit.admit()) {
+ *   const state = { busy: false, closed: false, waitingSince: limit.stamp() };
+ *   const forget = limit.track(state, () => conn.close());
+ *   state.waitingSince = limit.stamp(); // after writing each reply
+ *   forget(); // once the connection is closed
+ * } else {
+ *   conn.close();
+ * }
  * ```
  */
 export class ConnectionLimit {

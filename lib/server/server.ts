@@ -63,7 +63,19 @@ interface ConnectionState {
  *
  * @example
  * ```ts
- * const server = new TableServer({ listener, codec: tcpTableCodec, router, idleTimeoutMs, limit });
+ * import { ConnectionLimit } from "./connection_limit.ts";
+ * import { tcpTableCodec } from "./tcp_table.ts";
+ * import type { Router } from "../routing/router.ts";
+ *
+ * declare const router: Router;
+ * const server = new TableServer({
+ *   listener: Deno.listen({ hostname: "127.0.0.1", port: 10099 }),
+ *   codec: tcpTableCodec,
+ *   router,
+ *   idleTimeoutMs: 60_000,
+ *   stuckTimeoutMs: REQUEST_TIMEOUT_MS,
+ *   limit: new ConnectionLimit(10_000),
+ * });
  * const serving = server.serve();
  * ```
  */
