@@ -144,7 +144,7 @@ export interface HealthCheckDeps {
  * const options = parseHealthArgs(["--tcp", "127.0.0.1:10099"]);
  * if (options.ok) {
  *   const result = await checkHealth(options.value);
- *   console.log(result.line); // "OK: tcp_table 127.0.0.1:10099 answered ... | time=0.312ms;200;2000;0"
+ *   console.log(result.line); // "OK: tcp_table 127.0.0.1:10099 answered ... | time=0.312ms;..."
  *   Deno.exit(result.code);
  * }
  * ```

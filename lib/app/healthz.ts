@@ -37,7 +37,7 @@ export interface HealthState {
  *
  * declare const resolver: DnsResolver;
  * healthVerdict({ serving: true, dns: resolver.serverStatus(), wallNow: Date.now() });
- * // { ok: false, reason: "DNS not answering: 127.0.0.1:53 down since 2025-05-01T12:00:00.000Z, ..." }
+ * // { ok: false, reason: "DNS not answering: 127.0.0.1:53 down since ..., no reply for 75 s" }
  * ```
  */
 export function healthVerdict(state: HealthState): HealthVerdict {

@@ -90,6 +90,14 @@ export interface LookupLoggerOptions {
  *
  * @example
  * ```ts
+ * import type { StderrSink } from "../common/log.ts";
+ * import type { MxCache } from "../routing/cache.ts";
+ * import { type Decision, Router } from "../routing/router.ts";
+ * import type { RuleSet } from "../routing/rules.ts";
+ *
+ * declare const sink: StderrSink;
+ * declare const cache: MxCache<Decision>;
+ * declare const ruleSet: RuleSet;
  * const failures = failureLogger({ sink, failureTtl: 10 });
  * const observer = lookupLogger({ sink, modeTag: "", failures });
  * const router = new Router({ cache, ruleSet, observer });
@@ -126,6 +134,9 @@ export function lookupLogger(options: LookupLoggerOptions): LookupObserver {
  *
  * @example
  * ```ts
+ * import type { DecisionChange } from "../routing/router.ts";
+ *
+ * declare const change: DecisionChange;
  * decisionChangeText(change);
  * // "domain contoso.com: google -> microsoft365 (was relay:[g]:587 by line 1, MX aspmx.l.google.com;
  * //  now relay:[m]:587 by line 2, MX contoso-com.mail.protection.outlook.com)"
@@ -186,7 +197,10 @@ function unrefTimeout(callback: () => void, ms: number): void {
  *
  * @example
  * ```ts
- * const failures = failureLogger({ sink, failureTtl: options.cache.failureTtl });
+ * import { createStderrSink } from "../common/log.ts";
+ *
+ * const sink = createStderrSink({ journal: Deno.env.has("JOURNAL_STREAM") });
+ * const failures = failureLogger({ sink, failureTtl: 10 });
  * const observer = lookupLogger({ sink, modeTag: "", failures });
  * ```
  */

@@ -72,8 +72,10 @@ const CACHE_COUNTERS: [string, string, keyof CacheCounters][] = [
  *
  * @example
  * ```ts
+ * declare const sources: MetricSources;
  * const metrics = createMetrics(sources);
- * const text = await metrics.registry.metrics();
+ * const server = metrics.serve({ hostname: "127.0.0.1", port: 9100 }); // GET /metrics, /healthz
+ * await server.shutdown();
  * ```
  */
 export function createMetrics(sources: MetricSources): RouterMetrics {

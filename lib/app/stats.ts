@@ -27,6 +27,13 @@ export interface StatsSources {
  *
  * @example
  * ```ts
+ * import type { MxCache } from "../routing/cache.ts";
+ * import type { Decision, Router } from "../routing/router.ts";
+ * import { ConnectionLimit } from "../server/connection_limit.ts";
+ *
+ * declare const cache: MxCache<Decision>;
+ * declare const router: Router;
+ * const limit = new ConnectionLimit(10_000);
  * statsLine({ cache, router, limit }); // "stats: lookups match=3 nomatch=1 ... rss=52.1MB"
  * ```
  */

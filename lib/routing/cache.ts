@@ -132,6 +132,9 @@ export interface MxCacheInit {
  *
  * @example
  * ```ts
+ * import type { MxResolver } from "../dns/types.ts";
+ *
+ * declare const resolver: MxResolver;
  * const cache = new MxCache({ resolver, options: DEFAULT_CACHE_OPTIONS });
  * const answer = await cache.lookup("example.com");
  * ```

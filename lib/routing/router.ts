@@ -92,6 +92,11 @@ export const PROVIDER_LABELS: readonly string[] = [...PROVIDER_IDS, OTHER_PROVID
  *
  * @example
  * ```ts
+ * import type { MxOutcome } from "../dns/types.ts";
+ * import type { RuleSet } from "./rules.ts";
+ *
+ * declare const outcome: MxOutcome; // contoso.com's MX: *.mail.protection.outlook.com
+ * declare const ruleSet: RuleSet;
  * providerLabel(decide("contoso.com", outcome, ruleSet)); // "microsoft365"
  * ```
  */
@@ -106,6 +111,11 @@ export function providerLabel(decision: Decision): string {
  *
  * @example
  * ```ts
+ * import type { MxOutcome } from "../dns/types.ts";
+ * import type { RuleSet } from "./rules.ts";
+ *
+ * declare const outcome: MxOutcome; // contoso.com's MX: *.mail.protection.outlook.com
+ * declare const ruleSet: RuleSet;
  * routeLabel(decide("contoso.com", outcome, ruleSet)); // "microsoft365", or "none" without a rule
  * ```
  */
@@ -121,6 +131,9 @@ export function routeLabel(decision: Decision): string {
  *
  * @example
  * ```ts
+ * import type { RuleSet } from "./rules.ts";
+ *
+ * declare const ruleSet: RuleSet;
  * decide("example.com", { kind: "nxdomain", negativeTtl: 300 }, ruleSet).label; // "nomatch"
  * ```
  */
@@ -202,6 +215,9 @@ const domainDecisions = new WeakMap<Rule, Decision>();
  *
  * @example
  * ```ts
+ * import type { Rule } from "./rules.ts";
+ *
+ * declare const rule: Rule; // domain:contoso.com smtp:[mail.contoso.com]:25
  * domainRuleDecision(rule).result; // "smtp:[mail.contoso.com]:25"
  * ```
  */
@@ -252,6 +268,7 @@ function memberAnswer(pool: Pool, index: number): Decision {
  *
  * @example
  * ```ts
+ * declare const decision: Decision; // matched a rule whose result is pool:relays
  * answerFor(decision).result; // "relay:[r1.example]:587"
  * ```
  */
@@ -266,6 +283,7 @@ export function answerFor(decision: Decision): Decision {
  *
  * @example
  * ```ts
+ * declare const decision: Decision;
  * decisionReason(decision); // "c.mail.protection.outlook.com matches line 1"
  * ```
  */
@@ -382,6 +400,11 @@ export interface RouterInit {
  *
  * @example
  * ```ts
+ * import type { MxCache } from "./cache.ts";
+ * import type { RuleSet } from "./rules.ts";
+ *
+ * declare const cache: MxCache<Decision>;
+ * declare const ruleSet: RuleSet;
  * const router = new Router({ cache, ruleSet });
  * const decision = await router.route("user@example.com");
  * ```

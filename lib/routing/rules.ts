@@ -80,6 +80,7 @@ export interface Pool {
  *
  * @example
  * ```ts
+ * declare const pool: Pool; // pool:relays 3 relay:[r1.example]:587 | 1 relay:[r2.example]:587
  * pool.members[pickMember(pool)].result; // "relay:[r1.example]:587"
  * ```
  */
@@ -180,8 +181,9 @@ export interface RegexBudgetExceeded {
  *
  * @example
  * ```ts
+ * declare const ruleSet: RuleSet;
  * matchRules({ hosts: ["aspmx.l.google.com"], primaryCount: 1 }, ruleSet.mxRules);
- * // { rule, host } or null
+ * // { rule, host }, or { exceeded: true, steps } past the regex budget, or null
  * ```
  */
 export function matchRules(
@@ -224,6 +226,7 @@ export function matchRules(
  *
  * @example
  * ```ts
+ * declare const ruleSet: RuleSet;
  * domainRuleFor("mail.contoso.com", ruleSet)?.line; // the line of "domain:.contoso.com ..."
  * ```
  */
@@ -247,6 +250,7 @@ export function domainRuleFor(domain: string, ruleSet: RuleSet): Rule | null {
  *
  * @example
  * ```ts
+ * declare const ruleSet: RuleSet;
  * matchImplicitMx("fanicloud.com", ruleSet.mxRules); // null for the rule "icloud.com ..."
  * ```
  */
