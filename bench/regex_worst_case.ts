@@ -209,12 +209,8 @@ function hostileName(family: Family, length: number, random: () => number): stri
 
 /**
  * Name lengths that bring the comparisons with rules of `instructions` (in all) nearest the
- * budget without passing it: names of `longest` characters, then one shorter, at most 16.
- *
- * @example
- * ```ts
- * fillingLengths(256); // [253, 253, 253, 18]: 256 × (3 × 254 + 19) = 199,936 steps
- * ```
+ * budget without passing it: names of `longest` characters, then one shorter, at most 16. For
+ * 256 instructions: [253, 253, 194], 256 × (2 × 254 + 195) = 179,968 steps.
  */
 function fillingLengths(instructions: number, longest = NAME_LENGTH): number[] {
   const lengths: number[] = [];

@@ -130,7 +130,9 @@ export function dnsmasqConfig(zone: DnsmasqZone, port: number, logQueries: boole
  *
  * @example
  * ```ts
- * const dns = await startDnsmasq({ dir, zone: { localDomains: ["test"], mx: [...] } });
+ * const dir = await Deno.makeTempDir();
+ * const mx = [{ domain: "contoso.test", host: "mx.contoso.test", preference: 10 }];
+ * const dns = await startDnsmasq({ dir, zone: { localDomains: ["test"], mx } });
  * try {
  *   // ... router --dns-server dns.address
  * } finally {

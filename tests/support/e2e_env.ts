@@ -193,6 +193,8 @@ let skipNoticePrinted = false;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ *
  * e2eTest("a Microsoft-MX domain routes to the relay", {}, async (env) => {
  *   const reply = await env.postmap(`a@${DOMAINS.microsoft}`);
  *   assert.equal(reply.value, env.relayResult);
@@ -280,9 +282,12 @@ export function mailParts(env: E2eEnv): MailParts {
  *
  * @example
  * ```ts
+ * declare const t: Deno.TestContext;
+ * declare function queueMail(): Promise<void>;
+ * declare function flushAndCheck(): Promise<void>;
  * const step = sequence(t);
- * await step("mail is queued", async () => {...});
- * await step("the flush delivers it", async () => {...}); // ignored if the first failed
+ * await step("mail is queued", queueMail);
+ * await step("the flush delivers it", flushAndCheck); // ignored if the first failed
  * ```
  */
 export function sequence(

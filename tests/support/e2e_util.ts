@@ -76,7 +76,9 @@ export class WaitAborted extends Error {
  *
  * @example
  * ```ts
- * await waitFor(() => sink.count() >= 3 || undefined, { what: "3 messages", timeoutMs: 5000 });
+ * declare const sink: { messages(): Promise<unknown[]> };
+ * const three = async () => (await sink.messages()).length >= 3;
+ * await waitFor(three, { what: "3 messages", timeoutMs: 5000 });
  * ```
  */
 export async function waitFor<T>(

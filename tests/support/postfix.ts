@@ -49,6 +49,7 @@ function bin(name: string): string {
  *
  * @example
  * ```ts
+ * const tmp = await Deno.makeTempDir();
  * const configDir = await writePostmapConfig(`${tmp}/postmap`);
  * await postmapQuery({ configDir, table: "tcp:127.0.0.1:10099", key: "a@contoso.test" });
  * ```
@@ -386,6 +387,9 @@ export async function writePostfixConfig(
  *
  * @example
  * ```ts
+ * declare const tmp: string;
+ * declare const router: { port: number };
+ * declare const defaultSink: SmtpSink;
  * const postfix = await startPostfix({
  *   dir: `${tmp}/postfix`,
  *   transportMaps: `tcp:127.0.0.1:${router.port}`,

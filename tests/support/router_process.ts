@@ -123,6 +123,8 @@ export interface RouterProcess {
  *
  * @example
  * ```ts
+ * declare const tmp: string;
+ * declare const dnsmasq: { address: string };
  * const router = await startRouter({
  *   configPath: `${tmp}/rules.conf`,
  *   tmpDir: tmp,

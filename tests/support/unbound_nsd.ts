@@ -161,6 +161,7 @@ function zoneFileName(zone: NsdZone): string {
  *
  * @example
  * ```ts
+ * const dir = await Deno.makeTempDir();
  * const dns = await startUnboundNsd({
  *   dir,
  *   zones: [{ name: "good.test", records: ["* IN MX 10 mx.example.net."] }],
