@@ -399,6 +399,7 @@ Deno.test("query: explains the lookup; exit 0 found, 1 not found, 2 temporary fa
       /1\. contoso-test\.mail\.protection\.outlook\.com \(primary\) {2}matches .*rules\.conf:2 suffix:mail\.protection\.outlook\.com \(mode any\)/,
     );
     assert.match(found.stdout, /2\. backup\.other\.test {2}no rule matches/);
+    assert.match(found.stdout, /provider: microsoft365 \(Microsoft 365 \(Exchange Online\)\)\n/);
     assert.match(found.stdout, /tcp_table reply: 200 relay:\[o365\.example\]:587/);
     const utf8 = await runMain([...base, "jörg@müller.test"], tmp);
     assert.match(utf8.stdout, /domain: {3}müller\.test \(ASCII: xn--mller-kva\.test\)/);

@@ -19,6 +19,7 @@ import {
   invalidKeyDecision,
 } from "../routing/router.ts";
 import { domainRuleFor, matchImplicitMx, type Rule, type RuleSet } from "../routing/rules.ts";
+import { providerById } from "../routing/providers.ts";
 import { socketmapCodec } from "../server/socketmap.ts";
 import { tcpTableCode, tcpTableCodec } from "../server/tcp_table.ts";
 
@@ -33,6 +34,11 @@ export interface QueryReport {
   invalid: string | null;
   /** The `domain:` rule (file:line pattern) that answers without DNS, if any. */
   domainRule: string | null;
+  /**
+   * The mail provider the domain is at, from the catalog: of the MX host that decided, or of
+   * the most preferred one (`id (name)`); null when none of the catalog's.
+   */
+  provider: string | null;
   dns: { outcome: string; rcode: string; ttl: number | null; detail: string } | null;
   /**
    * Each MX host in the order tried, whether it is a primary one (lowest preference), and the
@@ -154,6 +160,7 @@ async function explainLookup(options: ExplainOptions): Promise<QueryReport> {
     asciiDomain,
     invalid: parsed.ok ? null : parsed.error,
     domainRule: override === null ? null : `${ruleSet.file}:${override.line} ${override.pattern}`,
+    provider: providerText(decision.provider),
     dns,
     hosts,
     decision,
@@ -162,6 +169,12 @@ async function explainLookup(options: ExplainOptions): Promise<QueryReport> {
     socketmapReply: text.decode(socketmapCodec.encode(answer)),
     exitCode: EXIT_CODES[tcpTableCode(decision)],
   };
+}
+
+/** A catalog id as a person reads it: `microsoft365 (Microsoft 365 (Exchange Online))`. */
+function providerText(id: string | null): string | null {
+  const provider = id === null ? null : providerById(id);
+  return provider === null ? null : `${provider.id} (${provider.name})`;
 }
 
 /** Formats a report as lines for a terminal. */
@@ -188,6 +201,7 @@ function formatQueryReport(report: QueryReport): string {
       lines.push(`  ${index + 1}. ${host}${primary ? " (primary)" : ""}  ${matches}`);
     });
   }
+  if (report.provider !== null) lines.push(`provider: ${report.provider}`);
   const pool = report.decision.rule?.pool;
   lines.push(`decision: ${report.decision.label}: ${decisionReason(report.decision)}`);
   if (pool) lines.push(`pool:     ${pool.name}: this lookup gets ${report.answer.reason}`);
