@@ -1,6 +1,7 @@
 /**
- * The house rules as tests: the code is formatted, lint-clean and type-checks, so CI (which runs
- * only `deno task test`) refuses a change that breaks any of them.
+ * The house rules as tests: the code is formatted, lint-clean and type-checks (the examples in
+ * its JSDoc too), and every export of lib/ is documented, so CI (which runs only
+ * `deno task test`) refuses a change that breaks any of them.
  *
  * @module
  */
@@ -9,7 +10,9 @@ import assert from "node:assert/strict";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
-async function deno(args: string[]): Promise<{ code: number; output: string }> {
+async function deno(
+  args: string[],
+): Promise<{ code: number; stdout: string; output: string }> {
   const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
     args,
     cwd: ROOT,
@@ -18,7 +21,8 @@ async function deno(args: string[]): Promise<{ code: number; output: string }> {
     stderr: "piped",
   }).output();
   const decoder = new TextDecoder();
-  return { code, output: decoder.decode(stdout) + decoder.decode(stderr) };
+  const out = decoder.decode(stdout);
+  return { code, stdout: out, output: out + decoder.decode(stderr) };
 }
 
 Deno.test("deno fmt --check finds nothing to reformat", async () => {
@@ -31,7 +35,41 @@ Deno.test("deno lint finds no problem", async () => {
   assert.equal(code, 0, output);
 });
 
-Deno.test("deno task check passes (the router, its tests and the bench)", async () => {
+Deno.test("deno task check passes (the router, its tests, the bench and their JSDoc examples)", async () => {
   const { code, output } = await deno(["task", "check"]);
   assert.equal(code, 0, output);
+});
+
+/** The part of `deno doc --json` this test reads. */
+interface DocJson {
+  nodes: Record<string, {
+    symbols?: {
+      name: string;
+      declarations: {
+        declarationKind: string;
+        kind: string;
+        location: { line: number };
+        jsDoc?: { doc?: string };
+      }[];
+    }[];
+  }>;
+}
+
+Deno.test("every export of lib/ and main.ts has JSDoc", async () => {
+  const { code, stdout, output } = await deno(["doc", "--json", "main.ts", "lib/"]);
+  assert.equal(code, 0, output);
+  const undocumented: string[] = [];
+  const modules = Object.entries((JSON.parse(stdout) as DocJson).nodes);
+  // A JSON module (providers.json) has a default export and no place for a comment.
+  for (const [url, module] of modules.filter(([url]) => url.endsWith(".ts"))) {
+    for (const symbol of module.symbols ?? []) {
+      for (const declaration of symbol.declarations) {
+        if (declaration.declarationKind !== "export") continue;
+        if ((declaration.jsDoc?.doc ?? "").trim() !== "") continue;
+        const where = `${url.slice(`file://${ROOT}`.length)}:${declaration.location.line}`;
+        undocumented.push(`${where} ${symbol.name}`);
+      }
+    }
+  }
+  assert.deepEqual(undocumented, [], "add a JSDoc comment to each");
 });
