@@ -189,6 +189,16 @@ async function masterServices(): Promise<Result<Set<string>>> {
  * `check`: prints the rules (and pools, and the size of each regex) of a valid file
  * and returns 0, or prints every error with file and line and returns 1. Warnings are printed
  * and, with `--strict`, return 1 too.
+ *
+ * @example
+ * ```ts
+ * const code = await runCheck({
+ *   config: "/etc/postfix/postfix-mx-pattern-router.conf",
+ *   strict: false,
+ *   matchMode: "any",
+ * });
+ * Deno.exit(code);
+ * ```
  */
 export async function runCheck(options: CheckOptions): Promise<number> {
   const loaded = await loadRuleSet(options.config, { matchMode: options.matchMode });

@@ -213,6 +213,20 @@ function formatQueryReport(report: QueryReport): string {
 /**
  * `query`: looks each key up with real DNS and prints the explanation (or JSON); returns the
  * worst exit code: 0 found, 1 not found, 2 temporary failure or unusable configuration.
+ *
+ * @example
+ * ```ts
+ * const code = await runQuery({
+ *   config: "/etc/postfix/postfix-mx-pattern-router.conf",
+ *   matchMode: "any",
+ *   dnsServers: ["127.0.0.1"],
+ *   dnsTimeoutMs: 10_000,
+ *   dnsTcp: false,
+ *   json: false,
+ *   keys: ["user@contoso.com"],
+ * });
+ * Deno.exit(code);
+ * ```
  */
 export async function runQuery(options: QueryOptions): Promise<number> {
   // Nothing to look up with: exit 2, as for a temporary failure.

@@ -40,7 +40,14 @@ import { startStatusUpdates, statusText, SystemdNotifier } from "./systemd_notif
 /** Requests already read get this long to be answered on SIGTERM. */
 const STOP_GRACE_MS = 5000;
 
-/** Why the service cannot start: printed as `PROGRAM: LINE` each, then exit with `exitCode`. */
+/**
+ * Why the service cannot start: printed as `PROGRAM: LINE` each, then exit with `exitCode`.
+ *
+ * @example
+ * ```ts
+ * throw new StartupError(["fatal: 127.0.0.1:10099: address in use"]);
+ * ```
+ */
 export class StartupError extends Error {
   /** 1 for a fatal condition at start (unreadable file, address in use), 2 for a usage error. */
   readonly exitCode: number;
@@ -414,7 +421,15 @@ class SwappableResolver implements MxResolver {
   }
 }
 
-/** "1 rule", "2 rules". */
+/**
+ * A count and its noun, in the plural unless the count is 1.
+ *
+ * @example
+ * ```ts
+ * plural(1, "rule"); // "1 rule"
+ * plural(2, "rule"); // "2 rules"
+ * ```
+ */
 export function plural(count: number, noun: string): string {
   return `${count} ${noun}${count === 1 ? "" : "s"}`;
 }

@@ -138,7 +138,15 @@ function statusField(status: string | undefined): string[] {
   return status === undefined ? [] : [`STATUS=${status.replace(/[\r\n]+/g, " ")}`];
 }
 
-/** The real `systemd-notify`, found on the PATH. */
+/**
+ * The real `systemd-notify`, found on the PATH.
+ *
+ * @example
+ * ```ts
+ * const run = await runSystemdNotify(["READY=1"]);
+ * if (!run.success) console.error(run.detail);
+ * ```
+ */
 export const runSystemdNotify: NotifyRunner = async (args) => {
   try {
     const { success, stderr } = await new Deno.Command("systemd-notify", {

@@ -205,6 +205,13 @@ export interface LoggingOptions {
 /**
  * Configures LogTape for the process; returns the sink (call its `flush` before exiting, and
  * give it to `lookupLogger` (lib/app/lookup_log.ts)).
+ *
+ * @example
+ * ```ts
+ * const sink = setupLogging({ verbosity: "info", journal: Deno.env.has("JOURNAL_STREAM") });
+ * log.info`listening`;
+ * sink.flush();
+ * ```
  */
 export function setupLogging(options: LoggingOptions): StderrSink {
   const sink = createStderrSink({ journal: options.journal });

@@ -37,7 +37,15 @@ const RCODE_NAMES = [
   "NOTZONE",
 ];
 
-/** A TTL as a cache may use it: values with the top bit set mean 0 (RFC 2181 §8). */
+/**
+ * A TTL as a cache may use it: values with the top bit set mean 0 (RFC 2181 §8).
+ *
+ * @example
+ * ```ts
+ * usableTtl(300); // 300
+ * usableTtl(2 ** 31); // 0
+ * ```
+ */
 export function usableTtl(ttl: number | undefined): number {
   return ttl === undefined || ttl >= 2 ** 31 ? 0 : ttl;
 }

@@ -112,6 +112,15 @@ export interface DnsResolver extends MxResolver, AsyncDisposable {
  * the lookup ends at once with `tempfail` (cause `down`), sending nothing. When our own host
  * cannot open a socket (out of file descriptors), the lookup ends at once with `tempfail` (cause
  * `local`), which the cache does not keep as the domain's failure.
+ *
+ * @example
+ * ```ts
+ * const servers = [{ host: "127.0.0.1", port: 53 }];
+ * await using resolver = createResolver({ servers, timeoutMs: 10_000 });
+ * const outcome = await resolver.resolveMx("contoso.com");
+ * if (outcome.kind === "mx") console.log(outcome.hosts);
+ * // ["contoso-com.mail.protection.outlook.com"]
+ * ```
  */
 export function createResolver(options: ResolverOptions): DnsResolver {
   const { servers, timeoutMs, onQuery } = options;

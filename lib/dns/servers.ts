@@ -88,6 +88,12 @@ export function parseDnsServer(text: string): Result<DnsServer> {
 /**
  * The `nameserver` lines of a resolv.conf, each on port 53. Comments and invalid addresses are
  * skipped; an IPv6 zone id (`fe80::1%eth0`) is dropped, since a DnsServer cannot carry it.
+ *
+ * @example
+ * ```ts
+ * nameserversFromResolvConf("# local\nnameserver 127.0.0.53\nnameserver fe80::1%eth0\n");
+ * // [{ host: "127.0.0.53", port: 53 }, { host: "fe80::1", port: 53 }]
+ * ```
  */
 export function nameserversFromResolvConf(text: string): DnsServer[] {
   const servers: DnsServer[] = [];

@@ -88,6 +88,19 @@ export interface TcpPoolOptions {
  * as the UDP exchanger: `exchange` never rejects, and ends by its deadline. A connection whose
  * query times out is closed (the server may be stuck, and a late answer must not meet the next
  * query); one the server closes under a query sends that query once more on a new connection.
+ *
+ * @example
+ * ```ts
+ * const pool = new TcpPool();
+ * const exchange = await pool.exchange({
+ *   server: { host: "127.0.0.1", port: 53 },
+ *   from: "127.0.0.1:53",
+ *   name: "contoso.com",
+ *   deadline: performance.now() + 2000,
+ * });
+ * if (exchange.kind === "reply") console.log(exchange.reply.rcode); // 0
+ * await pool.close();
+ * ```
  */
 export class TcpPool {
   readonly #pools = new Map<string, ServerPool>();

@@ -61,6 +61,19 @@ interface PooledSocket {
  * Sends UDP queries from a pool of sockets (one in use per address family, each replaced after
  * {@linkcode QUERIES_PER_SOCKET} queries) and matches answers to them by server, ID and
  * question. `close` ends it once the pending queries have ended.
+ *
+ * @example
+ * ```ts
+ * const udp = new UdpExchanger();
+ * const exchange = await udp.exchange({
+ *   server: { host: "127.0.0.1", port: 53 },
+ *   from: "127.0.0.1:53",
+ *   name: "contoso.com",
+ *   deadline: performance.now() + 2000,
+ * });
+ * if (exchange.kind === "fail") console.log(exchange.failure.reason);
+ * await udp.close();
+ * ```
  */
 export class UdpExchanger {
   readonly #createSocket: (family: "udp4" | "udp6") => dgram.Socket;

@@ -201,7 +201,15 @@ const TYPICAL_MX_NAME_LENGTH = 30;
  */
 export const MAX_RESULT_BYTES = 4091;
 
-/** The length of a result in tcp_table's encoding: space, controls, `%` and non-ASCII as %XX. */
+/**
+ * The length of a result in tcp_table's encoding: space, controls, `%` and non-ASCII as %XX.
+ *
+ * @example
+ * ```ts
+ * encodedResultLength("relay:[r1.example]:587"); // 22
+ * encodedResultLength("smtp:[mail.müller.example]"); // 31: ü is two bytes, each %XX
+ * ```
+ */
 export function encodedResultLength(result: string): number {
   let length = 0;
   for (const byte of new TextEncoder().encode(result)) {

@@ -41,7 +41,19 @@ export interface ProtocolCodec {
   encode(decision: Decision): Uint8Array;
 }
 
-/** Creates an empty frame to pass to `ProtocolCodec.frame`. */
+/**
+ * Creates an empty frame to pass to `ProtocolCodec.frame`.
+ *
+ * @example
+ * ```ts
+ * import { tcpTableCodec } from "./tcp_table.ts";
+ *
+ * const request = new TextEncoder().encode("get user@contoso.com\n");
+ * const frame = newFrame();
+ * tcpTableCodec.frame(request, 0, request.length, frame);
+ * frame.key; // "user@contoso.com"
+ * ```
+ */
 export function newFrame(): Frame {
   return { key: "", next: 0, reply: new Uint8Array(0), close: false };
 }

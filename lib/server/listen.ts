@@ -39,7 +39,15 @@ export function parseListenAddress(text: string): Result<ListenAddress> {
   return ok({ transport: "tcp", host: match[1] ?? match[2], port });
 }
 
-/** Formats an address for logs. */
+/**
+ * Formats an address for logs.
+ *
+ * @example
+ * ```ts
+ * formatListenAddress({ transport: "tcp", host: "::1", port: 10099 }); // "[::1]:10099"
+ * formatListenAddress({ transport: "unix", path: "/run/mx.sock" }); // "unix:/run/mx.sock"
+ * ```
+ */
 export function formatListenAddress(address: ListenAddress): string {
   return address.transport === "unix" ? `unix:${address.path}` : formatHostPort(address);
 }
@@ -71,6 +79,18 @@ function fileIdentity(info: Deno.FileInfo): string {
  * Opens a listener. A unix socket path that holds a stale socket (nobody accepts on it) is
  * replaced; a socket another process serves, or any other kind of file, is an error (we never
  * delete what is not ours).
+ *
+ * @example
+ * ```ts
+ * const path = "/var/spool/postfix/private/mxroute";
+ * const { listener, socketFile } = await openListener(
+ *   { transport: "unix", path },
+ *   { mode: 0o660, gid: null },
+ * );
+ * // ... serve ...
+ * listener.close();
+ * if (socketFile !== null) await removeOwnSocket(path, socketFile);
+ * ```
  */
 export async function openListener(
   address: ListenAddress,
@@ -122,6 +142,12 @@ async function accepts(path: string): Promise<boolean> {
 /**
  * Removes the unix socket we made at `path`, unless the file there is no longer ours (another
  * instance replaced it since): that one's clients must keep reaching it.
+ *
+ * @example
+ * ```ts
+ * declare const socketFile: string; // from openListener
+ * await removeOwnSocket("/var/spool/postfix/private/mxroute", socketFile);
+ * ```
  */
 export async function removeOwnSocket(path: string, socketFile: string): Promise<void> {
   try {
