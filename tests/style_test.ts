@@ -40,7 +40,7 @@ Deno.test("deno task check passes (the router, its tests, the bench and their JS
   assert.equal(code, 0, output);
 });
 
-/** The part of `deno doc --json` this test reads. */
+/** The part of `deno doc --json` these tests read. */
 interface DocJson {
   nodes: Record<string, {
     symbols?: {
@@ -49,27 +49,52 @@ interface DocJson {
         declarationKind: string;
         kind: string;
         location: { line: number };
-        jsDoc?: { doc?: string };
+        jsDoc?: { doc?: string; tags?: { kind: string }[] };
       }[];
     }[];
   }>;
 }
 
-Deno.test("every export of lib/ and main.ts has JSDoc", async () => {
+/** One exported declaration of lib/ or main.ts: where, what, and its JSDoc. */
+interface ExportDoc {
+  /** `lib/x.ts:12 name`. */
+  where: string;
+  kind: string;
+  documented: boolean;
+  hasExample: boolean;
+}
+
+async function exportDocs(): Promise<ExportDoc[]> {
   const { code, stdout, output } = await deno(["doc", "--json", "main.ts", "lib/"]);
   assert.equal(code, 0, output);
-  const undocumented: string[] = [];
+  const found: ExportDoc[] = [];
   const modules = Object.entries((JSON.parse(stdout) as DocJson).nodes);
   // A JSON module (providers.json) has a default export and no place for a comment.
   for (const [url, module] of modules.filter(([url]) => url.endsWith(".ts"))) {
     for (const symbol of module.symbols ?? []) {
       for (const declaration of symbol.declarations) {
         if (declaration.declarationKind !== "export") continue;
-        if ((declaration.jsDoc?.doc ?? "").trim() !== "") continue;
-        const where = `${url.slice(`file://${ROOT}`.length)}:${declaration.location.line}`;
-        undocumented.push(`${where} ${symbol.name}`);
+        const { jsDoc, kind, location } = declaration;
+        found.push({
+          where: `${url.slice(`file://${ROOT}`.length)}:${location.line} ${symbol.name}`,
+          kind,
+          documented: (jsDoc?.doc ?? "").trim() !== "",
+          hasExample: (jsDoc?.tags ?? []).some((tag) => tag.kind === "example"),
+        });
       }
     }
   }
+  return found;
+}
+
+Deno.test("every export of lib/ and main.ts has JSDoc", async () => {
+  const undocumented = (await exportDocs()).filter((e) => !e.documented).map((e) => e.where);
   assert.deepEqual(undocumented, [], "add a JSDoc comment to each");
+});
+
+Deno.test("every exported function and class of lib/ has an example", async () => {
+  const withoutExample = (await exportDocs())
+    .filter((e) => (e.kind === "function" || e.kind === "class") && !e.hasExample)
+    .map((e) => e.where);
+  assert.deepEqual(withoutExample, [], "add an @example (it is type-checked) to each");
 });

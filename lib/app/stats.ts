@@ -75,7 +75,17 @@ function topRules(ruleSet: RuleSet): string {
     .map((rule) => `line ${rule.line}=${rule.matches}`).join(" ");
 }
 
-/** Logs the stats line every {@linkcode STATS_INTERVAL_MS}; `stop` ends it. */
+/**
+ * Logs the stats line every {@linkcode STATS_INTERVAL_MS}; `stop` ends it.
+ *
+ * @example
+ * ```ts
+ * declare const sources: StatsSources;
+ * const stats = startStatsLog(sources);
+ * // ... serve ...
+ * stats.stop();
+ * ```
+ */
 export function startStatsLog(sources: StatsSources): { stop(): void } {
   const timer = setInterval(() => log.info`${statsLine(sources)}`, STATS_INTERVAL_MS);
   Deno.unrefTimer(timer);

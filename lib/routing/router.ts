@@ -331,7 +331,17 @@ export interface LookupReport {
   startedAt: number;
 }
 
-/** How long a reported lookup took, in milliseconds; 0 for one answered at once (not timed). */
+/**
+ * How long a reported lookup took, in milliseconds; 0 for one answered at once (not timed).
+ *
+ * @example
+ * ```ts
+ * const observer: LookupObserver = {
+ *   wants: (label) => label === "tempfail",
+ *   report: (lookup) => console.log(`${lookup.key}: ${elapsedMs(lookup).toFixed(1)} ms`),
+ * };
+ * ```
+ */
 export function elapsedMs(report: LookupReport): number {
   return report.startedAt === 0 ? 0 : performance.now() - report.startedAt;
 }
@@ -345,7 +355,16 @@ export interface LookupObserver {
   report(lookup: LookupReport): void;
 }
 
-/** Combines observers: each gets the reports it wants. */
+/**
+ * Combines observers: each gets the reports it wants.
+ *
+ * @example
+ * ```ts
+ * declare const logObserver: LookupObserver;
+ * declare const metricsObserver: LookupObserver;
+ * const observer = combineObservers([logObserver, metricsObserver]);
+ * ```
+ */
 export function combineObservers(observers: LookupObserver[]): LookupObserver {
   if (observers.length === 1) return observers[0];
   return {
