@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describeRegexes } from "../../lib/app/check.ts";
 import { formatConfigError, parseConfig } from "../../lib/routing/rules_file.ts";
-import { compileRegex, REGEX_STEP_BUDGET, WORST_LOOKUP_MS } from "../../lib/routing/regex.ts";
+import { compileRegex, WORST_LOOKUP_MS } from "../../lib/routing/regex.ts";
 import { matchRules } from "../../lib/routing/rules.ts";
 
 /** The matcher of a source the per-rule limit accepts; fails the test with the reason otherwise. */
