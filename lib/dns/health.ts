@@ -127,13 +127,16 @@ export class ServerHealth {
   }
 
   /**
-   * Whether a lookup may ask this server: true while it is up. While it is down, false, but
-   * once a second a promise: a new probe, resolving to whether the server replied (and is up
-   * again). Other lookups do not wait for that probe.
+   * Whether a lookup may ask this server: true while it is up, or, while a probe of it is under
+   * way (a lookup timed out), that probe: a live server answers it at once, and a dead one is
+   * then not asked again for the rest of the budget. While it is down, false, but once a second
+   * a promise: a new probe, resolving to whether the server replied (and is up again). Other
+   * lookups do not wait for that probe.
    */
   mayAsk(server: DnsServer): boolean | Promise<boolean> {
     const state = this.#state.get(server);
-    if (state === undefined || !state.down) return true;
+    if (state === undefined) return true;
+    if (!state.down) return state.probing ?? true;
     if (this.#closed || state.probing !== null) return false;
     const now = this.#now();
     if (now < state.nextProbe) return false;

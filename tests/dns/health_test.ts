@@ -304,3 +304,24 @@ Deno.test("probeServers: the live server replies, the dead one is silent and mar
     await dns.close();
   }
 });
+
+Deno.test("while a timeout's probe is under way, a retry waits for it instead of a second timeout", async () => {
+  const { probes, health, attempt } = healthOnFakeClock();
+  attempt("slow.example", TIMEOUT);
+  assert.equal(probes.length, 1, "the timeout started a probe");
+  // The retry of that lookup (and any other lookup) waits for the probe's verdict...
+  const silent = health.mayAsk(SERVER);
+  assert.ok(silent instanceof Promise);
+  await probes[0].settle("silence");
+  // ...and a server that answered no probe is not asked again: the lookup ends at once.
+  assert.equal(await silent, false);
+  assert.equal(health.isDown(SERVER), true);
+  assert.equal(health.mayAsk(SERVER), false);
+
+  const live = healthOnFakeClock();
+  live.attempt("dead.example", TIMEOUT);
+  const waiting = live.health.mayAsk(SERVER);
+  assert.ok(waiting instanceof Promise);
+  await live.probes[0].settle("reply");
+  assert.equal(await waiting, true, "a live server is asked again after its quick reply");
+});
