@@ -130,8 +130,13 @@ export interface RuleMatch {
  */
 export function makeMatcher(kind: PatternKind, value: string): (host: string) => boolean {
   switch (kind) {
-    case "substring":
-      return (host) => host.includes(value);
+    case "substring": {
+      // The original compared with the name as dnspython writes it, with a trailing dot, so
+      // "outlook.com." matched "x.outlook.com": the dot may stand for the end of the name.
+      if (!value.endsWith(".")) return (host) => host.includes(value);
+      const atEnd = value.slice(0, -1);
+      return (host) => host.includes(value) || host.endsWith(atEnd);
+    }
     case "exact":
     case "domain":
       return (host) => host === value;
@@ -191,6 +196,13 @@ export function matchRules(
   rules: readonly Rule[],
 ): RuleMatch | RegexBudgetExceeded | null {
   const { hosts, primaryCount } = mx;
+  // Each host's provider, found once per lookup however many provider: rules ask.
+  let providers: (string | null)[] | null = null;
+  const test = (rule: Rule, index: number): boolean => {
+    if (rule.kind !== "provider") return rule.test(hosts[index]);
+    providers ??= hosts.map((host) => providerOf(host)?.id ?? null);
+    return providers[index] === rule.value;
+  };
   let steps = 0;
   const affordable = (rule: Rule, host: string): boolean => {
     if (rule.cost === 0) return true;
@@ -205,12 +217,12 @@ export function matchRules(
         continue;
       }
       if (!affordable(rule, host)) return { exceeded: true, steps };
-      if (!rule.test(host)) continue;
+      if (!test(rule, index)) continue;
       if (rule.mode === "all") {
         let every = true;
         for (let other = 1; other < hosts.length && every; other++) {
           if (!affordable(rule, hosts[other])) return { exceeded: true, steps };
-          every = rule.test(hosts[other]);
+          every = test(rule, other);
         }
         if (!every) continue;
       }

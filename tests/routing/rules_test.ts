@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { formatConfigError, parseConfig } from "../../lib/routing/rules_file.ts";
 import { REGEX_STEP_BUDGET, regexSteps } from "../../lib/routing/regex.ts";
 import { makeMatcher, matchRules, type RuleSet } from "../../lib/routing/rules.ts";
+import { PROVIDER_IDS } from "../../lib/routing/providers.ts";
 
 Deno.test("substring matches anywhere, including lookalikes (the original's behaviour)", () => {
   const test = makeMatcher("substring", "outlook.com");
@@ -136,4 +137,22 @@ Deno.test("a thousand tiny regex rules: counted per comparison, and warned about
   const few = parseConfig("/^mx\\d+\\.mail\\.icloud\\.com$/ a\n/\\.pphosted\\.com$/ b\n", "r.conf");
   assert.ok(few.ok);
   assert.deepEqual(few.value.warnings, []);
+});
+
+Deno.test("a substring ending in a dot matches at the end of the name, as the original's did", () => {
+  // The original compared with dnspython's "host." form: its rule "outlook.com." matched.
+  const test = makeMatcher("substring", "protection.outlook.com.");
+  assert.equal(test("contoso-com.mail.protection.outlook.com"), true);
+  assert.equal(test("protection.outlook.com.attacker.example"), true, "inside the name too");
+  assert.equal(test("protection.outlook.community.example"), false);
+  const rules = ruleSet("outlook.com. relay:[o365]:587\n");
+  assert.equal(decided(rules, ["x.mail.protection.outlook.com"]), "relay:[o365]:587");
+});
+
+Deno.test("with a rule for every provider, each host is matched by its own provider only", () => {
+  const text = PROVIDER_IDS.map((id) => `provider:${id} r-${id}`).join("\n") + "\n";
+  const rules = ruleSet(text);
+  const hosts = ["mx.example.org", "aspmx.l.google.com"];
+  assert.equal(decided(rules, hosts), "r-google");
+  assert.equal(decided(ruleSet("all:provider:google g\n"), hosts), null);
 });
