@@ -29,7 +29,7 @@ export interface MetricSources {
   cache: () => CacheCounters & { entries: number };
   /** Open connections per protocol. */
   connections: () => Record<string, number>;
-  /** Connections refused at --max-connections (every open one had a reply under way). */
+  /** Connections refused at --max-connections (none could be closed for them). */
   refusedConnections: () => number;
   /** Connections closed at --max-connections to serve a new one. */
   evictedConnections: () => number;
@@ -127,7 +127,7 @@ export function createMetrics(sources: MetricSources): RouterMetrics {
   }
   counterFrom(
     "mxrouter_connections_refused_total",
-    "New connections closed at once at --max-connections: every open one had a reply under way.",
+    "New connections closed at once at --max-connections: no open one could be closed for them.",
     sources.refusedConnections,
   );
   counterFrom(

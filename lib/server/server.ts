@@ -275,7 +275,7 @@ export class TableServer {
         replies.length = 0;
         state.busy = false;
         state.lastActive = this.#clock;
-        if (answered) state.waitingSince = this.#init.limit.stamp();
+        if (answered) this.#init.limit.renew(state);
         if (closeAfter) return;
       }
     } catch (error) {

@@ -53,7 +53,7 @@ Deno.test("at the limit the connection waiting longest since its last request gi
   add("second");
   add("third");
   // A lookup a second on each: "first" asks again, so "second" has now waited longest.
-  first.waitingSince = limit.stamp();
+  limit.renew(first);
   withLog(() => {
     assert.equal(limit.admit(), true);
     assert.deepEqual(closed, ["second"]);
@@ -65,19 +65,32 @@ Deno.test("at the limit the connection waiting longest since its last request gi
   assert.equal(limit.refused, 0);
 });
 
-Deno.test("a connection with its reply under way is never closed: all busy refuses, counted", () => {
-  const { limit, add } = limitOf(2);
+Deno.test("a connection with its reply under way gives way last, but a new one is always served", () => {
+  const { limit, closed, add } = limitOf(3);
   add("a", { busy: true });
-  const b = add("b", { busy: true });
+  add("b", { busy: true });
+  add("c");
   withLog(() => {
-    assert.equal(limit.admit(), false);
-    assert.equal(limit.refused, 1);
-    assert.equal(limit.evicted, 0);
-    b.busy = false;
-    assert.equal(limit.admit(), true, "once its reply is written, it may give way");
+    // An idle one goes first, even though the busy ones waited longer.
+    assert.equal(limit.admit(), true);
+    assert.deepEqual(closed, ["c"]);
+    add("d", { busy: true });
+    // Every one busy (a client pipelining requests and never reading the replies stays busy for
+    // minutes): the one that waited longest goes, so Postfix is never locked out.
+    assert.equal(limit.admit(), true);
+    assert.deepEqual(closed, ["c", "a"]);
   });
-  assert.equal(limit.evicted, 1);
+  assert.equal(limit.evicted, 2);
+  assert.equal(limit.refused, 0);
   assert.equal(new ConnectionLimit(0).makeRoom(), false, "a limit with no connections");
+});
+
+Deno.test("the search for an idle connection is bounded: past 64 busy ones, the oldest goes", () => {
+  const { limit, closed, add } = limitOf(100);
+  for (let i = 0; i < 99; i++) add(`busy${i}`, { busy: true });
+  add("idle, but 100th in line");
+  withLog(() => assert.equal(limit.admit(), true));
+  assert.deepEqual(closed, ["busy0"]);
 });
 
 Deno.test("ConnectionLimit: open counts tracked connections; below the limit nothing is closed", () => {
@@ -92,16 +105,15 @@ Deno.test("ConnectionLimit: open counts tracked connections; below the limit not
 
 Deno.test("evictions and refusals are logged at warning, once a minute each, with the count left out", () => {
   const { limit, add } = limitOf(1);
+  const none = new ConnectionLimit(0);
   withLog((lines) => {
     for (let i = 0; i < 5; i++) {
       add(`c${i}`);
       assert.equal(limit.admit(1000 + i), true);
     }
-    const busy = add("busy", { busy: true });
-    for (let i = 0; i < 3; i++) assert.equal(limit.admit(2000 + i), false);
+    for (let i = 0; i < 3; i++) assert.equal(none.admit(2000 + i), false);
     add("late");
     assert.equal(limit.admit(1000 + FAULT_LOG_INTERVAL_MS), true);
-    busy.busy = false;
     assert.equal(lines.length, 3, lines.join("\n"));
     assert.match(
       lines[0],
@@ -109,12 +121,12 @@ Deno.test("evictions and refusals are logged at warning, once a minute each, wit
     );
     assert.match(
       lines[1],
-      /^warning --max-connections \(1\) reached and every connection has a reply under way: refused a new connection \(1 refused since start\)$/,
+      /^warning --max-connections \(0\) reached and no connection could be closed: refused a new connection \(1 refused since start\)$/,
     );
     assert.match(lines[2], /closed so far.*\(4 more since the last such line, not logged\)$/);
   });
   assert.equal(limit.evicted, 6);
-  assert.equal(limit.refused, 3);
+  assert.equal(none.refused, 3);
 });
 
 Deno.test("LogThrottle lets one event through per interval and counts the rest", () => {

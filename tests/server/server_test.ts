@@ -143,7 +143,9 @@ Deno.test("many concurrent connections are served", async () => {
   assert.equal(s.resolver.total, 1);
 });
 
-Deno.test("past --max-connections with every reply under way, a new connection is refused and counted", async () => {
+Deno.test("past --max-connections with every reply under way, a new connection is still served", async () => {
+  // Clients that pipeline requests and never read the replies look busy for minutes: the one
+  // that waited longest gives way, so Postfix is never locked out.
   await using s = await startServer({ maxConnections: 2 });
   const a = await s.client();
   const b = await s.client();
@@ -152,13 +154,14 @@ Deno.test("past --max-connections with every reply under way, a new connection i
   await b.send("get user@gmail.example\n");
   await new Promise((resolve) => setTimeout(resolve, 50));
   const c = await s.client();
-  await c.send("get user@contoso.example\n").catch(() => {});
-  assert.equal(await c.line().catch(() => null), null);
-  assert.equal(s.limit.refused, 1);
-  assert.equal(s.limit.evicted, 0);
+  await c.send("get user@contoso.example\n");
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.equal(s.limit.refused, 0);
+  assert.equal(s.limit.evicted, 1);
   s.resolver.release();
-  assert.equal(await a.line(), "200 relay:[o365.example]:587");
+  assert.equal(await a.line().catch(() => null), null, "the one waiting longest was closed");
   assert.equal(await b.line(), "200 smtp:[a.example]:25,%20[b.example]:25");
+  assert.equal(await c.line(), "200 relay:[o365.example]:587");
 });
 
 Deno.test("the --max-connections lock-out fails: a client holding every connection with a cached lookup a second on each cannot keep a new one out", async () => {
