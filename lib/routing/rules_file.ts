@@ -101,10 +101,15 @@ export function parseConfig(
     const trimmed = lines[index].trim();
     if (trimmed === "" || trimmed.startsWith("#")) continue;
     const line = index + 1;
-    if (POOL_LINE.test(trimmed)) {
+    const warn = (message: string) => warnings.push({ file, line, message: `warning: ${message}` });
+    if (POOL_LINE.test(trimmed) && /\s/.test(trimmed)) {
       const parsed = parsePoolLine(trimmed, line);
       if (!parsed.ok) {
-        errors.push({ file, line, message: parsed.error });
+        // The original read the line as a rule that never matches (a host has no ":").
+        warn(
+          `${parsed.error}; the line is skipped, as the original never matched it, and rules ` +
+            "naming the pool go to Postfix as they stand",
+        );
         continue;
       }
       const pool = parsed.value;
@@ -119,7 +124,6 @@ export function parseConfig(
       }
       continue;
     }
-    const warn = (message: string) => warnings.push({ file, line, message: `warning: ${message}` });
     const parsed = parseRuleLine(trimmed, { lineNumber: line, defaultMode, warn });
     if (!parsed.ok) {
       errors.push({ file, line, message: parsed.error });
@@ -285,7 +289,11 @@ function parseRuleLine(
   const pattern = line.slice(0, split);
   const result = line.slice(split).trim();
   const tooLong = resultTooLong(result);
-  if (tooLong !== null) return err(tooLong);
+  if (tooLong !== null) {
+    // The original sent it whole, and Postfix could not read the reply: nothing to keep.
+    warn(`${tooLong}; the line is skipped; shorten the result`);
+    return ok(null);
+  }
   if (/\s#/.test(result)) {
     warn(
       `result "${result}" holds " #": Postfix has no comments after a value, so all of it is ` +
@@ -295,7 +303,11 @@ function parseRuleLine(
   const moded = MODE_PREFIX.exec(pattern);
   const mode = moded === null ? context.defaultMode : moded[1].toLowerCase() as MatchMode;
   const written = patternKind(moded === null ? pattern : moded[2], warn);
-  if (!written.ok) return written;
+  if (!written.ok) {
+    // The original read such a line as a plain substring, which no host name contains.
+    warn(`${written.error}; the line is skipped, as the original never matched it`);
+    return ok(null);
+  }
   const kind = written.value;
   if (moded !== null && kind.kind === "domain") {
     warn(`"${moded[1]}:" has no effect on a domain: rule, which matches no MX host; remove it`);

@@ -37,25 +37,35 @@ Deno.test("pools: members are full results with weights; a rule names the pool",
   assert.equal(ruleSet.rules.length, 2, "the pool line is not a rule");
 });
 
-Deno.test("pool errors name file and line", () => {
+Deno.test("pool lines that do not parse load, skipped with a warning naming file and line", () => {
   const cases: [string, RegExp][] = [
-    ["a.example relay:x\npool:p\n", /pools\.conf, line 2: empty pool "p"/],
+    ["a.example relay:x\npool:p\n", /pools\.conf, line 2: warning: pattern "pool:p" has no result/],
     [
       "a.example pool:p\npool:p 0 relay:x\n",
-      /line 2: pool "p": weight "0" is not a positive whole number/,
+      /line 2: warning: pool "p": weight "0" is not a positive whole number/,
     ],
     ["a.example pool:p\npool:p 1.5 relay:x\n", /weight "1\.5" is not a positive whole number/],
     ["a.example pool:p\npool:p -1 relay:x\n", /weight "-1" is not a positive whole number/],
     ["a.example pool:p\npool:p 1 relay:x | relay:y\n", /member "relay:y" needs "WEIGHT RESULT"/],
-    [
-      "a.example pool:p\npool:p 1 relay:x\npool:p 2 relay:y\n",
-      /line 3: pool "p" defined twice \(first on line 2\)/,
-    ],
   ];
   for (const [text, expected] of cases) {
     const parsed = parseConfig(text, "pools.conf");
-    assert.equal(parsed.ok, false, text);
-    if (!parsed.ok) assert.match(parsed.error.map(formatConfigError).join("\n"), expected, text);
+    assert.ok(parsed.ok, text);
+    assert.match(parsed.value.warnings.map(formatConfigError).join("\n"), expected, text);
+  }
+});
+
+Deno.test("a pool defined twice still refuses to start, naming both lines", () => {
+  const parsed = parseConfig(
+    "a.example pool:p\npool:p 1 relay:x\npool:p 2 relay:y\n",
+    "pools.conf",
+  );
+  assert.equal(parsed.ok, false);
+  if (!parsed.ok) {
+    assert.match(
+      parsed.error.map(formatConfigError).join("\n"),
+      /line 3: pool "p" defined twice \(first on line 2\)/,
+    );
   }
 });
 

@@ -30,15 +30,16 @@ Deno.test("pattern kinds: suffix:, exact:, /regex/, case-insensitive, CRLF toler
 });
 
 Deno.test("errors name the file, the line and the fix; all errors are reported", () => {
-  const text = "ok.example relay:[a]:25\n/[unclosed/ relay:x\nsuffix: relay:y\ndomain:a..b z\n";
+  const text = "ok.example relay:[a]:25\n/[unclosed/ relay:x\n/(?=a)b/ relay:y\n" +
+    "pool:p 1 relay:x\npool:p 2 relay:y\n";
   const parsed = parseConfig(text, "/etc/r.conf");
   assert.equal(parsed.ok, false);
   if (parsed.ok) return;
   const messages = parsed.error.map(formatConfigError);
   assert.equal(messages.length, 3);
   assert.match(messages[0], /^\/etc\/r\.conf, line 2: bad regular expression \/\[unclosed\//);
-  assert.match(messages[1], /^\/etc\/r\.conf, line 3: empty suffix: pattern/);
-  assert.match(messages[2], /^\/etc\/r\.conf, line 4: bad domain pattern "domain:a\.\.b"/);
+  assert.match(messages[1], /^\/etc\/r\.conf, line 3: bad regular expression .*lookahead/);
+  assert.match(messages[2], /^\/etc\/r\.conf, line 5: pool "p" defined twice \(first on line 4\)/);
 });
 
 Deno.test("a file without rules is an error", () => {
@@ -49,26 +50,42 @@ Deno.test("a file without rules is an error", () => {
   }
 });
 
-Deno.test("empty suffix and unterminated regex are errors", () => {
-  const parsed = parseConfig("suffix: relay:a\n/abc relay:b\n", "r.conf");
-  assert.equal(parsed.ok, false);
-  if (!parsed.ok) {
-    assert.deepEqual(parsed.error.map((e) => e.line), [1, 2]);
-  }
-});
-
-Deno.test("a result too long for a tcp_table reply is refused, never cut short", () => {
+Deno.test("lines the original read as substrings that never match load, skipped with a warning", () => {
+  // Each is a plain substring to the original (a host name has no ":" and no "/"), so it
+  // never matched: skipping it routes the same, and the router still starts.
   const relays = Array.from({ length: 160 }, (_, i) => `[relay${i}.example.com]:25`).join(", ");
-  const parsed = parseConfig(`outlook.com smtp:${relays}\n`, "r.conf");
-  assert.equal(parsed.ok, false);
-  if (!parsed.ok) {
-    assert.match(
-      formatConfigError(parsed.error[0]),
-      /^r\.conf, line 1: result is \d+ bytes once encoded; a tcp_table reply holds at most 4091$/,
-    );
-  }
+  const text = "suffix: relay:a\n/abc relay:b\ndomain:a..b z\nexact: relay:c\n" +
+    `outlook.com smtp:${relays}\npool:p\npool:q 0 relay:x\nok.example relay:[d]:25\n`;
+  const parsed = parseConfig(text, "r.conf");
+  assert.ok(parsed.ok, JSON.stringify(parsed));
+  assert.deepEqual(parsed.value.ruleSet.rules.map((rule) => rule.line), [8]);
+  const warnings = parsed.value.warnings.map(formatConfigError);
+  assert.equal(warnings.length, 7, warnings.join("\n"));
+  assert.match(
+    warnings[0],
+    /^r\.conf, line 1: warning: empty suffix: pattern.*; the line is skipped, as the original never matched it$/,
+  );
+  assert.match(
+    warnings[1],
+    /^r\.conf, line 2: warning: bad regular expression \/abc: write it as \/REGEX\//,
+  );
+  assert.match(warnings[2], /^r\.conf, line 3: warning: bad domain pattern "domain:a\.\.b"/);
+  assert.match(warnings[3], /^r\.conf, line 4: warning: empty exact: pattern/);
+  assert.match(
+    warnings[4],
+    /^r\.conf, line 5: warning: result is \d+ bytes once encoded; a tcp_table reply holds at most 4091; the line is skipped/,
+  );
+  assert.match(
+    warnings[5],
+    /^r\.conf, line 6: warning: pattern "pool:p" has no result, so the line is skipped/,
+  );
+  assert.match(
+    warnings[6],
+    /^r\.conf, line 7: warning: pool "q": weight "0" is not a positive whole number.*the line is skipped/,
+  );
   const fits = parseConfig(`outlook.com smtp:${relays.slice(0, 3000)}\n`, "r.conf");
-  assert.equal(fits.ok, true);
+  assert.ok(fits.ok);
+  assert.deepEqual(fits.value.warnings, []);
 });
 
 /** The warnings of a file that loads, formatted as the log and `check` print them. */
