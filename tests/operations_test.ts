@@ -362,6 +362,38 @@ Deno.test("a rules file outside the binary's read paths: the error says where to
   }
 });
 
+Deno.test("query: under a primary: rule, a backup MX at the provider is shown as left out", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "mxrouter-query-" });
+  const dns = await startFakeDns({
+    zone: {
+      "hybrid.test": {
+        kind: "mx",
+        records: [
+          { preference: 10, exchange: "mail.hybrid.test" },
+          { preference: 20, exchange: "hybrid-test.mail.protection.outlook.com" },
+        ],
+        ttl: 300,
+      },
+    },
+  });
+  try {
+    const config = `${tmp}/rules.conf`;
+    await Deno.writeTextFile(config, "primary:provider:microsoft365 relay:[o365.example]:587\n");
+    const args = ["query", "-c", config, "--dns-server", `127.0.0.1:${dns.port}`, "u@hybrid.test"];
+    const result = await runMain(args, tmp);
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(result.stdout, /1\. mail\.hybrid\.test \(primary\) {2}no rule matches/);
+    assert.match(
+      result.stdout,
+      /2\. hybrid-test\.mail\.protection\.outlook\.com {2}matches .*rules\.conf:1 primary:provider:microsoft365 only outside its mode primary/,
+    );
+    assert.match(result.stdout, /tcp_table reply: 500 NO%20RESULT/);
+  } finally {
+    await dns.close();
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
 Deno.test("providers: lists the catalog with each provider's suffixes and source", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "mxrouter-providers-" });
   try {

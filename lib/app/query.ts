@@ -138,20 +138,29 @@ async function explainLookup(options: ExplainOptions): Promise<QueryReport> {
   const implicitMx = dns?.outcome === "nodata";
   const primaryCount = outcome?.kind === "mx" ? outcome.primaryCount ?? 1 : 1;
   const hosts = decision.hosts.map((host, index) => {
-    const match = implicitMx
-      ? matchImplicitMx(host, ruleSet.mxRules)
-      : ruleSet.mxRules.find((rule) => rule.test(host));
-    const rule = match === undefined || match === null
-      ? null
-      : "rule" in match
-      ? match.rule
-      : match;
+    const describe = (rule: Rule) => `${ruleSet.file}:${rule.line} ${rule.pattern}`;
+    if (implicitMx) {
+      const match = matchImplicitMx(host, ruleSet.mxRules);
+      return { host, primary: true, rule: match === null ? null : describe(match.rule) };
+    }
+    // The first rule that matches this host under its mode, as matching considers it; else the
+    // first that matches the host but whose mode leaves it out (a backup MX under primary:).
+    const considered = (rule: Rule) =>
+      rule.mode === "any" ||
+      (rule.mode === "primary"
+        ? index < primaryCount
+        : decision.hosts.every((other) => rule.test(other)));
+    const matching = ruleSet.mxRules.filter((rule) => rule.test(host));
+    const counted = matching.find(considered);
+    const leftOut = counted === undefined ? matching[0] : undefined;
     return {
       host,
       primary: index < primaryCount,
-      rule: rule === null
-        ? null
-        : `${ruleSet.file}:${rule.line} ${rule.pattern} (mode ${rule.mode})`,
+      rule: counted !== undefined
+        ? `${describe(counted)} (mode ${counted.mode})`
+        : leftOut !== undefined
+        ? `${describe(leftOut)} only outside its mode ${leftOut.mode}`
+        : null,
     };
   });
   return {
