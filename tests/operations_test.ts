@@ -222,6 +222,48 @@ Deno.test("a SIGHUP while starting (systemctl reload at once) is a reload, not d
   }
 });
 
+Deno.test("a SIGTERM while starting (systemctl stop at once) stops it cleanly once built", async () => {
+  const tmp = await Deno.makeTempDir();
+  const dns = await startFakeDns({ zone: {} });
+  // The rules file is a pipe: the router's read of it waits for us, mid-start, by design.
+  const fifo = `${tmp}/rules.conf`;
+  assert.equal((await run("mkfifo", { args: [fifo] })).code, 0);
+  const permissions = withExtraPaths(await compilePermissionFlags(), [tmp]);
+  const router = spawnCaptured(Deno.execPath(), {
+    args: [
+      "run",
+      "--no-prompt",
+      ...permissions,
+      `${PROJECT_ROOT}/main.ts`,
+      "-c",
+      fifo,
+      "-p",
+      String(await freePort()),
+      "--dns-server",
+      `127.0.0.1:${dns.port}`,
+    ],
+    env: { NO_COLOR: "1" },
+  });
+  try {
+    const file = await Deno.open(fifo, { write: true });
+    try {
+      router.kill("SIGTERM"); // the router is reading its rules: not serving yet
+      await delay(300);
+      assert.equal(router.exited(), false, `killed by SIGTERM:\n${router.stderr()}`);
+      await file.write(encoder.encode(RULES));
+    } finally {
+      file.close();
+    }
+    const status = await router.status;
+    assert.equal(status.code, 0, router.stderr());
+    assert.match(router.stderr(), /SIGTERM: stopping/);
+  } finally {
+    await router.stop();
+    await dns.close();
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
 Deno.test("SIGTERM with requests in flight: all answered, exit 0", async () => {
   await using fixture = await startRouterFixture();
   const clients = await Promise.all([1, 2, 3].map(() => LineClient.connect(fixture.router.port)));

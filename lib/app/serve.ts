@@ -74,16 +74,27 @@ export class StartupError extends Error {
  * ```
  */
 export async function serve(options: ServeOptions): Promise<void> {
-  // A SIGHUP before the reload handler is in place (`systemctl reload` right after start) would
-  // kill the process by default: note it, and reload once serving.
+  // Signals that come before the service is built (`systemctl reload` or `stop` right after
+  // start) would kill the process by default: note them, and act once it serves.
+  let service: Service | null = null;
   let reloadAsked = false;
-  const noteReload = () => reloadAsked = true;
-  Deno.addSignalListener("SIGHUP", noteReload);
+  let stopAsked: string | null = null;
   const logSink = setupLogging({
     verbosity: options.verbosity,
     journal: Deno.env.get("JOURNAL_STREAM") !== undefined,
   });
-  let service: Service;
+  const stop = async (signal: string) => {
+    if (service === null) {
+      stopAsked ??= signal;
+      return;
+    }
+    await service.stop(signal);
+    logSink.flush();
+    Deno.exit(0);
+  };
+  Deno.addSignalListener("SIGHUP", () => service === null ? reloadAsked = true : service.reload());
+  Deno.addSignalListener("SIGTERM", () => stop("SIGTERM"));
+  Deno.addSignalListener("SIGINT", () => stop("SIGINT"));
   try {
     service = await Service.start(options, logSink);
   } catch (error) {
@@ -91,16 +102,8 @@ export async function serve(options: ServeOptions): Promise<void> {
     writeFatal(error.lines.map((line) => `${PROGRAM}: ${line}`));
     Deno.exit(error.exitCode);
   }
-  Deno.addSignalListener("SIGHUP", () => service.reload());
-  Deno.removeSignalListener("SIGHUP", noteReload);
+  if (stopAsked !== null) await stop(stopAsked);
   if (reloadAsked) service.reload();
-  const stop = async (signal: string) => {
-    await service.stop(signal);
-    logSink.flush();
-    Deno.exit(0);
-  };
-  Deno.addSignalListener("SIGTERM", () => stop("SIGTERM"));
-  Deno.addSignalListener("SIGINT", () => stop("SIGINT"));
   await service.serving;
 }
 
@@ -210,8 +213,11 @@ class Service {
       logSink,
       createMetrics: metricsModule?.createMetrics ?? null,
     });
-    // Known domains answer from the first lookup on, even with DNS down.
-    if (options.cacheFile !== null) {
+    // Known domains answer from the first lookup on, even with DNS down. Without a cache
+    // (--cache-ttl 0) the file is neither read nor overwritten: it keeps what it holds.
+    if (options.cacheFile !== null && options.cache.cacheTtl === 0) {
+      log.warning`--cache-ttl 0 turns caching off: ${options.cacheFile} is neither read nor saved`;
+    } else if (options.cacheFile !== null) {
       built.#cacheFile = await openCacheFile({
         path: options.cacheFile,
         cache: built.#cache,

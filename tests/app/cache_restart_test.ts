@@ -53,13 +53,13 @@ Deno.test("--cache-file: after a restart with DNS gone, known domains route, unk
     await Deno.writeTextFile(`${tmpDir}/rules.conf`, RULES);
     await Deno.symlink(privateDir, `${tmpDir}/state`);
     const cacheFile = `${tmpDir}/state/cache`;
-    const start = () =>
+    const start = (extra: string[] = []) =>
       startRouter({
         configPath: `${tmpDir}/rules.conf`,
         tmpDir,
         dnsServers: [`127.0.0.1:${dns.port}`],
         dnsTimeoutSeconds: 0.6,
-        args: ["--cache-file", cacheFile, "--min-ttl", "1", "--stale-answer-ms", "100"],
+        args: ["--cache-file", cacheFile, "--min-ttl", "1", "--stale-answer-ms", "100", ...extra],
       });
 
     await t.step("first run: looked up from DNS, saved on SIGTERM", async () => {
@@ -109,6 +109,18 @@ Deno.test("--cache-file: after a restart with DNS gone, known domains route, unk
       assert.match(router.stderr(), /lookup b@short\.test domain=short\.test .* source=stale/);
       assert.equal(await router.stop(), 0);
       router = null;
+    });
+
+    await t.step("--cache-ttl 0: the cache file is neither read nor overwritten", async () => {
+      const saved = await Deno.readTextFile(cacheFile);
+      router = await start(["--cache-ttl", "0"]);
+      assert.match(
+        router.stderr(),
+        /--cache-ttl 0 turns caching off: .*cache is neither read nor saved/,
+      );
+      assert.equal(await router.stop(), 0);
+      router = null;
+      assert.equal(await Deno.readTextFile(cacheFile), saved);
     });
 
     await t.step("a cache file others could write is refused with the fix, not fatal", async () => {
