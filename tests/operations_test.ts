@@ -396,7 +396,7 @@ Deno.test("a rules file outside the binary's read paths: the error says where to
     assert.equal(result.code, 1);
     assert.match(
       result.stderr,
-      /rules\.conf: cannot read the rules file: outside the paths the router may read, .*put the file under \/etc\/postfix, or rebuild/,
+      /rules\.conf: cannot read the rules file: outside the paths the router may use, .*put the file under \/etc\/postfix, or rebuild/,
     );
     assert.doesNotMatch(result.stderr, /run with a wider/);
   } finally {

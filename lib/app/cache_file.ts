@@ -10,7 +10,7 @@
  * @module
  */
 
-import { errorMessage } from "../common/errors.ts";
+import { describeFileError } from "../common/errors.ts";
 import { log } from "../common/log.ts";
 import { err, ok, type Result } from "../common/result.ts";
 import type { CacheImport, SavedEntry } from "../routing/cache.ts";
@@ -85,7 +85,7 @@ export async function readCacheFile(
     if (error instanceof Deno.errors.NotFound) {
       return err({ missing: true, message: `${path}: no cache file yet` });
     }
-    return refuse(`cannot read: ${describeFileError(error)}`);
+    return refuse(`cannot read: ${describeFileError(error, OUTSIDE)}`);
   }
   if (!stat.isFile) return refuse("not a regular file; remove it");
   // Null where there are no uids (Windows): then only the mode is checked.
@@ -104,7 +104,7 @@ export async function readCacheFile(
   try {
     file = await Deno.open(path, { read: true });
   } catch (error) {
-    return refuse(`cannot open: ${describeFileError(error)}`);
+    return refuse(`cannot open: ${describeFileError(error, OUTSIDE)}`);
   }
   try {
     // Bounded even if the file grows after the stat: one byte more than allowed is enough to know.
@@ -130,7 +130,7 @@ export async function readCacheFile(
     }
     return ok(decoded.value);
   } catch (error) {
-    return refuse(`cannot read: ${describeFileError(error)}`);
+    return refuse(`cannot read: ${describeFileError(error, OUTSIDE)}`);
   } finally {
     file.close();
   }
@@ -255,7 +255,7 @@ export async function openCacheFile(options: OpenCacheFileOptions): Promise<Cach
       await writeCacheFile(path, encoded.text);
       log.debug`${path}: saved ${encoded.written} cached answers (${encoded.omitted} left out)`;
     } catch (error) {
-      log.warning`${path}: cannot save the cache: ${describeFileError(error)}`;
+      log.warning`${path}: cannot save the cache: ${describeFileError(error, OUTSIDE)}`;
     }
   };
   const save = () => saving = saving.then(saveNow);
@@ -314,17 +314,10 @@ function octal(mode: number): string {
   return `0${mode.toString(8).padStart(3, "0")}`;
 }
 
+/** What to do about a cache file outside the paths the binary may use. */
+const OUTSIDE = "put it under /var/lib/postfix-mx-pattern-router";
+
 function dirname(path: string): string {
   const slash = path.lastIndexOf("/");
   return slash < 0 ? "." : slash === 0 ? "/" : path.slice(0, slash);
-}
-
-function describeFileError(error: unknown): string {
-  if (error instanceof Deno.errors.NotCapable) {
-    return "not within the paths this binary may use (see README, Permissions): put it in " +
-      "/var/lib/postfix-mx-pattern-router";
-  }
-  if (error instanceof Deno.errors.PermissionDenied) return "permission denied";
-  if (error instanceof Deno.errors.IsADirectory) return "is a directory";
-  return errorMessage(error);
 }

@@ -7,7 +7,7 @@
 
 import type { CheckOptions } from "./cli.ts";
 import { PROVIDER_CATALOG, providerById } from "../routing/providers.ts";
-import { errorMessage } from "../common/errors.ts";
+import { errorMessage, plural } from "../common/errors.ts";
 import { err, ok, type Result } from "../common/result.ts";
 import {
   COMPARISON_STEPS,
@@ -241,11 +241,6 @@ export async function runCheck(options: CheckOptions): Promise<number> {
 /** The line number of a `FILE, line N: ...` message; 0 for the file as a whole. */
 function lineOf(message: string): number {
   return Number(/, line (\d+): /.exec(message)?.[1] ?? 0);
-}
-
-/** "1 rule", "2 rules". */
-function plural(count: number, noun: string): string {
-  return `${count} ${noun}${count === 1 ? "" : "s"}`;
 }
 
 /**

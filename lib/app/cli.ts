@@ -17,7 +17,7 @@ import { formatHostPort } from "../common/address.ts";
 import { type CacheOptions, DEFAULT_CACHE_OPTIONS } from "../routing/cache.ts";
 import { MATCH_MODES, type MatchMode } from "../routing/rules.ts";
 import { formatListenAddress, type ListenAddress, parseListenAddress } from "../server/listen.ts";
-import { HEALTH_USAGE } from "./health_check.ts";
+import { HEALTH_DEFAULTS, HEALTH_USAGE } from "./health_check.ts";
 
 /** Program name in messages. */
 export const PROGRAM = "postfix-mx-pattern-router";
@@ -318,9 +318,9 @@ Subcommands:
                            with the MX name suffixes of each and where they come from
   ${HEALTH_USAGE}
                            a Nagios-style check: ask the running router one lookup over
-                           tcp_table (default 127.0.0.1:10099) or socketmap; the default key
+                           tcp_table (default ${HEALTH_DEFAULTS.tcp}) or socketmap; the default key
                            needs no DNS; exit 0 OK, 1 WARNING (slower than --warning, default
-                           200 ms), 2 CRITICAL (no answer within --critical, default 2000 ms,
+                           ${HEALTH_DEFAULTS.warningMs} ms), 2 CRITICAL (no answer within --critical, default ${HEALTH_DEFAULTS.criticalMs} ms,
                            refused, or a temporary failure), 3 UNKNOWN (bad arguments)
 `;
 
@@ -367,6 +367,13 @@ function numberFlag(values: Values, name: string): Result<number> {
     );
   }
   return ok(value);
+}
+
+/** The table's default of a string flag. */
+function stringDefault(name: string): string {
+  const value = FLAGS_BY_NAME.get(name)?.default;
+  if (typeof value !== "string") throw new Error(`--${name} has no string default`);
+  return value;
 }
 
 function stringFlag(values: Values, name: string): string | undefined {
@@ -428,9 +435,9 @@ function serveOptions(values: Values): Result<ServeOptions> {
     if (!value.ok) return value;
     numbers[flag.name] = value.value;
   }
-  const host = stringFlag(values, "host") ?? "127.0.0.1";
+  const host = stringFlag(values, "host") ?? stringDefault("host");
   if (host === "") return err("option '--host' needs an address");
-  const socketMode = stringFlag(values, "socket-mode") ?? "0660";
+  const socketMode = stringFlag(values, "socket-mode") ?? stringDefault("socket-mode");
   if (!/^0?[0-7]{3}$/.test(socketMode)) {
     return err(`option '--socket-mode' needs octal bits like 0660, not '${socketMode}'`);
   }
@@ -555,7 +562,7 @@ function parseQuery(args: string[]): Command {
 
 /** `--match-mode MODE`, `any` when not given. */
 function parseMatchMode(raw: string | undefined): Result<MatchMode> {
-  if (raw === undefined) return ok("any");
+  if (raw === undefined) return ok(stringDefault("match-mode") as MatchMode);
   const mode = MATCH_MODES.find((known) => known === raw.toLowerCase());
   return mode === undefined
     ? err(`option '--match-mode' takes ${MATCH_MODES.join(", ")}, not '${raw}'`)

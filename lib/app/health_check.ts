@@ -26,7 +26,7 @@ export type NagiosState = keyof typeof NAGIOS_CODES;
 
 /** Defaults of the `health` flags. */
 export const HEALTH_DEFAULTS = {
-  /** The router's default tcp_table address. */
+  /** The router's default tcp_table address (its --host and --port defaults). */
   tcp: "127.0.0.1:10099",
   /** Answered "not found" at once: an address literal is never looked up. */
   key: "health-check@[127.0.0.1]",

@@ -5,12 +5,16 @@
  * @module
  */
 
-import { errorMessage } from "../common/errors.ts";
+import { describeFileError } from "../common/errors.ts";
 import { err, ok, type Result } from "../common/result.ts";
 import { formatConfigError, parseConfig, type ParseOptions } from "../routing/rules_file.ts";
 import { nameserversFromResolvConf, parseDnsServer } from "../dns/servers.ts";
 import type { DnsServer } from "../dns/types.ts";
 import type { RuleSet } from "../routing/rules.ts";
+
+/** What to do about a file outside the paths the binary may read. */
+const OUTSIDE_RULES = "put the file under /etc/postfix, or rebuild with its directory in the " +
+  "compile task's --allow-read";
 
 /** Where DNS servers come from when no --dns-server is given. */
 export const RESOLV_CONF = "/etc/resolv.conf";
@@ -39,7 +43,7 @@ export async function loadRuleSet(
   try {
     text = await Deno.readTextFile(path);
   } catch (error) {
-    return err([`${path}: cannot read the rules file: ${describeFileError(error)}`]);
+    return err([`${path}: cannot read the rules file: ${describeFileError(error, OUTSIDE_RULES)}`]);
   }
   const parsed = parseConfig(text, path, options);
   if (!parsed.ok) return err(parsed.error.map(formatConfigError));
@@ -74,22 +78,15 @@ export async function loadDnsServers(
   try {
     text = await Deno.readTextFile(RESOLV_CONF);
   } catch (error) {
-    return err([`${RESOLV_CONF}: cannot read: ${describeFileError(error)}; use --dns-server ADDR`]);
+    return err([
+      `${RESOLV_CONF}: cannot read: ${
+        describeFileError(error, OUTSIDE_RULES)
+      }; use --dns-server ADDR`,
+    ]);
   }
   const servers = nameserversFromResolvConf(text);
   if (servers.length === 0) {
     return err([`${RESOLV_CONF}: no nameserver lines; add one or use --dns-server ADDR`]);
   }
   return ok(servers);
-}
-
-function describeFileError(error: unknown): string {
-  if (error instanceof Deno.errors.NotFound) return "no such file";
-  if (error instanceof Deno.errors.NotCapable) {
-    return "outside the paths the router may read, which are built into the binary: put the " +
-      "file under /etc/postfix, or rebuild with its directory in the compile task's --allow-read";
-  }
-  if (error instanceof Deno.errors.PermissionDenied) return "permission denied";
-  if (error instanceof Deno.errors.IsADirectory) return "is a directory";
-  return errorMessage(error);
 }

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { errorMessage } from "../common/errors.ts";
+import { errorMessage, plural } from "../common/errors.ts";
 import { log, setupLogging, type StderrSink, writeFatal } from "../common/log.ts";
 import { decisionChangeText, failureLogger, lookupLogger } from "./lookup_log.ts";
 import { createResolver, type DnsQueryEvent, type DnsResolver } from "../dns/resolver.ts";
@@ -425,17 +425,4 @@ class SwappableResolver implements MxResolver {
   resolveMx(domain: string): Promise<MxOutcome> {
     return this.current.resolveMx(domain);
   }
-}
-
-/**
- * A count and its noun, in the plural unless the count is 1.
- *
- * @example
- * ```ts
- * plural(1, "rule"); // "1 rule"
- * plural(2, "rule"); // "2 rules"
- * ```
- */
-export function plural(count: number, noun: string): string {
-  return `${count} ${noun}${count === 1 ? "" : "s"}`;
 }

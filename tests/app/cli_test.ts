@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { DEFAULT_CACHE_OPTIONS } from "../../lib/routing/cache.ts";
 import { DEFAULT_CONFIG, HELP, parseCommandLine, SERVE_FLAGS } from "../../lib/app/cli.ts";
+import { HEALTH_DEFAULTS } from "../../lib/app/health_check.ts";
 
 Deno.test("defaults match the original router", () => {
   const command = parseCommandLine([]);
@@ -249,4 +250,9 @@ Deno.test("--cache-file PATH: off by default, a path when given, never empty", (
     kind: "error",
     message: "option '--cache-file' needs a path",
   });
+});
+
+Deno.test("health's default address is the server's default tcp_table address", () => {
+  const defaultOf = (name: string) => SERVE_FLAGS.find((flag) => flag.name === name)?.default;
+  assert.equal(HEALTH_DEFAULTS.tcp, `${defaultOf("host")}:${defaultOf("port")}`);
 });
