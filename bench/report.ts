@@ -1,5 +1,5 @@
 /**
- * What one `deno task bench` run measured, the targets of issue 6 checked against it, and the
+ * What one `deno task bench` run measured, the performance targets checked against it, and the
  * markdown tables printed (quoted in docs/performance.md).
  *
  * @module
@@ -156,7 +156,7 @@ export function hitRatios(hits: HitRow[]): Record<string, number | null> {
   return ratios;
 }
 
-/** Each target of issue 6, with the measured value and whether it is met. */
+/** Each performance target, with the measured value and whether it is met. */
 export function evaluateTargets(r: BenchResults): BenchResults["targets"] {
   const out: BenchResults["targets"] = [];
   const add = (name: string, value: number | null, text: string, target: string, met: boolean) =>
@@ -352,7 +352,7 @@ export function formatBench(r: BenchResults): string {
     `| DNS dead: unknown domain | ${(d.unknownMs / 1000).toFixed(2)} s, \`${d.unknownReply}\` |`,
   );
   lines.push("");
-  lines.push("| target (issue 6) | measured | wanted | met |");
+  lines.push("| performance target | measured | wanted | met |");
   lines.push("|---|---|---|---|");
   for (const t of r.targets) {
     lines.push(`| ${t.name} | ${t.value} | ${t.target} | ${t.met ? "yes" : "**no**"} |`);
