@@ -14,6 +14,7 @@ import { errorMessage } from "../common/errors.ts";
 import { err, ok, type Result } from "../common/result.ts";
 import type { Verbosity } from "../common/log.ts";
 import { formatHostPort } from "../common/address.ts";
+import { parseDnsServer } from "../dns/servers.ts";
 import { type CacheOptions, DEFAULT_CACHE_OPTIONS } from "../routing/cache.ts";
 import { MATCH_MODES, type MatchMode } from "../routing/rules.ts";
 import { formatListenAddress, type ListenAddress, parseListenAddress } from "../server/listen.ts";
@@ -440,6 +441,10 @@ function serveOptions(values: Values): Result<ServeOptions> {
   const socketMode = stringFlag(values, "socket-mode") ?? stringDefault("socket-mode");
   if (!/^0?[0-7]{3}$/.test(socketMode)) {
     return err(`option '--socket-mode' needs octal bits like 0660, not '${socketMode}'`);
+  }
+  for (const text of listFlag(values, "dns-server")) {
+    const server = parseDnsServer(text);
+    if (!server.ok) return err(`option '--dns-server': ${server.error}`);
   }
   const socketmap: ListenAddress[] = [];
   for (const text of listFlag(values, "socketmap")) {

@@ -12,13 +12,6 @@ export interface TrackedConnection {
   /** Between reading a request and writing its reply. */
   readonly busy: boolean;
   readonly closed: boolean;
-  /**
-   * A {@linkcode ConnectionLimit.stamp} taken when it began waiting for its next request (when
-   * accepted, and each time its replies were written): the smaller, the longer it has waited.
-   * Bytes of an unfinished request do not renew it, so dripping one byte at a time does not make
-   * a hoarded connection look busy.
-   */
-  readonly waitingSince: number;
 }
 
 /**
@@ -43,15 +36,32 @@ const IDLE_SEARCH = 64;
  * declare const conn: Deno.Conn;
  * const limit = new ConnectionLimit(10_000);
  * if (limit.admit()) {
- *   const state = { busy: false, closed: false, waitingSince: limit.stamp() };
- *   const forget = limit.track(state, () => conn.close());
- *   state.waitingSince = limit.stamp(); // after writing each reply
- *   forget(); // once the connection is closed
+ *   const state = { busy: false, closed: false };
+ *   const place = limit.track(state, () => conn.close());
+ *   place.renew(); // after writing each reply: it waits for its next request from now
+ *   place.forget(); // once the connection is closed
  * } else {
  *   conn.close();
  * }
  * ```
  */
+/** A tracked connection's place in the line of connections that may give way. */
+export interface LimitPlace {
+  /** It begins waiting for its next request now (its replies are written): to the back. */
+  renew(): void;
+  /** It has ended: out of the line. */
+  forget(): void;
+}
+
+/** One connection in the line, oldest first: linked in place, so moving one costs no lookup. */
+interface Node {
+  connection: TrackedConnection;
+  close: () => void;
+  older: Node | null;
+  newer: Node | null;
+  linked: boolean;
+}
+
 export class ConnectionLimit {
   /** The most connections open at once. */
   readonly max: number;
@@ -59,8 +69,10 @@ export class ConnectionLimit {
   refused = 0;
   /** Connections closed to make room for a new one. */
   evicted = 0;
-  readonly #connections = new Map<TrackedConnection, () => void>();
-  #sequence = 0;
+  /** The connection that has waited longest, and the one that began waiting last. */
+  #oldest: Node | null = null;
+  #newest: Node | null = null;
+  #open = 0;
   readonly #refusedLog = new LogThrottle(FAULT_LOG_INTERVAL_MS);
   readonly #evictedLog = new LogThrottle(FAULT_LOG_INTERVAL_MS);
 
@@ -70,33 +82,46 @@ export class ConnectionLimit {
 
   /** Connections open now. */
   get open(): number {
-    return this.#connections.size;
-  }
-
-  /** A number larger than every one returned before: orders connections by when they waited. */
-  stamp(): number {
-    return ++this.#sequence;
+    return this.#open;
   }
 
   /**
-   * Notes that a connection begins waiting for its next request now (its replies are written):
-   * it moves to the back of the line of connections that may give way.
+   * Counts a connection as open, one that may give way at the limit, at the back of the line;
+   * returns its place: `renew` each time its replies are written, `forget` once it has ended.
    */
-  renew(connection: TrackedConnection & { waitingSince: number }): void {
-    connection.waitingSince = this.stamp();
-    const close = this.#connections.get(connection);
-    if (close === undefined) return;
-    this.#connections.delete(connection);
-    this.#connections.set(connection, close);
+  track(connection: TrackedConnection, close: () => void): LimitPlace {
+    const node: Node = { connection, close, older: null, newer: null, linked: false };
+    this.#append(node);
+    return {
+      renew: () => {
+        if (!node.linked || node === this.#newest) return;
+        this.#unlink(node);
+        this.#append(node);
+      },
+      forget: () => {
+        if (node.linked) this.#unlink(node);
+      },
+    };
   }
 
-  /**
-   * Counts a connection as open, one that may give way at the limit; returns the function that
-   * forgets it (call it when the connection has ended).
-   */
-  track(connection: TrackedConnection, close: () => void): () => void {
-    this.#connections.set(connection, close);
-    return () => this.#connections.delete(connection);
+  #append(node: Node): void {
+    node.older = this.#newest;
+    node.newer = null;
+    if (this.#newest !== null) this.#newest.newer = node;
+    else this.#oldest = node;
+    this.#newest = node;
+    node.linked = true;
+    this.#open++;
+  }
+
+  #unlink(node: Node): void {
+    if (node.older !== null) node.older.newer = node.newer;
+    else this.#oldest = node.newer;
+    if (node.newer !== null) node.newer.older = node.older;
+    else this.#newest = node.older;
+    node.older = node.newer = null;
+    node.linked = false;
+    this.#open--;
   }
 
   /**
@@ -124,13 +149,13 @@ export class ConnectionLimit {
    * way" for minutes). Counts and logs it (at most once a minute). False only when there is none.
    */
   makeRoom(now: number = performance.now()): boolean {
-    let longest: TrackedConnection | null = null;
+    let longest: Node | null = null;
     let searched = 0;
-    for (const connection of this.#connections.keys()) {
-      if (connection.closed) continue;
-      longest ??= connection;
-      if (!connection.busy) {
-        longest = connection;
+    for (let node = this.#oldest; node !== null; node = node.newer) {
+      if (node.connection.closed) continue;
+      longest ??= node;
+      if (!node.connection.busy) {
+        longest = node;
         break;
       }
       if (++searched === IDLE_SEARCH) break;
@@ -144,7 +169,7 @@ export class ConnectionLimit {
         heldBackText(heldBack)
       }`;
     }
-    this.#connections.get(longest)?.();
+    longest.close();
     return true;
   }
 }

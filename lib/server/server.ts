@@ -12,7 +12,7 @@
 
 import { closeQuietly, errorMessage } from "../common/errors.ts";
 import { FRAME_BAD, FRAME_NEED_MORE, newFrame, type ProtocolCodec, ReplyCache } from "./codec.ts";
-import type { ConnectionLimit } from "./connection_limit.ts";
+import type { ConnectionLimit, LimitPlace } from "./connection_limit.ts";
 import { log } from "../common/log.ts";
 import { FAULT_LOG_INTERVAL_MS, heldBackText, LogThrottle } from "../common/log_throttle.ts";
 import type { Decision, Router } from "../routing/router.ts";
@@ -52,8 +52,8 @@ interface ConnectionState {
   busy: boolean;
   /** When the unfinished request now in the buffer began arriving; 0 when there is none. */
   partialSince: number;
-  /** The limit's stamp of when it began waiting for its next request (see ConnectionLimit). */
-  waitingSince: number;
+  /** Its place in the limit's line: renewed when its replies are written (see ConnectionLimit). */
+  place: LimitPlace | null;
   closed: boolean;
   done: Promise<void>;
 }
@@ -167,16 +167,17 @@ export class TableServer {
       lastActive: this.#clock,
       busy: false,
       partialSince: 0,
-      waitingSince: limit.stamp(),
+      place: null,
       closed: false,
       done: Promise.resolve(),
     };
     this.#connections.add(state);
-    const forget = limit.track(state, () => closeState(state));
+    const place = limit.track(state, () => closeState(state));
+    state.place = place;
     state.done = this.#handle(state).finally(() => {
       closeState(state);
       this.#connections.delete(state);
-      forget();
+      place.forget();
     });
   }
 
@@ -275,7 +276,7 @@ export class TableServer {
         replies.length = 0;
         state.busy = false;
         state.lastActive = this.#clock;
-        if (answered) this.#init.limit.renew(state);
+        if (answered) state.place?.renew();
         if (closeAfter) return;
       }
     } catch (error) {

@@ -211,6 +211,10 @@ Deno.test("--match-mode: any by default, one of any, primary or all; providers t
 Deno.test("listener addresses are checked with the other flags, before anything listens", () => {
   const cases: [string[], RegExp][] = [
     [["--metrics", "9110"], /^option '--metrics' needs HOST:PORT, not '9110'$/],
+    [
+      ["--dns-server", "dns.example"],
+      /^option '--dns-server': bad DNS server address "dns\.example"/,
+    ],
     [["--metrics", "unix:/run/m"], /^option '--metrics' needs HOST:PORT/],
     [["--socketmap", "unix:relative"], /^option '--socketmap' "unix:relative": a unix socket/],
     [["--socketmap", "127.0.0.1:10099"], /^127\.0\.0\.1:10099 is given twice/],
