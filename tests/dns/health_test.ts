@@ -1,9 +1,8 @@
 import assert from "node:assert/strict";
-import { configureSync, type LogRecord, resetSync } from "@logtape/logtape";
+import { withLog } from "../support/log_capture.ts";
 import { createResolver } from "../../lib/dns/resolver.ts";
 import { PROBE_INTERVAL_MS, type ProbeResult, ServerHealth } from "../../lib/dns/health.ts";
 import type { DnsServer, MxOutcome } from "../../lib/dns/types.ts";
-import { LOG_CATEGORY } from "../../lib/common/log.ts";
 import { type FakeDnsBehaviour, startFakeDns } from "../support/fake_dns.ts";
 
 const SERVER: DnsServer = { host: "192.0.2.53", port: 53 };
@@ -39,26 +38,6 @@ function healthOnFakeClock() {
     health.record(SERVER, { name, outcome, sentAt });
   };
   return { clock, probes, health, attempt };
-}
-
-/** Runs `body` with the router's log captured as "level text" lines. */
-async function withLog(body: (lines: string[]) => Promise<void>): Promise<void> {
-  const lines: string[] = [];
-  configureSync({
-    sinks: {
-      test: (record: LogRecord) =>
-        lines.push(`${record.level} ${record.message.map((part) => String(part)).join("")}`),
-    },
-    loggers: [
-      { category: LOG_CATEGORY, lowestLevel: "debug", sinks: ["test"] },
-      { category: ["logtape", "meta"], lowestLevel: "error", sinks: [] },
-    ],
-  });
-  try {
-    await body(lines);
-  } finally {
-    resetSync();
-  }
 }
 
 Deno.test("dead names in a row never take a live server down: each timeout only probes it", async () => {

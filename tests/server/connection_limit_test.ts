@@ -1,11 +1,10 @@
 import assert from "node:assert/strict";
-import { configureSync, type LogRecord, resetSync } from "@logtape/logtape";
+import { withLog } from "../support/log_capture.ts";
 import {
   ConnectionLimit,
   type LimitPlace,
   type TrackedConnection,
 } from "../../lib/server/connection_limit.ts";
-import { LOG_CATEGORY } from "../../lib/common/log.ts";
 import { FAULT_LOG_INTERVAL_MS, heldBackText, LogThrottle } from "../../lib/common/log_throttle.ts";
 
 interface Fake extends TrackedConnection {
@@ -30,27 +29,7 @@ function limitOf(max: number) {
   return { limit, closed, add };
 }
 
-/** Runs `body` with the router's log captured as text lines. */
-function withLog(body: (lines: string[]) => void): void {
-  const lines: string[] = [];
-  configureSync({
-    sinks: {
-      test: (record: LogRecord) =>
-        lines.push(`${record.level} ${record.message.map((part) => String(part)).join("")}`),
-    },
-    loggers: [
-      { category: LOG_CATEGORY, lowestLevel: "debug", sinks: ["test"] },
-      { category: ["logtape", "meta"], lowestLevel: "error", sinks: [] },
-    ],
-  });
-  try {
-    body(lines);
-  } finally {
-    resetSync();
-  }
-}
-
-Deno.test("at the limit the connection waiting longest since its last request gives way, however recent", () => {
+Deno.test("at the limit the connection waiting longest since its last request gives way, however recent", async () => {
   const { limit, closed, add } = limitOf(4);
   add("busy oldest", { busy: true });
   const first = add("first");
@@ -58,7 +37,7 @@ Deno.test("at the limit the connection waiting longest since its last request gi
   add("third");
   // A lookup a second on each: "first" asks again, so "second" has now waited longest.
   first.place.renew();
-  withLog(() => {
+  await withLog(() => {
     assert.equal(limit.admit(), true);
     assert.deepEqual(closed, ["second"]);
     add("new"); // the one admitted
@@ -69,12 +48,12 @@ Deno.test("at the limit the connection waiting longest since its last request gi
   assert.equal(limit.refused, 0);
 });
 
-Deno.test("a connection with its reply under way gives way last, but a new one is always served", () => {
+Deno.test("a connection with its reply under way gives way last, but a new one is always served", async () => {
   const { limit, closed, add } = limitOf(3);
   add("a", { busy: true });
   add("b", { busy: true });
   add("c");
-  withLog(() => {
+  await withLog(() => {
     // An idle one goes first, even though the busy ones waited longer.
     assert.equal(limit.admit(), true);
     assert.deepEqual(closed, ["c"]);
@@ -89,11 +68,11 @@ Deno.test("a connection with its reply under way gives way last, but a new one i
   assert.equal(new ConnectionLimit(0).makeRoom(), false, "a limit with no connections");
 });
 
-Deno.test("the search for an idle connection is bounded: past 64 busy ones, the oldest goes", () => {
+Deno.test("the search for an idle connection is bounded: past 64 busy ones, the oldest goes", async () => {
   const { limit, closed, add } = limitOf(100);
   for (let i = 0; i < 99; i++) add(`busy${i}`, { busy: true });
   add("idle, but 100th in line");
-  withLog(() => assert.equal(limit.admit(), true));
+  await withLog(() => assert.equal(limit.admit(), true));
   assert.deepEqual(closed, ["busy0"]);
 });
 
@@ -110,10 +89,10 @@ Deno.test("ConnectionLimit: open counts tracked connections; below the limit not
   assert.equal(limit.open, 1, "forgetting twice counts once");
 });
 
-Deno.test("evictions and refusals are logged at warning, once a minute each, with the count left out", () => {
+Deno.test("evictions and refusals are logged at warning, once a minute each, with the count left out", async () => {
   const { limit, add } = limitOf(1);
   const none = new ConnectionLimit(0);
-  withLog((lines) => {
+  await withLog((lines) => {
     for (let i = 0; i < 5; i++) {
       add(`c${i}`);
       assert.equal(limit.admit(1000 + i), true);
