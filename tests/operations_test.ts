@@ -161,12 +161,11 @@ async function waitForLog(stderr: () => string, pattern: RegExp): Promise<void> 
   }
 }
 
-Deno.test("a SIGHUP while starting (systemctl reload at once) is a reload, not death", async () => {
-  const tmp = await Deno.makeTempDir();
-  const dns = await startFakeDns({
-    zone: { "implicit.test": { kind: "nodata" }, "new.test": { kind: "nodata" } },
-  });
-  // The rules file is a pipe: the router's read of it waits for us, mid-start, by design.
+/**
+ * Starts the router on a rules file that is a pipe, so its read of the rules waits for the
+ * test, mid-start: a signal sent before the rules are written arrives while it is starting.
+ */
+async function startOnPipe(tmp: string, dnsPort: number) {
   const fifo = `${tmp}/rules.conf`;
   assert.equal((await run("mkfifo", { args: [fifo] })).code, 0);
   const port = await freePort();
@@ -182,10 +181,19 @@ Deno.test("a SIGHUP while starting (systemctl reload at once) is a reload, not d
       "-p",
       String(port),
       "--dns-server",
-      `127.0.0.1:${dns.port}`,
+      `127.0.0.1:${dnsPort}`,
     ],
     env: { NO_COLOR: "1" },
   });
+  return { fifo, port, router };
+}
+
+Deno.test("a SIGHUP while starting (systemctl reload at once) is a reload, not death", async () => {
+  const tmp = await Deno.makeTempDir();
+  const dns = await startFakeDns({
+    zone: { "implicit.test": { kind: "nodata" }, "new.test": { kind: "nodata" } },
+  });
+  const { fifo, port, router } = await startOnPipe(tmp, dns.port);
   const feed = async (text: string) => {
     // Opening for writing returns once the router has opened the file to read it.
     using file = await Deno.open(fifo, { write: true });
@@ -225,25 +233,7 @@ Deno.test("a SIGHUP while starting (systemctl reload at once) is a reload, not d
 Deno.test("a SIGTERM while starting (systemctl stop at once) stops it cleanly once built", async () => {
   const tmp = await Deno.makeTempDir();
   const dns = await startFakeDns({ zone: {} });
-  // The rules file is a pipe: the router's read of it waits for us, mid-start, by design.
-  const fifo = `${tmp}/rules.conf`;
-  assert.equal((await run("mkfifo", { args: [fifo] })).code, 0);
-  const permissions = withExtraPaths(await compilePermissionFlags(), [tmp]);
-  const router = spawnCaptured(Deno.execPath(), {
-    args: [
-      "run",
-      "--no-prompt",
-      ...permissions,
-      `${PROJECT_ROOT}/main.ts`,
-      "-c",
-      fifo,
-      "-p",
-      String(await freePort()),
-      "--dns-server",
-      `127.0.0.1:${dns.port}`,
-    ],
-    env: { NO_COLOR: "1" },
-  });
+  const { fifo, router } = await startOnPipe(tmp, dns.port);
   try {
     const file = await Deno.open(fifo, { write: true });
     try {
