@@ -22,14 +22,14 @@
  */
 
 import assert from "node:assert/strict";
-import { isCi, REQUIRED_TOOLS, sequence } from "../support/e2e_env.ts";
-import { findBinary, LOOPBACK, requireBinary, run, runAll, waitFor } from "../support/e2e_util.ts";
+import { isCi, missingPostfix, sequence } from "../support/e2e_env.ts";
+import { LOOPBACK, requireBinary, run, runAll, waitFor } from "../support/e2e_util.ts";
 import { type FakeDnsBehaviour, startFakeDns } from "../support/fake_dns.ts";
 import {
-  type PostfixInstance,
   type SmtpSink,
   startPostfix,
   startSmtpSink,
+  whereIs,
   writePostmapConfig,
 } from "../support/postfix.ts";
 import { type RouterProcess, startRouter } from "../support/router_process.ts";
@@ -76,33 +76,6 @@ const ROUTES: Array<{ rcpt: string; sink: SinkName; why: string }> = [
 
 /** Domains a domain: rule answers: the router must never ask DNS about them. */
 const NO_DNS = ["contoso.test", "x.sub.test", "y.sub.test"];
-
-/** Why the test cannot run here, or [] when it can. */
-function missing(): string[] {
-  const tools = REQUIRED_TOOLS.filter((tool) => tool.pkg === "postfix");
-  const absent = tools.filter((tool) => findBinary(tool.name) === null).map((tool) => tool.name);
-  return [
-    ...absent.length > 0 ? [`missing ${absent.join(", ")} (Debian package postfix)`] : [],
-    ...Deno.uid() !== 0 ? ["a private Postfix instance needs root"] : [],
-  ];
-}
-
-/** Where every sent recipient is: the sinks it reached and the queue. */
-async function whereIs(
-  sinks: Record<SinkName, SmtpSink>,
-  postfix: PostfixInstance,
-): Promise<Map<string, string[]>> {
-  const places = new Map<string, string[]>();
-  const add = (rcpt: string, place: string) =>
-    places.set(rcpt.toLowerCase(), [...places.get(rcpt.toLowerCase()) ?? [], place]);
-  for (const [name, sink] of Object.entries(sinks)) {
-    for (const rcpt of await sink.recipients()) add(rcpt, name);
-  }
-  for (const message of await postfix.queue()) {
-    for (const r of message.recipients) add(r.address, `queue:${message.queue_name}`);
-  }
-  return places;
-}
 
 async function routeMail(t: Deno.TestContext, tmp: string, cleanups: Array<() => unknown>) {
   const dns = await startFakeDns({ zone: ZONE });
@@ -195,7 +168,7 @@ async function routeMail(t: Deno.TestContext, tmp: string, cleanups: Array<() =>
   });
 }
 
-const problems = missing();
+const problems = missingPostfix();
 if (problems.length > 0 && !isCi()) {
   Deno.test({ name: `${NAME} (skipped: ${problems.join("; ")})`, ignore: true, fn() {} });
 } else {

@@ -554,3 +554,21 @@ export async function startE2eEnv(options: E2eOptions = {}): Promise<E2eEnv> {
     throw error;
   }
 }
+
+/**
+ * Why a test with a private Postfix instance cannot run here (Postfix's programs missing, not
+ * root), or [] when it can.
+ *
+ * @example
+ * ```ts
+ * if (missingPostfix().length > 0) console.log("skipped:", missingPostfix().join("; "));
+ * ```
+ */
+export function missingPostfix(): string[] {
+  const tools = REQUIRED_TOOLS.filter((tool) => tool.pkg === "postfix");
+  const absent = tools.filter((tool) => findBinary(tool.name) === null).map((tool) => tool.name);
+  return [
+    ...absent.length > 0 ? [`missing ${absent.join(", ")} (Debian package postfix)`] : [],
+    ...Deno.uid() !== 0 ? ["a private Postfix instance needs root"] : [],
+  ];
+}

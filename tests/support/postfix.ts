@@ -520,3 +520,30 @@ async function chownToMailOwner(path: string): Promise<void> {
   }
   await Deno.chown(path, parseInt(id.stdout, 10), parseInt(gid.stdout, 10));
 }
+
+/**
+ * Where every sent recipient is, lower-cased: the names of the sinks it reached and the queue
+ * (`queue:ID`).
+ *
+ * @example
+ * ```ts
+ * declare const sinks: Record<string, SmtpSink>;
+ * declare const postfix: PostfixInstance;
+ * (await whereIs(sinks, postfix)).get("user@contoso.test"); // ["relay"]
+ * ```
+ */
+export async function whereIs(
+  sinks: Record<string, SmtpSink>,
+  postfix: PostfixInstance,
+): Promise<Map<string, string[]>> {
+  const places = new Map<string, string[]>();
+  const add = (rcpt: string, place: string) =>
+    places.set(rcpt.toLowerCase(), [...places.get(rcpt.toLowerCase()) ?? [], place]);
+  for (const [name, sink] of Object.entries(sinks)) {
+    for (const rcpt of await sink.recipients()) add(rcpt, name);
+  }
+  for (const message of await postfix.queue()) {
+    for (const r of message.recipients) add(r.address, `queue:${message.queue_name}`);
+  }
+  return places;
+}
