@@ -20,6 +20,23 @@ export interface TrackedConnection {
  */
 const IDLE_SEARCH = 64;
 
+/** A tracked connection's place in the line of connections that may give way. */
+export interface LimitPlace {
+  /** It begins waiting for its next request now (its replies are written): to the back. */
+  renew(): void;
+  /** It has ended: out of the line. */
+  forget(): void;
+}
+
+/** One connection in the line, oldest first: linked in place, so moving one costs no lookup. */
+interface Node {
+  connection: TrackedConnection;
+  close: () => void;
+  older: Node | null;
+  newer: Node | null;
+  linked: boolean;
+}
+
 /**
  * --max-connections across all listeners: the connections open (each with how to close it, so
  * one can make room for a new one), those closed to make room, and those refused.
@@ -45,23 +62,6 @@ const IDLE_SEARCH = 64;
  * }
  * ```
  */
-/** A tracked connection's place in the line of connections that may give way. */
-export interface LimitPlace {
-  /** It begins waiting for its next request now (its replies are written): to the back. */
-  renew(): void;
-  /** It has ended: out of the line. */
-  forget(): void;
-}
-
-/** One connection in the line, oldest first: linked in place, so moving one costs no lookup. */
-interface Node {
-  connection: TrackedConnection;
-  close: () => void;
-  older: Node | null;
-  newer: Node | null;
-  linked: boolean;
-}
-
 export class ConnectionLimit {
   /** The most connections open at once. */
   readonly max: number;
