@@ -8,17 +8,19 @@
  */
 
 import type { AnswerSource, CacheAnswer, CacheEntry, MxCache } from "./cache.ts";
-import type { MxOutcome } from "../dns/types.ts";
+import type { MxAnswer, MxOutcome } from "../dns/types.ts";
 import { PROVIDER_IDS, providerOf } from "./providers.ts";
 import { REGEX_STEP_BUDGET } from "./regex.ts";
 import { domainFromKey, domainPart, plainDomain } from "./keys.ts";
 import {
   domainRuleFor,
   matchImplicitMx,
+  matchInSlices,
   matchRules,
   pickMember,
   type Pool,
   type PoolMember,
+  type RegexBudgetExceeded,
   type Rule,
   type RuleMatch,
   type RuleSet,
@@ -92,7 +94,7 @@ export const PROVIDER_LABELS: readonly string[] = [...PROVIDER_IDS, OTHER_PROVID
  *
  * @example
  * ```ts
- * import type { MxOutcome } from "../dns/types.ts";
+ * import type { MxAnswer, MxOutcome } from "../dns/types.ts";
  * import type { RuleSet } from "./rules.ts";
  *
  * declare const outcome: MxOutcome; // contoso.com's MX: *.mail.protection.outlook.com
@@ -111,7 +113,7 @@ export function providerLabel(decision: Decision): string {
  *
  * @example
  * ```ts
- * import type { MxOutcome } from "../dns/types.ts";
+ * import type { MxAnswer, MxOutcome } from "../dns/types.ts";
  * import type { RuleSet } from "./rules.ts";
  *
  * declare const outcome: MxOutcome; // contoso.com's MX: *.mail.protection.outlook.com
@@ -141,21 +143,14 @@ export function decide(domain: string, outcome: MxOutcome, ruleSet: RuleSet): De
   const override = domainRuleFor(domain, ruleSet);
   if (override !== null) return domainRuleDecision(override);
   switch (outcome.kind) {
-    case "mx": {
-      const match = matchRules(
-        { hosts: outcome.hosts, primaryCount: outcome.primaryCount ?? 1 },
-        ruleSet.mxRules,
+    case "mx":
+      return mxDecision(
+        outcome,
+        matchRules(
+          { hosts: outcome.hosts, primaryCount: outcome.primaryCount ?? 1 },
+          ruleSet.mxRules,
+        ),
       );
-      if (match !== null && "exceeded" in match) {
-        return makeDecision({
-          label: "tempfail",
-          reason: `MX names too long for the regex rules: comparing them would take over ` +
-            `${REGEX_STEP_BUDGET} steps (${outcome.hosts.length} hosts)`,
-          hosts: outcome.hosts,
-        });
-      }
-      return decideMatch(match, outcome.hosts, "no rule matches the MX hosts");
-    }
     case "nodata":
       return decideMatch(
         matchImplicitMx(domain, ruleSet.mxRules),
@@ -179,6 +174,65 @@ export function decide(domain: string, outcome: MxOutcome, ruleSet: RuleSet): De
     default: {
       const unknown: never = outcome;
       throw new Error(`unexpected DNS outcome ${JSON.stringify(unknown)}`);
+    }
+  }
+}
+
+/** The decision for an MX answer from what matching its hosts found. */
+function mxDecision(outcome: MxAnswer, match: RuleMatch | RegexBudgetExceeded | null): Decision {
+  if (match !== null && "exceeded" in match) {
+    return makeDecision({
+      label: "tempfail",
+      reason: `MX names too long for the regex rules: comparing them would take over ` +
+        `${REGEX_STEP_BUDGET} steps (${outcome.hosts.length} hosts)`,
+      hosts: outcome.hosts,
+    });
+  }
+  return decideMatch(match, outcome.hosts, "no rule matches the MX hosts");
+}
+
+/**
+ * Regex work after which {@linkcode decideInSlices} lets other work run: about 0.3 ms, so a
+ * cached lookup on another connection waits at most about that long behind a costly decision.
+ */
+export const SLICE_STEPS = 20_000;
+
+/**
+ * {@linkcode decide}, but an MX set whose regex comparisons cost more than
+ * {@linkcode SLICE_STEPS} is matched one host at a time, with `pause()` awaited between hosts
+ * once that much work is done: the one JavaScript thread serves other connections meanwhile.
+ *
+ * @example
+ * ```ts
+ * import type { MxAnswer, MxOutcome } from "../dns/types.ts";
+ * import type { RuleSet } from "./rules.ts";
+ *
+ * declare const outcome: MxOutcome;
+ * declare const ruleSet: RuleSet;
+ * const pause = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+ * const decision = await decideInSlices("example.com", outcome, { ruleSet, pause });
+ * ```
+ */
+export async function decideInSlices(
+  domain: string,
+  outcome: MxOutcome,
+  options: { ruleSet: RuleSet; pause: () => Promise<void> },
+): Promise<Decision> {
+  const { ruleSet, pause } = options;
+  if (outcome.kind !== "mx" || domainRuleFor(domain, ruleSet) !== null) {
+    return decide(domain, outcome, ruleSet);
+  }
+  const matching = matchInSlices(
+    { hosts: outcome.hosts, primaryCount: outcome.primaryCount ?? 1 },
+    ruleSet.mxRules,
+  );
+  let pausedAt = 0;
+  for (;;) {
+    const next = matching.next();
+    if (next.done) return mxDecision(outcome, next.value);
+    if (next.value - pausedAt >= SLICE_STEPS) {
+      pausedAt = next.value;
+      await pause();
     }
   }
 }
@@ -405,6 +459,11 @@ export interface RouterInit {
   /** Decide, log and count as usual, but answer "not found" (safe rollout). */
   dryRun?: boolean;
   /**
+   * Lets other work run between the slices of a costly decision (see decideInSlices); the default
+   * waits for the next turn of the event loop, after pending I/O.
+   */
+  pause?: () => Promise<void>;
+  /**
    * Told when a refresh changes a cached domain's decision: where it routes (`from`, `to`) or
    * what it answers. Only for a replaced entry whose decision was made under the rules in force
    * (a reload changes decisions without the domain changing). Called while the cache stores the
@@ -440,6 +499,7 @@ export class Router {
   readonly #cache: MxCache<Decision>;
   readonly #observer: LookupObserver | undefined;
   readonly #dryRun: boolean;
+  readonly #pause: () => Promise<void>;
   readonly #report: LookupReport = {
     key: "",
     domain: null,
@@ -454,6 +514,7 @@ export class Router {
     this.ruleSet = init.ruleSet;
     this.#observer = init.observer;
     this.#dryRun = init.dryRun ?? false;
+    this.#pause = init.pause ?? (() => new Promise((resolve) => setTimeout(resolve, 0)));
     const onDecisionChange = init.onDecisionChange;
     if (onDecisionChange !== undefined) {
       init.cache.onReplace = (domain, previous, next) =>
@@ -491,11 +552,29 @@ export class Router {
     const answer = this.#cache.lookup(domain);
     if (answer instanceof Promise) {
       const startedAt = this.#observer !== undefined ? performance.now() : 0;
-      return answer.then((settled) =>
-        this.#finish(this.#decision(settled, domain), key, domain, settled.source, startedAt)
+      return answer.then(async (settled) =>
+        this.#finish(await this.#sliced(settled, domain), key, domain, settled.source, startedAt)
       );
     }
     return this.#finish(this.#decision(answer, domain), key, domain, answer.source, 0);
+  }
+
+  /**
+   * The decision for an answer that came from DNS, matched in slices (see decideInSlices) and
+   * memoized on its cache entry: a costly MX set does not hold up the lookups answered meanwhile.
+   */
+  async #sliced(answer: CacheAnswer<Decision>, domain: string): Promise<Decision> {
+    const entry = answer.entry;
+    if (entry !== null && entry.memo !== undefined && entry.memoFor === this.ruleSet) {
+      return entry.memo;
+    }
+    const ruleSet = this.ruleSet;
+    const decision = await decideInSlices(domain, answer.outcome, { ruleSet, pause: this.#pause });
+    if (entry !== null && ruleSet === this.ruleSet) {
+      entry.memoFor = ruleSet;
+      entry.memo = decision;
+    }
+    return decision;
   }
 
   #decision(answer: CacheAnswer<Decision>, domain: string): Decision {

@@ -186,15 +186,43 @@ export interface RegexBudgetExceeded {
  *
  * @example
  * ```ts
+ * import type { RuleSet } from "./rules.ts";
+ *
  * declare const ruleSet: RuleSet;
  * matchRules({ hosts: ["aspmx.l.google.com"], primaryCount: 1 }, ruleSet.mxRules);
- * // { rule, host }, or { exceeded: true, steps } past the regex budget, or null
+ * // { rule, host } or null
  * ```
  */
 export function matchRules(
   mx: MxHosts,
   rules: readonly Rule[],
 ): RuleMatch | RegexBudgetExceeded | null {
+  const matching = matchInSlices(mx, rules);
+  for (;;) {
+    const next = matching.next();
+    if (next.done) return next.value;
+  }
+}
+
+/**
+ * {@linkcode matchRules}, one host at a time: yields the regex steps spent so far after each
+ * host, so that a caller may let other work run between hosts, and returns what matchRules
+ * returns.
+ *
+ * @example
+ * ```ts
+ * import type { RuleSet } from "./rules.ts";
+ *
+ * declare const ruleSet: RuleSet;
+ * const matching = matchInSlices({ hosts: ["mx.example.org"], primaryCount: 1 }, ruleSet.mxRules);
+ * let next = matching.next();
+ * while (!next.done) next = matching.next(); // next.value: the match, or null
+ * ```
+ */
+export function* matchInSlices(
+  mx: MxHosts,
+  rules: readonly Rule[],
+): Generator<number, RuleMatch | RegexBudgetExceeded | null> {
   const { hosts, primaryCount } = mx;
   // Each host's provider, found once per lookup however many provider: rules ask.
   let providers: (string | null)[] | null = null;
@@ -210,6 +238,7 @@ export function matchRules(
     return steps <= REGEX_STEP_BUDGET;
   };
   for (let index = 0; index < hosts.length; index++) {
+    if (index > 0) yield steps;
     const host = hosts[index];
     for (const rule of rules) {
       // All hosts match only if the first does: an `all` rule is decided at the first host.

@@ -2,7 +2,13 @@ import assert from "node:assert/strict";
 import { DEFAULT_CACHE_OPTIONS, MxCache } from "../../lib/routing/cache.ts";
 import { parseConfig } from "../../lib/routing/rules_file.ts";
 import type { MxOutcome } from "../../lib/dns/types.ts";
-import { decide, type Decision, type LookupReport, Router } from "../../lib/routing/router.ts";
+import {
+  decide,
+  decideInSlices,
+  type Decision,
+  type LookupReport,
+  Router,
+} from "../../lib/routing/router.ts";
 import type { RuleSet } from "../../lib/routing/rules.ts";
 import { FakeClock, FakeResolver } from "../support/fake_resolver.ts";
 
@@ -225,4 +231,57 @@ Deno.test("the primary match mode follows the answer's primary hosts", () => {
   assert.equal(decide("contoso.example", { kind: "mx", hosts, ttl: 60 }, set).label, "nomatch");
   const tie = decide("contoso.example", { kind: "mx", hosts, ttl: 60, primaryCount: 2 }, set);
   assert.equal(tie.result, "relay:[o365]:587");
+});
+
+/** 8 hostile MX names of 253 characters, none of which the regex below matches. */
+const HOSTILE: MxOutcome = {
+  kind: "mx",
+  hosts: Array.from({ length: 8 }, (_, i) => `${i}`.padEnd(240, "a") + ".mail.example"),
+  ttl: 300,
+};
+const COSTLY = rules("/^[a-z0-9]{1,20}\\.mail\\.example\\.com$/ relay:[r]:25\n");
+
+Deno.test("a costly decision is matched in slices, with pauses between hosts, to the same answer", async () => {
+  let pauses = 0;
+  const pause = () => {
+    pauses++;
+    return Promise.resolve();
+  };
+  const sliced = await decideInSlices("evil.example", HOSTILE, { ruleSet: COSTLY, pause });
+  const whole = decide("evil.example", HOSTILE, COSTLY);
+  assert.deepEqual(sliced, whole);
+  assert.equal(whole.label, "nomatch", "compared in full, within the budget");
+  assert.ok(pauses >= 2, `${pauses} pauses`);
+  // Cheap sets, and answers other than MX, need no pause.
+  pauses = 0;
+  const cheap: MxOutcome = { kind: "mx", hosts: ["mx1.mail.example.com"], ttl: 60 };
+  assert.equal(
+    (await decideInSlices("a.example", cheap, { ruleSet: COSTLY, pause })).label,
+    "match",
+  );
+  assert.equal(pauses, 0);
+});
+
+Deno.test("while a costly new domain is being decided, a cached lookup is answered at once", async () => {
+  const resolver = new FakeResolver();
+  const cache = new MxCache<Decision>({ resolver, options: DEFAULT_CACHE_OPTIONS });
+  const events: string[] = [];
+  const holder: { router?: Router } = {};
+  // The router's pause: a cached lookup arrives during the first one.
+  let first = true;
+  const pause = async () => {
+    if (first) {
+      first = false;
+      const hit = holder.router?.route("b@cached.example") ?? Promise.resolve(null);
+      events.push(hit instanceof Promise ? "cached lookup waited" : `cached: ${hit.label}`);
+    }
+    await Promise.resolve();
+  };
+  const router = holder.router = new Router({ cache, ruleSet: COSTLY, pause });
+  resolver.answer("cached.example", { kind: "mx", hosts: ["mx1.mail.example.com"], ttl: 300 });
+  resolver.answer("evil.example", HOSTILE);
+  await router.route("a@cached.example");
+  const decision = await router.route("a@evil.example");
+  events.push(`evil: ${decision.label}`);
+  assert.deepEqual(events, ["cached: match", "evil: nomatch"]);
 });
