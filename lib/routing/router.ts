@@ -21,6 +21,7 @@ import {
   type Pool,
   type PoolMember,
   type RegexBudgetExceeded,
+  regexWork,
   type Rule,
   type RuleMatch,
   type RuleSet,
@@ -552,9 +553,16 @@ export class Router {
     const answer = this.#cache.lookup(domain);
     if (answer instanceof Promise) {
       const startedAt = this.#observer !== undefined ? performance.now() : 0;
-      return answer.then(async (settled) =>
-        this.#finish(await this.#sliced(settled, domain), key, domain, settled.source, startedAt)
-      );
+      return answer.then((settled) => {
+        const finish = (decision: Decision) =>
+          this.#finish(decision, key, domain, settled.source, startedAt);
+        const outcome = settled.outcome;
+        // Most answers cost little to match: decided at once, without a promise more.
+        return outcome.kind === "mx" &&
+            regexWork(outcome.hosts, this.ruleSet.mxRules) > SLICE_STEPS
+          ? this.#sliced(settled, domain).then(finish)
+          : finish(this.#decision(settled, domain));
+      });
     }
     return this.#finish(this.#decision(answer, domain), key, domain, answer.source, 0);
   }

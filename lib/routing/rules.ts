@@ -205,6 +205,27 @@ export function matchRules(
 }
 
 /**
+ * The most regex work matching these hosts can take, in the steps of the lookup budget: each
+ * regex rule against each host. 0 for rules without regexes.
+ *
+ * @example
+ * ```ts
+ * import type { RuleSet } from "./rules.ts";
+ *
+ * declare const ruleSet: RuleSet;
+ * regexWork(["mx1.example.org", "mx2.example.org"], ruleSet.mxRules); // 0 without regex rules
+ * ```
+ */
+export function regexWork(hosts: readonly string[], rules: readonly Rule[]): number {
+  let steps = 0;
+  for (const rule of rules) {
+    if (rule.cost === 0) continue;
+    for (const host of hosts) steps += regexSteps(rule.cost, host.length);
+  }
+  return steps;
+}
+
+/**
  * {@linkcode matchRules}, one host at a time: yields the regex steps spent so far after each
  * host, so that a caller may let other work run between hosts, and returns what matchRules
  * returns.
