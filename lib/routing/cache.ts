@@ -118,6 +118,27 @@ interface FailureEntry {
  */
 export type ReplaceHook<M> = (domain: string, previous: CacheEntry<M>, next: CacheEntry<M>) => void;
 
+/**
+ * Cache counters all at zero, as a new cache starts.
+ *
+ * @example
+ * ```ts
+ * emptyCacheCounters().hits; // 0
+ * ```
+ */
+export function emptyCacheCounters(): CacheCounters {
+  return {
+    hits: 0,
+    misses: 0,
+    staleAnswers: 0,
+    prefetches: 0,
+    coalesced: 0,
+    dnsQueries: 0,
+    failures: 0,
+    failureHits: 0,
+  };
+}
+
 /** Options of {@linkcode MxCache}. */
 export interface MxCacheInit {
   resolver: MxResolver;
@@ -141,16 +162,7 @@ export interface MxCacheInit {
  */
 export class MxCache<M = unknown> {
   /** Counters since start. */
-  readonly counters: CacheCounters = {
-    hits: 0,
-    misses: 0,
-    staleAnswers: 0,
-    prefetches: 0,
-    coalesced: 0,
-    dnsQueries: 0,
-    failures: 0,
-    failureHits: 0,
-  };
+  readonly counters: CacheCounters = emptyCacheCounters();
   readonly #resolver: MxResolver;
   readonly #options: CacheOptions;
   readonly #now: () => number;

@@ -7,6 +7,7 @@
  */
 
 import assert from "node:assert/strict";
+import { idleSources } from "../support/metric_sources.ts";
 import { createMetrics } from "../../lib/app/metrics.ts";
 import { parseConfig } from "../../lib/routing/rules_file.ts";
 
@@ -72,25 +73,9 @@ async function exportedMetrics(): Promise<Map<string, string>> {
     "dashboard-test.conf",
   );
   assert.ok(parsed.ok);
-  const metrics = createMetrics({
+  const metrics = createMetrics(idleSources(parsed.value.ruleSet, {
     lookups: () => new Map([["microsoft365", { match: 0, nomatch: 0, tempfail: 0, invalid: 0 }]]),
-    cache: () => ({
-      hits: 0,
-      misses: 0,
-      staleAnswers: 0,
-      prefetches: 0,
-      coalesced: 0,
-      dnsQueries: 0,
-      failures: 0,
-      failureHits: 0,
-      entries: 0,
-    }),
-    connections: () => ({ tcp_table: 0, socketmap: 0 }),
-    refusedConnections: () => 0,
-    evictedConnections: () => 0,
-    ruleSet: () => parsed.value.ruleSet,
-    version: "test",
-  });
+  }));
   const server = metrics.serve({ hostname: "127.0.0.1", port: 0 });
   try {
     const { port } = server.addr as Deno.NetAddr;

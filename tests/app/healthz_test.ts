@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { idleSources } from "../support/metric_sources.ts";
 import { createMetrics } from "../../lib/app/metrics.ts";
 import { type HealthVerdict, healthVerdict } from "../../lib/app/healthz.ts";
 import type { DnsServerStatus } from "../../lib/dns/health.ts";
@@ -65,26 +66,7 @@ Deno.test("GET /healthz on the metrics listener: 200 ok, 503 with the one-line r
   const parsed = parseConfig("suffix:outlook.com relay:[a.example]:25\n", "r");
   assert.ok(parsed.ok);
   let verdict: HealthVerdict = { ok: true };
-  const metrics = createMetrics({
-    lookups: () => new Map(),
-    cache: () => ({
-      hits: 0,
-      misses: 0,
-      staleAnswers: 0,
-      prefetches: 0,
-      coalesced: 0,
-      dnsQueries: 0,
-      failures: 0,
-      failureHits: 0,
-      entries: 0,
-    }),
-    connections: () => ({ tcp_table: 0, socketmap: 0 }),
-    refusedConnections: () => 0,
-    evictedConnections: () => 0,
-    ruleSet: () => parsed.value.ruleSet,
-    version: "test",
-    health: () => verdict,
-  });
+  const metrics = createMetrics(idleSources(parsed.value.ruleSet, { health: () => verdict }));
   const server = metrics.serve({ hostname: "127.0.0.1", port: 0 });
   const { port } = server.addr as Deno.NetAddr;
   try {
