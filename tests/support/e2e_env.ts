@@ -26,7 +26,7 @@ import { postmapQuery, startPostfix, startSmtpSink, writePostmapConfig } from ".
 import type { PostfixInstance, PostmapResult, SmtpSink } from "./postfix.ts";
 import { startRouter } from "./router_process.ts";
 import type { RouterProcess } from "./router_process.ts";
-import { findBinary, freePort, LOOPBACK, runAll } from "./e2e_util.ts";
+import { findBinary, freePort, LOOPBACK, runAll, waitFor } from "./e2e_util.ts";
 
 /** The domains of the test zone, one per DNS outcome class. */
 export const DOMAINS = {
@@ -571,4 +571,38 @@ export function missingPostfix(): string[] {
     ...absent.length > 0 ? [`missing ${absent.join(", ")} (Debian package postfix)`] : [],
     ...Deno.uid() !== 0 ? ["a private Postfix instance needs root"] : [],
   ];
+}
+
+/**
+ * Waits until every recipient is at its sink, flushing the queue now and then (a message
+ * deferred while the router was down or DNS failed is retried at the next flush); with
+ * `emptyQueue`, also until nothing is left in the queue.
+ *
+ * @example
+ * ```ts
+ * declare const env: E2eEnv;
+ * await waitDelivered(env, { relay: ["a@contoso.test"], dflt: [], emptyQueue: true });
+ * ```
+ */
+export async function waitDelivered(
+  env: E2eEnv,
+  expected: { relay: string[]; dflt: string[]; emptyQueue: boolean },
+): Promise<void> {
+  const { postfix, relaySink, defaultSink } = mailParts(env);
+  const { relay, dflt } = expected;
+  let polls = 0;
+  await waitFor(async () => {
+    const relayNow = await relaySink.recipients();
+    const defaultNow = await defaultSink.recipients();
+    const done = relay.every((r) => relayNow.includes(r)) &&
+      dflt.every((r) => defaultNow.includes(r));
+    if (done && (!expected.emptyQueue || (await postfix.queue()).length === 0)) return true;
+    if (++polls % 10 === 0) await postfix.flush();
+    return false;
+  }, {
+    what: `relay ${relay.join(",")} and default ${dflt.join(",")} delivered`,
+    timeoutMs: 45_000,
+    intervalMs: 200,
+    detail: async () => JSON.stringify(await postfix.queue()),
+  });
 }
