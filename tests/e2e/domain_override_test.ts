@@ -22,8 +22,8 @@
  */
 
 import assert from "node:assert/strict";
-import { isCi, missingPostfix, sequence } from "../support/e2e_env.ts";
-import { LOOPBACK, requireBinary, run, runAll, waitFor } from "../support/e2e_util.ts";
+import { postfixTest, sequence } from "../support/e2e_env.ts";
+import { LOOPBACK, requireBinary, run, waitFor } from "../support/e2e_util.ts";
 import { type FakeDnsBehaviour, startFakeDns } from "../support/fake_dns.ts";
 import {
   type SmtpSink,
@@ -168,25 +168,4 @@ async function routeMail(t: Deno.TestContext, tmp: string, cleanups: Array<() =>
   });
 }
 
-const problems = missingPostfix();
-if (problems.length > 0 && !isCi()) {
-  Deno.test({ name: `${NAME} (skipped: ${problems.join("; ")})`, ignore: true, fn() {} });
-} else {
-  Deno.test(NAME, async (t) => {
-    if (problems.length > 0) {
-      throw new Error(`CI=true and the end-to-end test cannot run: ${problems.join("; ")}`);
-    }
-    const tmp = await Deno.makeTempDir({ prefix: "mx-router-e2e-override-" });
-    // Postfix daemons and smtp-sink run as user postfix: they must traverse it.
-    await Deno.chmod(tmp, 0o755);
-    const cleanups: Array<() => unknown> = [];
-    try {
-      await routeMail(t, tmp, cleanups);
-    } finally {
-      await runAll([
-        ...cleanups.reverse(),
-        () => Deno.env.get("E2E_KEEP") === "1" ? undefined : Deno.remove(tmp, { recursive: true }),
-      ]);
-    }
-  });
-}
+postfixTest(NAME, "mx-router-e2e-override-", routeMail);

@@ -21,8 +21,8 @@
  */
 
 import assert from "node:assert/strict";
-import { isCi, missingPostfix, sequence } from "../support/e2e_env.ts";
-import { delay, freePort, LOOPBACK, runAll, waitFor } from "../support/e2e_util.ts";
+import { postfixTest, sequence } from "../support/e2e_env.ts";
+import { delay, freePort, LOOPBACK, waitFor } from "../support/e2e_util.ts";
 import { type FakeDnsBehaviour, startFakeDns } from "../support/fake_dns.ts";
 import {
   type PostfixInstance,
@@ -215,25 +215,4 @@ async function routeMail(t: Deno.TestContext, tmp: string, cleanups: Array<() =>
   );
 }
 
-const problems = missingPostfix();
-if (problems.length > 0 && !isCi()) {
-  Deno.test({ name: `${NAME} (skipped: ${problems.join("; ")})`, ignore: true, fn() {} });
-} else {
-  Deno.test(NAME, async (t) => {
-    if (problems.length > 0) {
-      throw new Error(`CI=true and the end-to-end test cannot run: ${problems.join("; ")}`);
-    }
-    const tmp = await Deno.makeTempDir({ prefix: "mx-router-e2e-providers-" });
-    // Postfix daemons and smtp-sink run as user postfix: they must traverse it.
-    await Deno.chmod(tmp, 0o755);
-    const cleanups: Array<() => unknown> = [];
-    try {
-      await routeMail(t, tmp, cleanups);
-    } finally {
-      await runAll([
-        ...cleanups.reverse(),
-        () => Deno.env.get("E2E_KEEP") === "1" ? undefined : Deno.remove(tmp, { recursive: true }),
-      ]);
-    }
-  });
-}
+postfixTest(NAME, "mx-router-e2e-providers-", routeMail);

@@ -606,3 +606,45 @@ export async function waitDelivered(
     detail: async () => JSON.stringify(await postfix.queue()),
   });
 }
+
+/**
+ * Declares a test that runs its own private Postfix instance in a temporary directory (which
+ * Postfix's daemons can traverse): skipped with a notice without Postfix or root, failed with
+ * CI=true. `body` registers what to stop in `cleanups`; everything is stopped and the directory
+ * removed (unless E2E_KEEP=1) even when it throws.
+ *
+ * @example
+ * ```ts
+ * postfixTest("e2e: mail reaches its relay", "mx-router-e2e-x-", async (t, tmp, cleanups) => {
+ *   // start DNS, sinks, the router and Postfix under tmp; push each stop onto cleanups
+ * });
+ * ```
+ */
+export function postfixTest(
+  name: string,
+  prefix: string,
+  body: (t: Deno.TestContext, tmp: string, cleanups: Array<() => unknown>) => Promise<void>,
+): void {
+  const problems = missingPostfix();
+  if (problems.length > 0 && !isCi()) {
+    Deno.test({ name: `${name} (skipped: ${problems.join("; ")})`, ignore: true, fn() {} });
+    return;
+  }
+  Deno.test(name, async (t) => {
+    if (problems.length > 0) {
+      throw new Error(`CI=true and the end-to-end test cannot run: ${problems.join("; ")}`);
+    }
+    const tmp = await Deno.makeTempDir({ prefix });
+    // Postfix daemons and smtp-sink run as user postfix: they must traverse it.
+    await Deno.chmod(tmp, 0o755);
+    const cleanups: Array<() => unknown> = [];
+    try {
+      await body(t, tmp, cleanups);
+    } finally {
+      await runAll([
+        ...cleanups.reverse(),
+        () => Deno.env.get("E2E_KEEP") === "1" ? undefined : Deno.remove(tmp, { recursive: true }),
+      ]);
+    }
+  });
+}
