@@ -19,9 +19,15 @@
  * @module
  */
 
-import { freePort, LOOPBACK, requireBinary, spawnCaptured, waitFor } from "./e2e_util.ts";
+import {
+  answersDns,
+  freePort,
+  LOOPBACK,
+  requireBinary,
+  spawnCaptured,
+  waitFor,
+} from "./e2e_util.ts";
 import type { CapturedProcess } from "./e2e_util.ts";
-import dgram from "node:dgram";
 
 /** One MX record. */
 export interface MxRecord {
@@ -156,7 +162,7 @@ export async function startDnsmasq(options: StartDnsmasqOptions): Promise<Dnsmas
     try {
       await waitFor(async () => {
         if (proc.exited()) throw new Error("dnsmasq exited");
-        return await probe(port);
+        return await answersDns(port, { name: ["test"], type: 6, timeoutMs: 200 });
       }, {
         what: `dnsmasq on ${LOOPBACK}:${port}`,
         timeoutMs: options.startTimeoutMs ?? 10_000,
@@ -185,35 +191,4 @@ function wrap(proc: CapturedProcess, port: number, confPath: string): Dnsmasq {
       await proc.stop();
     },
   };
-}
-
-/**
- * Sends one UDP query (SOA of "test.") and reports whether any reply with our ID came back within
- * 200 ms. Hand-made so that the harness needs no DNS library.
- */
-function probe(port: number): Promise<boolean> {
-  const id = Math.floor(Math.random() * 0x10000);
-  const query = new Uint8Array([
-    ...[id >> 8, id & 0xff, 0x01, 0x00], // ID, flags: RD
-    ...[0, 1, 0, 0, 0, 0, 0, 0], // QDCOUNT 1
-    4,
-    ...new TextEncoder().encode("test"),
-    0,
-    ...[0, 6, 0, 1], // SOA, IN
-  ]);
-  return new Promise((resolve) => {
-    const socket = dgram.createSocket("udp4");
-    const finish = (ok: boolean) => {
-      clearTimeout(timer);
-      socket.removeAllListeners();
-      socket.close();
-      resolve(ok);
-    };
-    const timer = setTimeout(() => finish(false), 200);
-    socket.on("error", () => finish(false));
-    socket.on("message", (reply: Uint8Array) => {
-      if (reply.length >= 2 && reply[0] === (id >> 8) && reply[1] === (id & 0xff)) finish(true);
-    });
-    socket.send(query, port, LOOPBACK);
-  });
 }

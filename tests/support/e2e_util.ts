@@ -130,6 +130,46 @@ export async function waitForTcp(
 const SYSTEM_DIRS = ["/usr/sbin", "/sbin", "/usr/local/sbin", "/usr/bin", "/bin", "/usr/local/bin"];
 
 /**
+ * Sends one DNS query over UDP to a loopback port and reports whether any reply with its ID came
+ * back within `timeoutMs`: whether a DNS server there is up yet. Hand-made, so the harness needs
+ * no DNS library. `name` is a list of labels (none for the root); `type` the query type number.
+ *
+ * @example
+ * ```ts
+ * await answersDns(5353, { name: ["test"], type: 6, timeoutMs: 200 }); // SOA of "test."
+ * ```
+ */
+export function answersDns(
+  port: number,
+  query: { name: readonly string[]; type: number; timeoutMs: number },
+): Promise<boolean> {
+  const id = Math.floor(Math.random() * 0x10000);
+  const encoder = new TextEncoder();
+  const bytes = new Uint8Array([
+    ...[id >> 8, id & 0xff, 0x01, 0x00], // ID, flags: RD
+    ...[0, 1, 0, 0, 0, 0, 0, 0], // QDCOUNT 1
+    ...query.name.flatMap((label) => [label.length, ...encoder.encode(label)]),
+    0, // the root
+    ...[0, query.type, 0, 1], // type, IN
+  ]);
+  return new Promise((resolve) => {
+    const socket = dgram.createSocket("udp4");
+    const finish = (ok: boolean) => {
+      clearTimeout(timer);
+      socket.removeAllListeners();
+      socket.close();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => finish(false), query.timeoutMs);
+    socket.on("error", () => finish(false));
+    socket.on("message", (reply: Uint8Array) => {
+      if (reply.length >= 2 && reply[0] === (id >> 8) && reply[1] === (id & 0xff)) finish(true);
+    });
+    socket.send(bytes, port, LOOPBACK);
+  });
+}
+
+/**
  * Finds an executable by name on PATH or in the usual sbin directories; `null` when absent.
  *
  * @example

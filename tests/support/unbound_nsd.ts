@@ -17,8 +17,14 @@
  * @module
  */
 
-import dgram from "node:dgram";
-import { freePort, LOOPBACK, requireBinary, spawnCaptured, waitFor } from "./e2e_util.ts";
+import {
+  answersDns,
+  freePort,
+  LOOPBACK,
+  requireBinary,
+  spawnCaptured,
+  waitFor,
+} from "./e2e_util.ts";
 import type { CapturedProcess } from "./e2e_util.ts";
 
 /** A zone NSD serves. */
@@ -227,39 +233,10 @@ async function waitForAnswer(
 ): Promise<void> {
   await waitFor(async () => {
     if (proc.exited()) throw new Error(`${what} exited`);
-    return await answersRootNs(port);
+    return await answersDns(port, { name: [], type: 2, timeoutMs: 300 });
   }, {
     what: `${what} on ${LOOPBACK}:${port}`,
     timeoutMs,
     detail: () => `${what} stderr:\n${proc.stderr()}`,
-  });
-}
-
-/**
- * Sends one UDP query (`. NS`) and reports whether any reply with our ID came back within
- * 300 ms. Hand-made so that the harness needs no DNS library.
- */
-function answersRootNs(port: number): Promise<boolean> {
-  const id = Math.floor(Math.random() * 0x10000);
-  const query = new Uint8Array([
-    ...[id >> 8, id & 0xff, 0x01, 0x00], // ID, flags: RD
-    ...[0, 1, 0, 0, 0, 0, 0, 0], // QDCOUNT 1
-    0, // the root
-    ...[0, 2, 0, 1], // NS, IN
-  ]);
-  return new Promise((resolve) => {
-    const socket = dgram.createSocket("udp4");
-    const finish = (ok: boolean) => {
-      clearTimeout(timer);
-      socket.removeAllListeners();
-      socket.close();
-      resolve(ok);
-    };
-    const timer = setTimeout(() => finish(false), 300);
-    socket.on("error", () => finish(false));
-    socket.on("message", (reply: Uint8Array) => {
-      if (reply.length >= 2 && reply[0] === (id >> 8) && reply[1] === (id & 0xff)) finish(true);
-    });
-    socket.send(query, port, LOOPBACK);
   });
 }
