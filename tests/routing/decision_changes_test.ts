@@ -7,18 +7,11 @@
  */
 
 import assert from "node:assert/strict";
+import { ruleSetOf as rules } from "../support/rule_sets.ts";
 import { DEFAULT_CACHE_OPTIONS, MxCache } from "../../lib/routing/cache.ts";
 import type { MxOutcome } from "../../lib/dns/types.ts";
 import { type Decision, type DecisionChange, Router } from "../../lib/routing/router.ts";
-import { parseConfig } from "../../lib/routing/rules_file.ts";
-import type { RuleSet } from "../../lib/routing/rules.ts";
 import { FakeClock, FakeResolver } from "../support/fake_resolver.ts";
-
-function rules(text: string): RuleSet {
-  const parsed = parseConfig(text, "test.conf");
-  if (!parsed.ok) throw new Error(JSON.stringify(parsed.error));
-  return parsed.value.ruleSet;
-}
 
 const GOOGLE_RELAY = "relay:[google-relay.example]:587";
 const MICROSOFT_RELAY = "relay:[o365-relay.example]:587";

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { ruleSetOf as rules } from "../support/rule_sets.ts";
 import { DEFAULT_CACHE_OPTIONS, MxCache } from "../../lib/routing/cache.ts";
 import { formatConfigError, parseConfig } from "../../lib/routing/rules_file.ts";
 import { type Decision, type LookupReport, Router } from "../../lib/routing/router.ts";
@@ -10,12 +11,6 @@ suffix:mail.protection.outlook.com pool:o365
 pool:o365 3 relay:[r1.example]:587 | 1 smtp:[r2a.example]:25, [r2b.example]:25
 suffix:google.com relay:[g.example]:25
 `;
-
-function rules(text: string): RuleSet {
-  const parsed = parseConfig(text, "pools.conf");
-  if (!parsed.ok) throw new Error(parsed.error.map(formatConfigError).join("\n"));
-  return parsed.value.ruleSet;
-}
 
 Deno.test("a file without pools parses exactly as before", () => {
   const ruleSet = rules("outlook.com relay:[a]:25\n");

@@ -7,6 +7,7 @@
  */
 
 import assert from "node:assert/strict";
+import { ruleSetOf as rules } from "../support/rule_sets.ts";
 import { DEFAULT_CACHE_OPTIONS, MxCache } from "../../lib/routing/cache.ts";
 import type { MxOutcome } from "../../lib/dns/types.ts";
 import { PROVIDER_IDS } from "../../lib/routing/providers.ts";
@@ -20,15 +21,7 @@ import {
   routeLabel,
   Router,
 } from "../../lib/routing/router.ts";
-import { parseConfig } from "../../lib/routing/rules_file.ts";
-import type { RuleSet } from "../../lib/routing/rules.ts";
 import { FakeResolver } from "../support/fake_resolver.ts";
-
-function rules(text: string): RuleSet {
-  const parsed = parseConfig(text, "test.conf");
-  if (!parsed.ok) throw new Error(JSON.stringify(parsed.error));
-  return parsed.value.ruleSet;
-}
 
 const RULES = rules(
   "provider:microsoft365 relay:[o365]:587\n" +

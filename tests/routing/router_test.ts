@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
+import { ruleSetOf as rules } from "../support/rule_sets.ts";
 import { DEFAULT_CACHE_OPTIONS, MxCache } from "../../lib/routing/cache.ts";
-import { parseConfig } from "../../lib/routing/rules_file.ts";
 import type { MxOutcome } from "../../lib/dns/types.ts";
 import {
   decide,
@@ -9,14 +9,7 @@ import {
   type LookupReport,
   Router,
 } from "../../lib/routing/router.ts";
-import type { RuleSet } from "../../lib/routing/rules.ts";
 import { FakeClock, FakeResolver } from "../support/fake_resolver.ts";
-
-function rules(text: string): RuleSet {
-  const parsed = parseConfig(text, "test.conf");
-  if (!parsed.ok) throw new Error(JSON.stringify(parsed.error));
-  return parsed.value.ruleSet;
-}
 
 const RULES = rules(
   "suffix:mail.protection.outlook.com relay:[o365.example]:587\n" +

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { ruleSetOf as ruleSet } from "../support/rule_sets.ts";
 import { formatConfigError, parseConfig } from "../../lib/routing/rules_file.ts";
 import { REGEX_STEP_BUDGET, regexSteps } from "../../lib/routing/regex.ts";
 import { makeMatcher, matchRules, type RuleSet } from "../../lib/routing/rules.ts";
@@ -48,12 +49,6 @@ Deno.test("hosts are tried in order, rules in file order; the first match wins",
   assert.equal(match("other.example"), null);
   assert.equal(match(), null);
 });
-
-function ruleSet(text: string): RuleSet {
-  const parsed = parseConfig(text, "r.conf");
-  if (!parsed.ok) throw new Error(JSON.stringify(parsed.error));
-  return parsed.value.ruleSet;
-}
 
 /** The result of the rule that decides for an MX set, or null. */
 function decided(rules: RuleSet, hosts: string[], primaryCount = 1): string | null {
